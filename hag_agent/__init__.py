@@ -1,0 +1,56 @@
+"""hag-agent: Hyperparameter Aware Generation as a LangGraph agent.
+
+The model first proposes its own decoding settings for the query, then answers under them; a
+critique can send it back with adjusted settings. Every decision is validated, bounded, recorded.
+"""
+
+from hag_agent.backends import Backend, Capabilities, register_backend
+from hag_agent.context import HAGContext, resolve_context
+from hag_agent.critique import Critique, Direction
+from hag_agent.errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConfigurationError,
+    HAGError,
+    HAGInputError,
+    InvalidSettingsError,
+)
+from hag_agent.graph import build_graph, graph
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams, ParamSource
+from hag_agent.proposal import parse_proposal
+from hag_agent.runnable import HAGResult, HAGRunnable
+from hag_agent.state import Attempt
+from hag_agent.tasks import TASK_PRIORS, TaskKind
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HYPERPARAM_KEYS",
+    "TASK_PRIORS",
+    "Attempt",
+    "Backend",
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "Capabilities",
+    "ConfigurationError",
+    "Critique",
+    "DecodingBounds",
+    "Direction",
+    "HAGContext",
+    "HAGError",
+    "HAGInputError",
+    "HAGResult",
+    "HAGRunnable",
+    "HyperParams",
+    "InvalidSettingsError",
+    "ParamSource",
+    "TaskKind",
+    "__version__",
+    "build_graph",
+    "graph",
+    "parse_proposal",
+    "register_backend",
+    "resolve_context",
+]

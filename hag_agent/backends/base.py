@@ -1,0 +1,324 @@
+"""The backend interface: a LangChain chat model plus the adapter for our hyperparameters.
+
+A backend turns `HyperParams` into its model's call arguments, declares what it can do, and
+makes two kinds of call: a generation (the answer) and a decision (classify, propose, judge) whose
+text is parsed into a pydantic schema. Any failure of the model call becomes a `BackendError`;
+model nonsense in a decision becomes ``value=None`` with the reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hag_agent.errors import BackendError, ConfigurationError, HAGError
+from hag_agent.hyperparameters import HyperParams
+from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+DECISION_PARAMS = HyperParams(
+    temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=160
+)
+"""Greedy decoding for decisions: a classification or proposal should not be sampled."""
+
+
+class Capabilities(BaseModel):
+    """What a backend supports; tests for a missing capability are skipped with this reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    structured_output: Literal["json_schema", "json_object", "prompt"] = "prompt"
+    """How decisions are constrained: a JSON schema, JSON mode, or the prompt alone."""
+    logprobs: bool = False
+    """Token logprobs are reported."""
+    seed: bool = False
+    """A seed makes sampling reproducible."""
+    top_k: bool = False
+    """top_k reaches the decoder."""
+    min_p: bool = False
+    """min_p reaches the decoder."""
+    repetition_penalty_name: str | None = None
+    """The decoder's own name for the repetition penalty, or None when unsupported."""
+    streaming: bool = True
+    """Tokens can be streamed."""
+
+
+class Generation(BaseModel):
+    """The result of one generation call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    """The generated text."""
+    finish_reason: str | None = None
+    """Why generation stopped (``stop``, ``length``)."""
+    prompt_tokens: int | None = None
+    """Prompt tokens, when reported."""
+    completion_tokens: int | None = None
+    """Generated tokens, when reported."""
+    latency_s: float = 0.0
+    """Wall time of the call."""
+    mean_logprob: float | None = None
+    """Mean token logprob, when reported."""
+
+
+class Decision(BaseModel):
+    """The result of one decision call: the validated value or why there is none."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    raw_text: str = ""
+    """What the model said."""
+    value: Any = None
+    """The validated schema instance, or None."""
+    error: str | None = None
+    """Why ``value`` is None."""
+    latency_s: float = 0.0
+    """Wall time of the call."""
+
+
+class Backend:
+    """A chat model with the adapter that maps our hyperparameters onto its call arguments.
+
+    The base class works for any LangChain chat model that takes sampling values as call
+    keyword arguments; subclasses change `call_kwargs`, `structured_kwargs` and `capabilities`.
+    """
+
+    name = "chat-model"
+    capabilities = Capabilities()
+
+    def __init__(self, chat_model: BaseChatModel, *, decision_model: BaseChatModel | None = None):
+        """Wrap a chat model.
+
+        Args:
+            chat_model: The model that answers.
+            decision_model: An optional model for decisions (e.g. a LoRA proposer); defaults to
+                ``chat_model``.
+        """
+        self.chat_model = chat_model
+        self.decision_model = decision_model or chat_model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.chat_model).__name__})"
+
+    def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
+        """The chat model's call arguments for one configuration (every value, explicitly)."""
+        kwargs: dict[str, Any] = params.model_dump()
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
+
+    def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
+        """Extra call arguments that constrain output to ``schema`` (none by default)."""
+        return {}
+
+    def to_backend_error(self, exc: Exception) -> BackendError:
+        """Turn whatever the chat model raised into our typed error."""
+        if isinstance(exc, BackendError):
+            return exc
+        status = getattr(exc, "status_code", None)
+        response = getattr(exc, "response", None)
+        body = ""
+        if response is not None:
+            try:
+                body = str(getattr(response, "text", ""))
+            except Exception:  # a streamed or closed body cannot be read again
+                body = ""
+        return BackendError(
+            f"{self.name} call failed: {type(exc).__name__}: {exc}",
+            status=status if isinstance(status, int) else None,
+            body=body,
+        )
+
+    # -- generation ----------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: Sequence[BaseMessage],
+        params: HyperParams,
+        *,
+        seed: int | None = None,
+        config: RunnableConfig | None = None,
+    ) -> Generation:
+        """Generate an answer under ``params``.
+
+        Raises:
+            BackendError: When the call fails.
+        """
+        kwargs = self.call_kwargs(params, seed)
+        start = time.perf_counter()
+        try:
+            message = self.chat_model.invoke(list(messages), config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+        return _to_generation(message, time.perf_counter() - start)
+
+    async def agenerate(
+        self,
+        messages: Sequence[BaseMessage],
+        params: HyperParams,
+        *,
+        seed: int | None = None,
+        config: RunnableConfig | None = None,
+    ) -> Generation:
+        """Async `generate`."""
+        kwargs = self.call_kwargs(params, seed)
+        start = time.perf_counter()
+        try:
+            message = await self.chat_model.ainvoke(list(messages), config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+        return _to_generation(message, time.perf_counter() - start)
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
+        params = DECISION_PARAMS.model_copy(update={"max_tokens": max_tokens})
+        return {**self.call_kwargs(params, seed=0), **self.structured_kwargs(schema)}
+
+    def decide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Ask for a structured decision; never raises on a bad answer.
+
+        Raises:
+            BackendError: When the call itself fails.
+        """
+        kwargs = self._decision_kwargs(schema, max_tokens)
+        start = time.perf_counter()
+        try:
+            message = self.decision_model.invoke(list(messages), config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+        return parse_decision(message_text(message), schema, time.perf_counter() - start)
+
+    async def adecide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Async `decide`."""
+        kwargs = self._decision_kwargs(schema, max_tokens)
+        start = time.perf_counter()
+        try:
+            message = await self.decision_model.ainvoke(list(messages), config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+        return parse_decision(message_text(message), schema, time.perf_counter() - start)
+
+
+def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:
+    """Validate decision text against a schema; failures become ``error``."""
+    try:
+        raw = extract_json_object(text)
+        value = schema.model_validate(raw)
+    except NoJSONObjectError as exc:
+        return Decision(raw_text=text, error=f"not JSON: {exc}", latency_s=latency_s)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or schema.__name__
+        return Decision(
+            raw_text=text, error=f"invalid {where}: {first.get('msg')}", latency_s=latency_s
+        )
+    return Decision(raw_text=text, value=value, latency_s=latency_s)
+
+
+def message_text(message: BaseMessage) -> str:
+    """The plain text of a message whose content may be a list of blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+def _to_generation(message: BaseMessage, latency_s: float) -> Generation:
+    metadata = message.response_metadata or {}
+    finish = (
+        metadata.get("finish_reason") or metadata.get("stop_reason") or metadata.get("done_reason")
+    )
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    return Generation(
+        text=message_text(message),
+        finish_reason=str(finish) if finish is not None else None,
+        prompt_tokens=usage["input_tokens"] if usage else None,
+        completion_tokens=usage["output_tokens"] if usage else None,
+        latency_s=latency_s,
+        mean_logprob=_mean_logprob(metadata.get("logprobs")),
+    )
+
+
+def _mean_logprob(logprobs: Any) -> float | None:
+    """Mean of OpenAI-style ``{"content": [{"logprob": ...}, ...]}`` or a plain list."""
+    items = logprobs.get("content") if isinstance(logprobs, dict) else logprobs
+    if not isinstance(items, list) or not items:
+        return None
+    values = [
+        float(item["logprob"]) if isinstance(item, dict) else float(item)
+        for item in items
+        if (isinstance(item, dict) and isinstance(item.get("logprob"), int | float))
+        or isinstance(item, int | float)
+    ]
+    return sum(values) / len(values) if values else None
+
+
+def as_backend(model: object) -> Backend:
+    """Accept a `Backend` or any LangChain chat model.
+
+    Raises:
+        ConfigurationError: For anything else.
+    """
+    if isinstance(model, Backend):
+        return model
+    if isinstance(model, BaseChatModel):
+        return Backend(model)
+    raise ConfigurationError(
+        f"expected a hag_agent Backend or a LangChain chat model, got {type(model).__name__}"
+    )
+
+
+def tagged(config: RunnableConfig | None, purpose: str) -> RunnableConfig:
+    """A child config tagged with the call's purpose (``hag:generate``, ``hag:propose`` ...)."""
+    return merge_configs(config, {"tags": [f"hag:{purpose}"], "metadata": {"hag_call": purpose}})
+
+
+__all__ = [
+    "DECISION_PARAMS",
+    "Backend",
+    "Capabilities",
+    "Decision",
+    "Generation",
+    "as_backend",
+    "message_text",
+    "parse_decision",
+    "tagged",
+]

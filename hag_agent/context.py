@@ -1,0 +1,134 @@
+"""Per-run settings, passed to the graph as LangGraph's run context (``context_schema``).
+
+Precedence, highest first, written once in `resolve_context`:
+
+1. explicit arguments (per-call settings, e.g. the keys of a HAGRunnable input dict);
+2. the run context (values set on the `HAGContext` given to the graph or the HAGRunnable);
+3. the environment, ``HAG_<FIELD>`` (e.g. ``HAG_MAX_RETRIES=3``,
+   ``HAG_PARAMS='{"max_tokens": 64}'``, ``HAG_BOUNDS__MAX_TOKENS='{"low": 1, "high": 512}'``);
+4. the defaults below.
+
+Pinned params merge per key across levels: explicit ``{"top_k": 5}`` over context
+``{"max_tokens": 64}`` pins both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hag_agent.errors import InvalidSettingsError
+from hag_agent.hyperparameters import DecodingBounds, HyperParams
+from hag_agent.tasks import TaskKind
+
+ClassifierName = Literal["llm", "rules"]
+ProposerName = Literal["self", "prior", "fixed"]
+CriticName = Literal["signals", "judge"]
+
+
+class HAGContext(BaseSettings):
+    """Settings of one run; fields read ``HAG_*`` environment variables when not given."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        arbitrary_types_allowed=True,
+    )
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries after the first attempt (0 = one attempt only)."""
+    accept_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    """An attempt scoring at least this is accepted."""
+    bounds: DecodingBounds = Field(default_factory=DecodingBounds)
+    """The policy every hyperparameter value passes through."""
+    classifier: ClassifierName = "rules"
+    """``llm`` (structured output, rules as fallback) or ``rules`` (keywords and patterns)."""
+    proposer: ProposerName = "self"
+    """``self`` (the model proposes: HAG), ``prior`` (task prior), ``fixed`` (``fixed_params``)."""
+    critic: CriticName = "signals"
+    """``signals`` (objective signals) or ``judge`` (signals plus an LLM judge)."""
+    critique: bool = True
+    """Critique and retry at all; off means one attempt, accepted."""
+    task: TaskKind | None = None
+    """A pinned task kind: skips classification."""
+    params: dict[str, float] = Field(default_factory=dict)
+    """Pinned hyperparameters, by key; they override any proposal and never change on retry."""
+    fixed_params: HyperParams | None = None
+    """The configuration for proposer ``fixed`` (decoder defaults when unset)."""
+    seed: int | None = None
+    """Sampling seed passed to every generation call (the caller's, never proposed)."""
+    decision_max_tokens: int = Field(default=160, ge=16, le=4096)
+    """Token budget for each decision call (classify, propose, judge)."""
+    max_prompt_chars: int = Field(default=200_000, ge=1)
+    """Longest prompt accepted; longer ones are rejected before any model call."""
+    backend: str = "embedded"
+    """Backend name in the registry, used when no chat model is given."""
+    chat_model: Any = Field(default=None, exclude=True)
+    """A `Backend` or LangChain chat model object; overrides ``backend``."""
+
+
+_MERGED_KEYS = frozenset({"params"})
+
+
+def resolve_context(
+    explicit: Mapping[str, Any] | None = None,
+    context: HAGContext | Mapping[str, Any] | None = None,
+) -> HAGContext:
+    """Build the run's settings: explicit > run context > environment > default.
+
+    Args:
+        explicit: Per-call settings; None values count as not given.
+        context: The run context, as a `HAGContext` (only fields set on it count) or a mapping.
+
+    Returns:
+        The settings of this run, with pinned params checked against the bounds.
+
+    Raises:
+        InvalidSettingsError: For an unknown setting, a bad value, or a pinned value out of bounds.
+    """
+    if isinstance(context, HAGContext):
+        base = {k: getattr(context, k) for k in context.model_fields_set}
+    else:
+        base = dict(context or {})
+    given = {k: v for k, v in (explicit or {}).items() if v is not None}
+    merged = {**base, **given}
+    for key in _MERGED_KEYS & base.keys() & given.keys():
+        merged[key] = {**base[key], **given[key]}
+    unknown = sorted(set(merged) - set(HAGContext.model_fields))
+    if unknown:
+        raise InvalidSettingsError(
+            unknown[0], merged[unknown[0]], "a HAGContext field", "unknown setting"
+        )
+    try:
+        resolved = HAGContext(**merged)
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    check_pinned(resolved)
+    return resolved
+
+
+def check_pinned(context: HAGContext) -> None:
+    """Reject pinned or fixed params that are outside the bounds (never clamp the caller's)."""
+    context.bounds.check(context.params, what="pinned")
+    if context.fixed_params is not None:
+        context.bounds.check(context.fixed_params.model_dump(), what="fixed")
+
+
+def _settings_error(exc: ValidationError) -> InvalidSettingsError:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+    bound = first.get("ctx", {})
+    bound_text = ", ".join(f"{k} {v}" for k, v in bound.items()) if bound else "a valid value"
+    return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
+
+
+def settings_fields() -> dict[str, str]:
+    """Each setting with its environment variable, for help text and docs."""
+    return {name: f"HAG_{name.upper()}" for name in HAGContext.model_fields if name != "chat_model"}
+
+
+__all__ = ["HAGContext", "check_pinned", "resolve_context", "settings_fields"]

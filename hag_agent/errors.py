@@ -1,0 +1,65 @@
+"""The one exception hierarchy every public hag-agent call raises from.
+
+Model nonsense never raises (it is clamped or replaced and recorded); these are for the caller's
+mistakes and for a backend that fails after its own retries.
+"""
+
+from __future__ import annotations
+
+
+class HAGError(Exception):
+    """Base class of every error hag-agent raises on purpose."""
+
+
+class HAGInputError(HAGError, ValueError):
+    """The input is unusable: empty prompt, wrong type, missing field."""
+
+
+class InvalidSettingsError(HAGError, ValueError):
+    """A setting or pinned hyperparameter is invalid or outside its bound.
+
+    Attributes:
+        field: The setting or hyperparameter name.
+        value: The rejected value.
+        bound: The bound it violated, in words (e.g. ``"[0.0, 2.0]"``).
+    """
+
+    def __init__(self, field: str, value: object, bound: str, detail: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.bound = bound
+        message = f"{field}={value!r} is outside its bound {bound}"
+        if detail:
+            message = f"{message}: {detail}"
+        super().__init__(message)
+
+
+class ConfigurationError(HAGError):
+    """hag-agent is not set up to run: no backend, unknown strategy, missing package."""
+
+
+class BackendError(HAGError):
+    """The model backend failed after its retries.
+
+    Attributes:
+        status: HTTP status when there was one, else None.
+        body: The start of the response body (at most 500 characters), if any.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        self.status = status
+        self.body = body[:500]
+        detail = message
+        if status is not None:
+            detail = f"{detail} (HTTP {status})"
+        if self.body:
+            detail = f"{detail}: {self.body}"
+        super().__init__(detail)
+
+
+class BackendTimeoutError(BackendError):
+    """The backend did not answer within the deadline."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend could not be reached (refused, reset, dropped connection)."""

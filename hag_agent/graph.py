@@ -1,0 +1,76 @@
+"""The HAG state machine, built in one place.
+
+    classify -> propose -> generate -> critique -> (adjust -> generate)* -> finalize -> END
+
+Exported as `graph` for LangGraph's server (``graphs/langgraph.json``); per-run settings arrive
+as the run context (`HAGContext`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
+
+from hag_agent.context import HAGContext
+from hag_agent.nodes import (
+    adjust_steps,
+    classify_steps,
+    critique_steps,
+    finalize_steps,
+    generate_steps,
+    make_node,
+    propose_steps,
+    route_after_adjust,
+    route_after_critique,
+)
+from hag_agent.state import HAGState, InputState, OutputState
+
+GRAPH_NAME = "hag-agent"
+
+# Input typed loosely: callers pass plain dicts as well as InputState.
+CompiledHAGGraph = CompiledStateGraph[HAGState, HAGContext, Any, OutputState]
+
+
+def build_graph(checkpointer: Checkpointer = None) -> CompiledHAGGraph:
+    """Build and compile the HAG graph.
+
+    Args:
+        checkpointer: Optional LangGraph checkpointer (keeps conversations across runs).
+
+    Returns:
+        The compiled graph, named ``hag-agent``.
+    """
+    builder: StateGraph[HAGState, HAGContext, Any, OutputState] = StateGraph(
+        HAGState, context_schema=HAGContext, input_schema=InputState, output_schema=OutputState
+    )
+    builder.add_node("classify", make_node("classify", classify_steps))
+    builder.add_node("propose", make_node("propose", propose_steps))
+    builder.add_node("generate", make_node("generate", generate_steps))
+    builder.add_node("critique", make_node("critique", critique_steps))
+    builder.add_node("adjust", make_node("adjust", adjust_steps))
+    builder.add_node("finalize", make_node("finalize", finalize_steps))
+    builder.add_edge(START, "classify")
+    builder.add_edge("classify", "propose")
+    builder.add_edge("propose", "generate")
+    builder.add_edge("generate", "critique")
+    builder.add_conditional_edges(
+        "critique", route_after_critique, {"adjust": "adjust", "finalize": "finalize"}
+    )
+    builder.add_conditional_edges(
+        "adjust", route_after_adjust, {"generate": "generate", "finalize": "finalize"}
+    )
+    builder.add_edge("finalize", END)
+    return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
+
+
+def mermaid() -> str:
+    """The compiled graph as mermaid text (the checked-in diagram)."""
+    text: str = build_graph().get_graph().draw_mermaid()
+    return text
+
+
+graph: Any = build_graph()
+"""The compiled graph, for ``graphs/langgraph.json``."""

@@ -1,0 +1,452 @@
+"""The graph's nodes: classify, propose, generate, critique, adjust, finalize; and the routing.
+
+Each node's logic is written once, as a generator that yields the model calls it needs
+(`DecideCall`, `GenerateCall`) and receives their results (or the `BackendError` they raised);
+a sync and an async driver run the same logic, so `invoke` and `ainvoke` behave alike and async
+runs never block a thread. Nodes never raise on model nonsense: they record a fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.runtime import get_runtime
+from pydantic import BaseModel
+
+from hag_agent.adjustment import adjust as compute_adjustment
+from hag_agent.backends.base import Backend, Decision, Generation, message_text, tagged
+from hag_agent.backends.registry import resolve_backend
+from hag_agent.classification import TaskChoice, classify_by_rules
+from hag_agent.context import HAGContext, check_pinned, resolve_context
+from hag_agent.critique import JudgeVerdict, combine, measure_signals
+from hag_agent.errors import BackendError, HAGInputError
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
+from hag_agent.prompt_templates import render
+from hag_agent.proposal import ProposalSchema, parse_proposal
+from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
+from hag_agent.tasks import DEFAULT_PARAMS, TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
+
+# -- the calls a node can ask for ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecideCall:
+    """Ask the model for a structured decision."""
+
+    purpose: str
+    prompt: str
+    schema: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class GenerateCall:
+    """Ask the model for the answer under the pending params."""
+
+    messages: list[BaseMessage]
+    planned: PlannedParams
+
+
+Call = DecideCall | GenerateCall
+CallResult = Decision | Generation | BackendError
+Steps = Generator[Call, CallResult, dict[str, Any]]
+StepsFn = Callable[[HAGState, HAGContext], Steps]
+
+
+def current_context() -> HAGContext:
+    """The run's settings from LangGraph's runtime (environment and defaults when none)."""
+    context = get_runtime().context
+    if isinstance(context, HAGContext):
+        return context
+    return resolve_context(context=context if isinstance(context, dict) else None)
+
+
+class _LazyBackend:
+    """Resolves the backend on the first model call only (rules + prior need none)."""
+
+    def __init__(self, context: HAGContext) -> None:
+        self._context = context
+        self._backend: Backend | None = None
+
+    def get(self) -> Backend:
+        if self._backend is None:
+            self._backend = resolve_backend(self._context)
+        return self._backend
+
+
+def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
+    backend = _LazyBackend(context)
+    try:
+        call = next(steps)
+        while True:
+            result: CallResult
+            try:
+                if isinstance(call, GenerateCall):
+                    result = backend.get().generate(
+                        call.messages,
+                        call.planned.params,
+                        seed=context.seed,
+                        config=tagged(config, "generate"),
+                    )
+                else:
+                    result = backend.get().decide(
+                        [HumanMessage(call.prompt)],
+                        call.schema,
+                        max_tokens=context.decision_max_tokens,
+                        config=tagged(config, call.purpose),
+                    )
+            except BackendError as exc:
+                result = exc
+            call = steps.send(result)
+    except StopIteration as stop:
+        update: dict[str, Any] = stop.value
+        return update
+
+
+async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
+    backend = _LazyBackend(context)
+    try:
+        call = next(steps)
+        while True:
+            result: CallResult
+            try:
+                if isinstance(call, GenerateCall):
+                    result = await backend.get().agenerate(
+                        call.messages,
+                        call.planned.params,
+                        seed=context.seed,
+                        config=tagged(config, "generate"),
+                    )
+                else:
+                    result = await backend.get().adecide(
+                        [HumanMessage(call.prompt)],
+                        call.schema,
+                        max_tokens=context.decision_max_tokens,
+                        config=tagged(config, call.purpose),
+                    )
+            except BackendError as exc:
+                result = exc
+            call = steps.send(result)
+    except StopIteration as stop:
+        update: dict[str, Any] = stop.value
+        return update
+
+
+def make_node(name: str, steps_fn: StepsFn) -> RunnableLambda[HAGState, dict[str, Any]]:
+    """Wrap one node's logic as a runnable with a sync and an async path."""
+
+    def run(state: HAGState, config: RunnableConfig) -> dict[str, Any]:
+        context = current_context()
+        return _run_sync(steps_fn(state, context), context, config)
+
+    async def arun(state: HAGState, config: RunnableConfig) -> dict[str, Any]:
+        context = current_context()
+        return await _run_async(steps_fn(state, context), context, config)
+
+    run.__name__ = arun.__name__ = name
+    return RunnableLambda(run, afunc=arun, name=name)
+
+
+def _event(state: HAGState, node: str, message: str, **data: Any) -> list[TraceEvent]:
+    return [*state.trace, TraceEvent(node=node, message=message, data=data)]
+
+
+def last_human_text(messages: list[Any]) -> str:
+    """The text of the last human message in a conversation."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message_text(message)
+    return ""
+
+
+# -- classify --------------------------------------------------------------------------------
+
+
+def classify_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Settle the task kind: pinned, rules, or the model (rules as fallback).
+
+    Also starts a new turn: checks the input and pinned params, and clears the last turn's
+    attempts and trace (the conversation itself is kept).
+    """
+    check_pinned(context)
+    prompt = last_human_text(state.messages)
+    if not prompt.strip():
+        raise HAGInputError("the prompt is empty: give a non-blank human message")
+    if len(prompt) > context.max_prompt_chars:
+        raise HAGInputError(
+            f"the prompt has {len(prompt)} characters, over max_prompt_chars="
+            f"{context.max_prompt_chars}"
+        )
+    reset: dict[str, Any] = {
+        "prompt": prompt,
+        "attempts": [],
+        "answer": "",
+        "best_attempt": None,
+        "stop_reason": "",
+        "pending": None,
+    }
+    if context.task is not None:
+        task, message = context.task, "pinned by the caller"
+        data: dict[str, Any] = {}
+    elif context.classifier == "rules":
+        task, message = classify_by_rules(prompt)
+        data = {}
+    else:
+        kinds = "\n".join(f"- {k.value}: {d}" for k, d in TASK_DESCRIPTIONS.items())
+        result = yield DecideCall(
+            "classify", render("classify", task_kinds=kinds, prompt=prompt), TaskChoice
+        )
+        if isinstance(result, Decision) and isinstance(result.value, TaskChoice):
+            task = result.value.task
+            message = f"llm: {task.value} (confidence {result.value.confidence:.2f})"
+            data = {"raw": result.raw_text}
+        else:
+            why = str(result) if isinstance(result, BackendError) else result.error  # type: ignore[union-attr]
+            task, rules_reason = classify_by_rules(prompt)
+            message = f"llm answer unusable ({why}); fallback {rules_reason}"
+            data = {"raw": getattr(result, "raw_text", ""), "fallback": True}
+    return {
+        **reset,
+        "task": task,
+        "trace": [TraceEvent(node="classify", message=message, data={"task": task.value, **data})],
+    }
+
+
+# -- propose ---------------------------------------------------------------------------------
+
+
+def propose_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Choose the first configuration: the model's own (HAG), the prior, or the caller's."""
+    task = state.task or TaskKind.CHAT
+    prior = TASK_PRIORS[task]
+    bounds = context.bounds
+    data: dict[str, Any] = {}
+    if context.proposer == "self":
+        bounds_text = "\n".join(f"- {k}: {bounds.describe(k)}" for k in HYPERPARAM_KEYS)
+        prompt = render("propose", task=task.value, bounds=bounds_text, prompt=state.prompt)
+        result = yield DecideCall("propose", prompt, ProposalSchema)
+        if isinstance(result, BackendError):
+            parsed = parse_proposal("", prior=prior, bounds=bounds)
+            reason = f"proposal call failed ({result}); fallback to the {task.value} prior"
+        else:
+            assert isinstance(result, Decision)
+            parsed = parse_proposal(result.raw_text, prior=prior, bounds=bounds)
+            data["raw"] = result.raw_text
+            reason = (
+                f"fallback to the {task.value} prior: {parsed.fallback_reason}"
+                if parsed.fallback_reason
+                else "proposed by the model"
+            )
+        if parsed.notes:
+            data["notes"] = parsed.notes
+        values: dict[str, Any] = parsed.params.model_dump()
+        sources = dict(parsed.sources)
+        clamps = list(parsed.clamps)
+    elif context.proposer == "prior":
+        values, reason = prior.model_dump(), f"the {task.value} prior"
+        sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.PRIOR)
+        clamps = []
+    else:
+        fixed = context.fixed_params or DEFAULT_PARAMS
+        values, reason = fixed.model_dump(), "fixed by the caller"
+        sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.FIXED)
+        clamps = []
+    for key, value in context.params.items():
+        values[key] = value
+        sources[key] = ParamSource.PINNED
+    params, more_clamps = bounds.clamp(values, sources, prior)
+    clamps.extend(more_clamps)
+    planned = PlannedParams(params=params, sources=sources, clamps=clamps, reason=reason)
+    if clamps:
+        data["clamps"] = [c.model_dump(mode="json") for c in clamps]
+    return {
+        "pending": planned,
+        "trace": _event(state, "propose", reason, params=params.model_dump(), **data),
+    }
+    yield  # pragma: no cover - makes every branch a generator
+
+
+# -- generate --------------------------------------------------------------------------------
+
+
+def generate_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Answer the conversation under the pending configuration and record the attempt."""
+    planned = state.pending
+    assert planned is not None, "propose or adjust sets the pending params"
+    result = yield GenerateCall(list(state.messages), planned)
+    attempt = Attempt(
+        index=len(state.attempts),
+        params=planned.params,
+        sources=planned.sources,
+        clamps=planned.clamps,
+        reason=planned.reason,
+    )
+    if isinstance(result, BackendError):
+        if not any(a.error is None for a in state.attempts):
+            raise result  # nothing to fall back on: the caller gets the typed error
+        attempt = attempt.model_copy(update={"error": str(result)})
+        message = f"attempt {attempt.index} failed: {result}; keeping earlier attempts"
+    else:
+        assert isinstance(result, Generation)
+        attempt = attempt.model_copy(
+            update={
+                "output": result.text,
+                "finish_reason": result.finish_reason,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "latency_s": result.latency_s,
+                "mean_logprob": result.mean_logprob,
+            }
+        )
+        message = (
+            f"attempt {attempt.index}: {len(result.text)} chars, finish {result.finish_reason}"
+        )
+    return {
+        "attempts": [*state.attempts, attempt],
+        "pending": None,
+        "trace": _event(state, "generate", message, attempt=attempt.index),
+    }
+
+
+# -- critique --------------------------------------------------------------------------------
+
+
+def critique_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Score the last attempt: objective signals, then the judge if asked for."""
+    attempt = state.attempts[-1]
+    if not context.critique or attempt.error is not None:
+        return {}
+    task = state.task or TaskKind.CHAT
+    score, issues, direction, figures = measure_signals(
+        output=attempt.output,
+        prompt=state.prompt,
+        task=task,
+        finish_reason=attempt.finish_reason,
+        mean_logprob=attempt.mean_logprob,
+    )
+    judge: JudgeVerdict | None = None
+    judge_note: str | None = None
+    data: dict[str, Any] = {}
+    if context.critic == "judge" and attempt.output.strip():
+        prompt = render("judge", task=task.value, prompt=state.prompt, answer=attempt.output)
+        result = yield DecideCall("judge", prompt, JudgeVerdict)
+        if isinstance(result, Decision) and isinstance(result.value, JudgeVerdict):
+            judge = result.value
+        else:
+            judge_note = str(result) if isinstance(result, BackendError) else result.error  # type: ignore[union-attr]
+        data["raw"] = getattr(result, "raw_text", "")
+    critique = combine(
+        signal_score=score,
+        signal_issues=issues,
+        signal_direction=direction,
+        figures=figures,
+        judge=judge,
+        judge_note=judge_note,
+        threshold=context.accept_threshold,
+    )
+    attempts = [*state.attempts[:-1], attempt.model_copy(update={"critique": critique})]
+    message = f"attempt {attempt.index}: score {critique.score:.2f}, {critique.verdict}"
+    if critique.issues:
+        message += f" ({'; '.join(critique.issues)})"
+    return {
+        "attempts": attempts,
+        "trace": _event(state, "critique", message, direction=critique.direction.value, **data),
+    }
+
+
+def route_after_critique(state: HAGState) -> Literal["adjust", "finalize"]:
+    """Retry while the score is under the threshold and retries remain."""
+    context = current_context()
+    attempt = state.attempts[-1]
+    if attempt.error is not None or attempt.critique is None:
+        return "finalize"
+    if attempt.critique.score >= context.accept_threshold:
+        return "finalize"
+    if len(state.attempts) - 1 >= context.max_retries:
+        return "finalize"
+    return "adjust"
+
+
+# -- adjust ----------------------------------------------------------------------------------
+
+
+def adjust_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Move the last configuration in the critique's direction, to something not yet tried."""
+    attempt = state.attempts[-1]
+    assert attempt.critique is not None
+    outcome = compute_adjustment(
+        attempt.params,
+        attempt.sources,
+        attempt.critique.direction,
+        task=state.task or TaskKind.CHAT,
+        bounds=context.bounds,
+        pinned=context.params.keys(),
+        tried=[a.params for a in state.attempts],
+    )
+    trace = _event(state, "adjust", outcome.reason, direction=outcome.direction.value)
+    if outcome.params is None:
+        return {
+            "pending": None,
+            "stop_reason": f"nothing new to try: {outcome.reason}",
+            "trace": trace,
+        }
+    planned = PlannedParams(params=outcome.params, sources=outcome.sources, reason=outcome.reason)
+    return {"pending": planned, "trace": trace}
+    yield  # pragma: no cover - makes this function a generator
+
+
+def route_after_adjust(state: HAGState) -> Literal["generate", "finalize"]:
+    """Generate again when the adjustment found a new configuration."""
+    return "generate" if state.pending is not None else "finalize"
+
+
+# -- finalize --------------------------------------------------------------------------------
+
+
+def best_attempt(attempts: list[Attempt]) -> Attempt | None:
+    """The best-scored successful attempt (ties: the later one; unscored counts as 0)."""
+    best: Attempt | None = None
+    for attempt in attempts:
+        if attempt.error is not None:
+            continue
+        score = attempt.critique.score if attempt.critique else 0.0
+        best_score = best.critique.score if best and best.critique else 0.0
+        if best is None or score >= best_score:
+            best = attempt
+    return best
+
+
+def finalize_steps(state: HAGState, context: HAGContext) -> Steps:
+    """Pick the best attempt as the answer and append it to the conversation."""
+    chosen = best_attempt(state.attempts)
+    assert chosen is not None, "generate raises when no attempt succeeded"
+    last = state.attempts[-1]
+    if state.stop_reason:
+        stop = state.stop_reason
+    elif last.error is not None:
+        stop = f"backend failed on attempt {last.index}"
+    elif last.critique is None:
+        stop = "critique off: first attempt accepted"
+    elif last.critique.score >= context.accept_threshold:
+        stop = f"accepted (score {last.critique.score:.2f})"
+    else:
+        stop = f"retries exhausted ({context.max_retries})"
+    answer = AIMessage(
+        content=chosen.output,
+        response_metadata={
+            "hag_task": state.task.value if state.task else None,
+            "hag_attempt": chosen.index,
+            "hag_params": chosen.params.model_dump(),
+        },
+    )
+    return {
+        "answer": chosen.output,
+        "best_attempt": chosen.index,
+        "stop_reason": stop,
+        "messages": [answer],
+        "trace": _event(state, "finalize", f"answer from attempt {chosen.index}: {stop}"),
+    }
+    yield  # pragma: no cover - makes this function a generator

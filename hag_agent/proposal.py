@@ -1,0 +1,103 @@
+"""The proposal format: compact JSON with exactly the HyperParams keys, and its robust parser.
+
+The same text is what the model emits at run time and the SFT target in the data set. Parsing is
+lenient (prose, fences, single quotes, trailing commas, numbers as strings); values are then
+bounded by the policy, and anything unusable falls back to the task prior, with the reason kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hag_agent.hyperparameters import (
+    HYPERPARAM_KEYS,
+    ClampRecord,
+    DecodingBounds,
+    HyperParams,
+    ParamSource,
+)
+from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
+
+
+class ProposalSchema(BaseModel):
+    """The JSON schema a proposing model is constrained to (numbers only, no bounds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repetition_penalty: float
+    max_tokens: int
+
+
+class ParsedProposal(BaseModel):
+    """What became of one proposal text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: HyperParams
+    """The bounded configuration (the prior wherever the proposal was unusable)."""
+    sources: dict[str, ParamSource]
+    """Where each value came from."""
+    clamps: list[ClampRecord] = Field(default_factory=list)
+    """Values the bounds policy changed."""
+    fallback_reason: str | None = None
+    """Why the whole proposal was replaced by the prior, if it was."""
+    notes: list[str] = Field(default_factory=list)
+    """Smaller repairs: missing keys filled, unknown keys ignored."""
+
+
+def parse_proposal(
+    text: str,
+    *,
+    prior: HyperParams,
+    bounds: DecodingBounds,
+    source: ParamSource = ParamSource.MODEL,
+) -> ParsedProposal:
+    """Turn proposal text into bounded HyperParams, never raising on bad text.
+
+    Args:
+        text: The model's output.
+        prior: Values for missing or unusable keys, and for a wholly unusable proposal.
+        bounds: The policy that clamps every value.
+        source: Where parsed values came from.
+
+    Returns:
+        The bounded configuration with its provenance and repairs.
+    """
+    try:
+        raw = extract_json_object(text)
+    except NoJSONObjectError as exc:
+        return _fallback(prior, bounds, f"unparseable proposal: {exc}")
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    lowered = {str(k).strip().lower(): v for k, v in raw.items()}
+    for key in HYPERPARAM_KEYS:
+        if key in lowered:
+            values[key] = lowered[key]
+    unknown = sorted(set(lowered) - set(HYPERPARAM_KEYS))
+    if unknown:
+        notes.append(f"ignored unknown keys: {', '.join(unknown)}")
+    if not values:
+        return _fallback(prior, bounds, "proposal has none of the hyperparameter keys")
+    missing = [k for k in HYPERPARAM_KEYS if k not in values]
+    if missing:
+        notes.append(f"missing keys from the prior: {', '.join(missing)}")
+    sources = {k: (source if k in values else ParamSource.PRIOR) for k in HYPERPARAM_KEYS}
+    params, clamps = bounds.clamp(values, sources, prior)
+    for record in clamps:
+        if record.bound.startswith("not a finite number"):
+            sources[record.key] = ParamSource.PRIOR
+    if all(src is ParamSource.PRIOR for src in sources.values()):
+        return _fallback(prior, bounds, "proposal has no usable value")
+    return ParsedProposal(params=params, sources=sources, clamps=clamps, notes=notes)
+
+
+def _fallback(prior: HyperParams, bounds: DecodingBounds, reason: str) -> ParsedProposal:
+    sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.PRIOR)
+    params, clamps = bounds.clamp(prior.model_dump(), sources, prior)
+    return ParsedProposal(params=params, sources=sources, clamps=clamps, fallback_reason=reason)

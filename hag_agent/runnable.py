@@ -1,0 +1,332 @@
+"""`HAGRunnable`: the HAG graph as a LangChain Runnable, for use in LCEL chains.
+
+Input: a string, a prompt value, a list of messages, or a dict with ``prompt`` (or ``messages``)
+plus per-call settings (any `HAGContext` field, e.g. ``{"prompt": ..., "max_retries": 0}``).
+Output: a `HAGResult`, an `AIMessage` whose content is the answer and which carries the task,
+the final params, every attempt and the trace; so ``prompt | HAGRunnable(...) | StrOutputParser()``
+works. ``stream`` yields `AIMessageChunk`s: the answer's tokens, and node events as empty chunks
+whose ``additional_kwargs["hag_events"]`` lists them (lists concatenate when chunks are added).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    convert_to_messages,
+)
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import ensure_config, patch_config
+from langgraph.types import StreamMode
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from hag_agent.context import HAGContext, resolve_context
+from hag_agent.errors import HAGInputError
+from hag_agent.graph import CompiledHAGGraph, build_graph
+from hag_agent.graph import graph as default_graph
+from hag_agent.hyperparameters import HyperParams
+from hag_agent.nodes import last_human_text
+from hag_agent.state import Attempt, TraceEvent
+from hag_agent.tasks import TaskKind
+
+HAGInput = str | PromptValue | BaseMessage | Sequence[Any] | Mapping[str, Any]
+
+_PROMPT_KEYS = ("prompt", "messages", "input", "question")
+_STREAM_MODES: list[StreamMode] = ["messages", "updates", "values"]
+
+
+class HAGResult(AIMessage):
+    """The answer as an AIMessage, with everything the run decided attached."""
+
+    task: TaskKind | None = None
+    """The task kind the run settled on."""
+    params: HyperParams | None = None
+    """The configuration of the chosen attempt."""
+    attempts: list[Attempt] = Field(default_factory=list)
+    """Every attempt, in order."""
+    best_attempt: int | None = None
+    """Index of the chosen attempt."""
+    stop_reason: str = ""
+    """Why the loop ended."""
+    trace: list[TraceEvent] = Field(default_factory=list)
+    """Every decision and fallback, in order."""
+
+    @property
+    def answer(self) -> str:
+        """The answer text."""
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The whole result as plain JSON-able data."""
+        return {
+            "answer": self.text,
+            "task": self.task.value if self.task else None,
+            "params": self.params.model_dump() if self.params else None,
+            "best_attempt": self.best_attempt,
+            "stop_reason": self.stop_reason,
+            "attempts": [a.model_dump(mode="json") for a in self.attempts],
+            "trace": [t.model_dump(mode="json") for t in self.trace],
+        }
+
+
+def parse_input(value: Any) -> tuple[list[AnyMessage], dict[str, Any]]:
+    """Split a HAGRunnable input into the conversation and per-call settings.
+
+    Raises:
+        HAGInputError: For an unsupported type or an empty prompt.
+    """
+    settings: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        keys = [k for k in _PROMPT_KEYS if k in value]
+        if len(keys) != 1:
+            raise HAGInputError(
+                f"a dict input needs exactly one of {', '.join(_PROMPT_KEYS)}; got keys "
+                f"{sorted(map(str, value))}"
+            )
+        settings = {k: v for k, v in value.items() if k != keys[0]}
+        value = value[keys[0]]
+    if isinstance(value, str):
+        messages: list[AnyMessage] = [HumanMessage(value)]
+    elif isinstance(value, PromptValue):
+        messages = list(value.to_messages())  # type: ignore[arg-type]
+    elif isinstance(value, BaseMessage):
+        messages = [value]  # type: ignore[list-item]
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        try:
+            messages = convert_to_messages(value)  # type: ignore[assignment]
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            raise HAGInputError(f"cannot read the messages: {exc}") from None
+    else:
+        raise HAGInputError(
+            f"unsupported input type {type(value).__name__}: give a string, messages, or a dict "
+            "with a prompt"
+        )
+    if not last_human_text(messages).strip():
+        raise HAGInputError("the prompt is empty: give a non-blank human message")
+    return messages, settings
+
+
+def to_result(state: Mapping[str, Any]) -> HAGResult:
+    """Build the result from the graph's output state."""
+    attempts: list[Attempt] = list(state.get("attempts") or [])
+    best = state.get("best_attempt")
+    return HAGResult(
+        content=state.get("answer", ""),
+        task=state.get("task"),
+        params=attempts[best].params if best is not None and best < len(attempts) else None,
+        attempts=attempts,
+        best_attempt=best,
+        stop_reason=state.get("stop_reason", ""),
+        trace=list(state.get("trace") or []),
+    )
+
+
+def _event_chunk(event: dict[str, Any]) -> AIMessageChunk:
+    return AIMessageChunk(content="", additional_kwargs={"hag_events": [event]})
+
+
+def _summarize(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A small JSON-able summary of one node's state update, for stream events."""
+    event: dict[str, Any] = {"type": "node", "node": node}
+    if not update:
+        return event
+    trace = update.get("trace") or []
+    if trace:
+        event["message"] = trace[-1].message
+    if node == "classify" and update.get("task") is not None:
+        event["task"] = TaskKind(update["task"]).value
+    pending = update.get("pending")
+    if pending is not None:
+        event["params"] = pending.params.model_dump()
+        event["sources"] = {k: v.value for k, v in pending.sources.items()}
+    attempts = update.get("attempts") or []
+    if attempts and node in ("generate", "critique"):
+        last = attempts[-1]
+        event["attempt"] = last.index
+        if last.critique is not None:
+            event["score"] = last.critique.score
+            event["verdict"] = last.critique.verdict
+    return event
+
+
+class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
+    """Hyperparameter Aware Generation as a Runnable.
+
+    Example:
+        >>> chain = prompt | HAGRunnable(model=chat_model, max_retries=1) | StrOutputParser()
+
+    Any `HAGContext` field may be given as a keyword (it becomes this runnable's run context) or
+    per call in a dict input (an explicit argument, which wins).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: Any = None
+    """A `Backend` or LangChain chat model; None uses the backend named in the settings."""
+    context: dict[str, Any] = Field(default_factory=dict)
+    """Run-context settings (`HAGContext` fields), below per-call settings."""
+    stream_tokens: Literal["live", "final"] = "live"
+    """``live`` streams every attempt's tokens as generated (a retry follows a ``retry`` event);
+    ``final`` streams only the chosen answer, once the run is done."""
+    checkpointer: Any = None
+    """A LangGraph checkpointer to keep conversations by ``thread_id``."""
+    _graph: CompiledHAGGraph | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_settings(cls, data: Any) -> Any:
+        """Move `HAGContext` keywords into ``context``."""
+        if not isinstance(data, dict):
+            return data
+        own = set(cls.model_fields)
+        settings = {k: v for k, v in data.items() if k not in own}
+        if not settings:
+            return data
+        rest = {k: v for k, v in data.items() if k in own}
+        context = data.get("context")
+        if isinstance(context, HAGContext):
+            context = {k: getattr(context, k) for k in context.model_fields_set}
+        rest["context"] = {**(context or {}), **settings}
+        return rest
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Outside pydantic validation, so a bad setting raises our typed error, not pydantic's.
+        resolve_context(context=self.context)
+
+    @property
+    def graph(self) -> CompiledHAGGraph:
+        """The compiled graph this runnable drives."""
+        if self._graph is None:
+            self._graph = (
+                default_graph if self.checkpointer is None else build_graph(self.checkpointer)
+            )
+        return self._graph
+
+    def run_context(self, explicit: Mapping[str, Any] | None = None) -> HAGContext:
+        """The settings of one call: explicit > this runnable's context > environment > default."""
+        context = dict(self.context)
+        if self.model is not None:
+            context.setdefault("chat_model", self.model)
+        return resolve_context(explicit, context)
+
+    def _prepare(self, input: Any, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], HAGContext]:
+        messages, settings = parse_input(input)
+        return {"messages": messages}, self.run_context({**settings, **kwargs})
+
+    # -- invoke ----------------------------------------------------------------------------
+
+    def invoke(
+        self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> HAGResult:
+        """Run the graph on one input."""
+        return self._call_with_config(self._invoke, input, config, run_type="chain", **kwargs)
+
+    def _invoke(
+        self,
+        input: HAGInput,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> HAGResult:
+        state, context = self._prepare(input, kwargs)
+        output = self.graph.invoke(
+            state, patch_config(config, callbacks=run_manager.get_child()), context=context
+        )
+        return to_result(output)
+
+    async def ainvoke(
+        self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> HAGResult:
+        """Run the graph on one input, asynchronously."""
+        return await self._acall_with_config(
+            self._ainvoke, input, config, run_type="chain", **kwargs
+        )
+
+    async def _ainvoke(
+        self,
+        input: HAGInput,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> HAGResult:
+        state, context = self._prepare(input, kwargs)
+        output = await self.graph.ainvoke(
+            state, patch_config(config, callbacks=run_manager.get_child()), context=context
+        )
+        return to_result(output)
+
+    # -- stream ----------------------------------------------------------------------------
+
+    def stream(  # type: ignore[override]  # yields chunks, as chat models do
+        self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AIMessageChunk]:
+        """Yield the answer's tokens and node events, then a ``result`` event."""
+        state, context = self._prepare(input, kwargs)
+        final: Mapping[str, Any] = {}
+        parts = self.graph.stream(
+            state,
+            ensure_config(config),
+            context=context,
+            stream_mode=_STREAM_MODES,
+        )
+        for mode, data in parts:
+            chunk, final = self._stream_part(mode, data, final)
+            if chunk is not None:
+                yield chunk
+        yield from self._closing_chunks(final)
+
+    async def astream(  # type: ignore[override]  # yields chunks, as chat models do
+        self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Async `stream`."""
+        state, context = self._prepare(input, kwargs)
+        final: Mapping[str, Any] = {}
+        parts = self.graph.astream(
+            state,
+            ensure_config(config),
+            context=context,
+            stream_mode=_STREAM_MODES,
+        )
+        async for mode, data in parts:
+            chunk, final = self._stream_part(mode, data, final)
+            if chunk is not None:
+                yield chunk
+        for chunk in self._closing_chunks(final):
+            yield chunk
+
+    def _stream_part(
+        self, mode: str, data: Any, final: Mapping[str, Any]
+    ) -> tuple[AIMessageChunk | None, Mapping[str, Any]]:
+        if mode == "values":
+            return None, data
+        if mode == "messages":
+            message, metadata = data
+            if self.stream_tokens == "live" and metadata.get("langgraph_node") == "generate":
+                text = message.text if isinstance(message, BaseMessage) else ""
+                if text:
+                    return AIMessageChunk(content=text), final
+            return None, final
+        for node, update in (data or {}).items():
+            event = _summarize(node, update)
+            if node == "adjust" and update and update.get("pending") is not None:
+                event["type"] = "retry"
+            return _event_chunk(event), final
+        return None, final
+
+    def _closing_chunks(self, final: Mapping[str, Any]) -> Iterator[AIMessageChunk]:
+        result = to_result(final)
+        if self.stream_tokens == "final" and result.text:
+            yield AIMessageChunk(content=result.text)
+        yield _event_chunk({"type": "result", "result": result.to_json_dict()})

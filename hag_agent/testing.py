@@ -1,0 +1,155 @@
+"""A scripted fake chat model for unit tests and the overhead benchmark (no model, no network).
+
+Replies are scripted per call purpose (``classify``, ``propose``, ``generate``, ``judge``), read
+from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template. A list is consumed in order and its last item repeats; a
+callable gets the messages and call arguments. Every call is recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from hag_agent.prompt_templates import PROMPT_NAMES, load_template
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer."""
+
+    text: str
+    finish_reason: str = "stop"
+    logprobs: list[float] | None = None
+    error: Exception | None = None
+    """Raised instead of answering, to script backend failures."""
+
+
+@dataclass
+class RecordedCall:
+    """What one call received."""
+
+    purpose: str
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _purpose_from_prompt(messages: list[BaseMessage]) -> str:
+    """Recognise a decision call by its template's first line; anything else is a generation."""
+    text = messages[-1].text if messages else ""
+    for name in PROMPT_NAMES:
+        first_line = load_template(name).template.split("\n", 1)[0]
+        if text.startswith(first_line):
+            return name
+    return "generate"
+
+
+ScriptItem = str | Reply | Callable[[list[BaseMessage], dict[str, Any]], "str | Reply"]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model whose answers are scripted by call purpose."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    script: dict[str, list[ScriptItem]] = Field(default_factory=dict)
+    """Replies by purpose; the last item of each list repeats."""
+    default: ScriptItem = "ok"
+    """Reply for a purpose with no script."""
+    _calls: list[RecordedCall] = PrivateAttr(default_factory=list)
+    _positions: dict[str, int] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every call so far, in order."""
+        return list(self._calls)
+
+    def calls_for(self, purpose: str) -> list[RecordedCall]:
+        """The calls made for one purpose."""
+        return [c for c in self._calls if c.purpose == purpose]
+
+    def _next(
+        self, messages: list[BaseMessage], tags: Sequence[str], kwargs: dict[str, Any]
+    ) -> Reply:
+        purpose = next((t.split(":", 1)[1] for t in tags if t.startswith("hag:")), None)
+        if purpose is None:
+            # langchain-core's streaming path calls _stream without the run manager (no tags).
+            purpose = _purpose_from_prompt(messages)
+        with self._lock:
+            self._calls.append(RecordedCall(purpose, list(messages), dict(kwargs)))
+            items = self.script.get(purpose)
+            if items:
+                position = self._positions.get(purpose, 0)
+                item = items[min(position, len(items) - 1)]
+                self._positions[purpose] = position + 1
+            else:
+                item = self.default
+        if callable(item) and not isinstance(item, Reply):
+            item = item(list(messages), dict(kwargs))
+        reply = item if isinstance(item, Reply) else Reply(text=str(item))
+        if reply.error is not None:
+            raise reply.error
+        return reply
+
+    def _metadata(self, reply: Reply) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"finish_reason": reply.finish_reason}
+        if reply.logprobs is not None:
+            metadata["logprobs"] = {"content": [{"logprob": v} for v in reply.logprobs]}
+        return metadata
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        reply = self._next(messages, run_manager.tags if run_manager else [], kwargs)
+        words = len(reply.text.split())
+        message = AIMessage(
+            content=reply.text,
+            response_metadata=self._metadata(reply),
+            usage_metadata={"input_tokens": 10, "output_tokens": words, "total_tokens": 10 + words},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        reply = self._next(messages, run_manager.tags if run_manager else [], kwargs)
+        pieces = reply.text.split(" ")
+        for i, piece in enumerate(pieces):
+            token = piece if i == 0 else f" {piece}"
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
+            if run_manager:
+                run_manager.on_llm_new_token(token, chunk=chunk)
+            yield chunk
+        words = len(reply.text.split())
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                response_metadata=self._metadata(reply),
+                usage_metadata={
+                    "input_tokens": 10,
+                    "output_tokens": words,
+                    "total_tokens": 10 + words,
+                },
+                chunk_position="last",
+            )
+        )
