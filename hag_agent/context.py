@@ -14,10 +14,12 @@ Pinned params merge per key across levels: explicit ``{"top_k": 5}`` over contex
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.errors import InvalidSettingsError
@@ -29,15 +31,10 @@ ProposerName = Literal["self", "prior", "fixed"]
 CriticName = Literal["signals", "judge"]
 
 
-class HAGContext(BaseSettings):
-    """Settings of one run; fields read ``HAG_*`` environment variables when not given."""
+class HAGContext(BaseModel):
+    """Settings of one run. Build it with `resolve_context` to apply ``HAG_*`` variables."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HAG_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        arbitrary_types_allowed=True,
-    )
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries after the first attempt (0 = one attempt only)."""
@@ -72,6 +69,37 @@ class HAGContext(BaseSettings):
 
 
 _MERGED_KEYS = frozenset({"params"})
+_ENV_PREFIX = "HAG_"
+
+
+class _EnvironmentSettings(HAGContext, BaseSettings):
+    """The same fields read from ``HAG_*`` variables (only the ones set count)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        arbitrary_types_allowed=True,
+    )
+
+
+@lru_cache(maxsize=8)
+def _environment_values(snapshot: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    # Keyed by the HAG_* variables themselves, so a changed environment is read again while
+    # an unchanged one costs nothing (reading it is ~1 ms, more than the whole graph).
+    if not snapshot:
+        return {}
+    try:
+        settings = _EnvironmentSettings()
+    except ValidationError as exc:
+        raise _settings_error(exc, from_environment=True) from None
+    return {k: getattr(settings, k) for k in settings.model_fields_set if k != "chat_model"}
+
+
+def environment_values() -> dict[str, Any]:
+    """The settings given by ``HAG_*`` environment variables."""
+    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
+    return dict(_environment_values(snapshot))
 
 
 def resolve_context(
@@ -95,9 +123,12 @@ def resolve_context(
     else:
         base = dict(context or {})
     given = {k: v for k, v in (explicit or {}).items() if v is not None}
-    merged = {**base, **given}
-    for key in _MERGED_KEYS & base.keys() & given.keys():
-        merged[key] = {**base[key], **given[key]}
+    merged = {**environment_values(), **base}
+    for layer in (base, given):
+        previous = dict(merged)
+        merged.update(layer)
+        for key in _MERGED_KEYS & previous.keys() & layer.keys():
+            merged[key] = {**previous[key], **layer[key]}
     unknown = sorted(set(merged) - set(HAGContext.model_fields))
     if unknown:
         raise InvalidSettingsError(
@@ -118,9 +149,13 @@ def check_pinned(context: HAGContext) -> None:
         context.bounds.check(context.fixed_params.model_dump(), what="fixed")
 
 
-def _settings_error(exc: ValidationError) -> InvalidSettingsError:
+def _settings_error(
+    exc: ValidationError, *, from_environment: bool = False
+) -> InvalidSettingsError:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+    if from_environment:
+        field = f"{_ENV_PREFIX}{field.upper()}"
     bound = first.get("ctx", {})
     bound_text = ", ".join(f"{k} {v}" for k, v in bound.items()) if bound else "a valid value"
     return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))

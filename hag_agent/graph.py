@@ -1,6 +1,9 @@
 """The HAG state machine, built in one place.
 
-    classify -> propose -> generate -> critique -> (adjust -> generate)* -> finalize -> END
+    classify -> propose -> generate -> critique -> (adjust -> generate)* -> END
+
+The run ends in critique (accepted, retries spent, critique off, backend failure) or in adjust
+(nothing new to try); either way the best-scored attempt becomes the answer.
 
 Exported as `graph` for LangGraph's server (``graphs/langgraph.json``); per-run settings arrive
 as the run context (`HAGContext`).
@@ -19,7 +22,6 @@ from hag_agent.nodes import (
     adjust_steps,
     classify_steps,
     critique_steps,
-    finalize_steps,
     generate_steps,
     make_node,
     propose_steps,
@@ -51,18 +53,12 @@ def build_graph(checkpointer: Checkpointer = None) -> CompiledHAGGraph:
     builder.add_node("generate", make_node("generate", generate_steps))
     builder.add_node("critique", make_node("critique", critique_steps))
     builder.add_node("adjust", make_node("adjust", adjust_steps))
-    builder.add_node("finalize", make_node("finalize", finalize_steps))
     builder.add_edge(START, "classify")
     builder.add_edge("classify", "propose")
     builder.add_edge("propose", "generate")
     builder.add_edge("generate", "critique")
-    builder.add_conditional_edges(
-        "critique", route_after_critique, {"adjust": "adjust", "finalize": "finalize"}
-    )
-    builder.add_conditional_edges(
-        "adjust", route_after_adjust, {"generate": "generate", "finalize": "finalize"}
-    )
-    builder.add_edge("finalize", END)
+    builder.add_conditional_edges("critique", route_after_critique, {"adjust": "adjust", END: END})
+    builder.add_conditional_edges("adjust", route_after_adjust, {"generate": "generate", END: END})
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
 
 

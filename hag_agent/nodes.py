@@ -1,4 +1,4 @@
-"""The graph's nodes: classify, propose, generate, critique, adjust, finalize; and the routing.
+"""The graph's nodes: classify, propose, generate, critique, adjust; and the routing.
 
 Each node's logic is written once, as a generator that yields the model calls it needs
 (`DecideCall`, `GenerateCall`) and receives their results (or the `BackendError` they raised);
@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+
+try:  # LangGraph's own node wrapper: runs sync and async paths without RunnableLambda's cost.
+    from langgraph._internal._runnable import RunnableCallable as _NodeWrapper
+except ImportError:  # pragma: no cover - a LangGraph that moved it: fall back to the public API
+    _NodeWrapper = None  # type: ignore[assignment,misc]
+from langgraph.graph import END
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
@@ -135,7 +141,7 @@ async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) 
         return update
 
 
-def make_node(name: str, steps_fn: StepsFn) -> RunnableLambda[HAGState, dict[str, Any]]:
+def make_node(name: str, steps_fn: StepsFn) -> Runnable[HAGState, dict[str, Any]]:
     """Wrap one node's logic as a runnable with a sync and an async path."""
 
     def run(state: HAGState, config: RunnableConfig) -> dict[str, Any]:
@@ -147,6 +153,9 @@ def make_node(name: str, steps_fn: StepsFn) -> RunnableLambda[HAGState, dict[str
         return await _run_async(steps_fn(state, context), context, config)
 
     run.__name__ = arun.__name__ = name
+    if _NodeWrapper is not None:
+        # What LangGraph wraps every node function in, given both paths; no tracing of its own.
+        return _NodeWrapper(run, arun, name=name, trace=False)
     return RunnableLambda(run, afunc=arun, name=name)
 
 
@@ -315,10 +324,16 @@ def generate_steps(state: HAGState, context: HAGContext) -> Steps:
 
 
 def critique_steps(state: HAGState, context: HAGContext) -> Steps:
-    """Score the last attempt: objective signals, then the judge if asked for."""
+    """Score the last attempt (signals, then the judge if asked for); finish when done.
+
+    The run ends here when the attempt is accepted, failed, unscored (critique off), or the
+    retries are spent; the answer is then the best-scored attempt.
+    """
     attempt = state.attempts[-1]
-    if not context.critique or attempt.error is not None:
-        return {}
+    if attempt.error is not None:
+        return finish(state, context, state.attempts, f"backend failed on attempt {attempt.index}")
+    if not context.critique:
+        return finish(state, context, state.attempts, "critique off: first attempt accepted")
     task = state.task or TaskKind.CHAT
     score, issues, direction, figures = measure_signals(
         output=attempt.output,
@@ -351,23 +366,19 @@ def critique_steps(state: HAGState, context: HAGContext) -> Steps:
     message = f"attempt {attempt.index}: score {critique.score:.2f}, {critique.verdict}"
     if critique.issues:
         message += f" ({'; '.join(critique.issues)})"
-    return {
-        "attempts": attempts,
-        "trace": _event(state, "critique", message, direction=critique.direction.value, **data),
-    }
+    trace = _event(state, "critique", message, direction=critique.direction.value, **data)
+    if critique.score >= context.accept_threshold:
+        stop = f"accepted (score {critique.score:.2f})"
+    elif len(attempts) - 1 >= context.max_retries:
+        stop = f"retries exhausted ({context.max_retries})"
+    else:
+        return {"attempts": attempts, "trace": trace}
+    return finish(state, context, attempts, stop, trace)
 
 
-def route_after_critique(state: HAGState) -> Literal["adjust", "finalize"]:
-    """Retry while the score is under the threshold and retries remain."""
-    context = current_context()
-    attempt = state.attempts[-1]
-    if attempt.error is not None or attempt.critique is None:
-        return "finalize"
-    if attempt.critique.score >= context.accept_threshold:
-        return "finalize"
-    if len(state.attempts) - 1 >= context.max_retries:
-        return "finalize"
-    return "adjust"
+def route_after_critique(state: HAGState) -> str:
+    """Retry unless the critique finished the run."""
+    return END if state.stop_reason else "adjust"
 
 
 # -- adjust ----------------------------------------------------------------------------------
@@ -388,22 +399,20 @@ def adjust_steps(state: HAGState, context: HAGContext) -> Steps:
     )
     trace = _event(state, "adjust", outcome.reason, direction=outcome.direction.value)
     if outcome.params is None:
-        return {
-            "pending": None,
-            "stop_reason": f"nothing new to try: {outcome.reason}",
-            "trace": trace,
-        }
+        return finish(
+            state, context, state.attempts, f"nothing new to try: {outcome.reason}", trace
+        )
     planned = PlannedParams(params=outcome.params, sources=outcome.sources, reason=outcome.reason)
     return {"pending": planned, "trace": trace}
     yield  # pragma: no cover - makes this function a generator
 
 
-def route_after_adjust(state: HAGState) -> Literal["generate", "finalize"]:
-    """Generate again when the adjustment found a new configuration."""
-    return "generate" if state.pending is not None else "finalize"
+def route_after_adjust(state: HAGState) -> str:
+    """Generate again unless the adjustment found nothing new (which finished the run)."""
+    return END if state.stop_reason else "generate"
 
 
-# -- finalize --------------------------------------------------------------------------------
+# -- the end of a run ----------------------------------------------------------------------
 
 
 def best_attempt(attempts: list[Attempt]) -> Attempt | None:
@@ -419,21 +428,16 @@ def best_attempt(attempts: list[Attempt]) -> Attempt | None:
     return best
 
 
-def finalize_steps(state: HAGState, context: HAGContext) -> Steps:
-    """Pick the best attempt as the answer and append it to the conversation."""
-    chosen = best_attempt(state.attempts)
+def finish(
+    state: HAGState,
+    context: HAGContext,
+    attempts: list[Attempt],
+    stop_reason: str,
+    trace: list[TraceEvent] | None = None,
+) -> dict[str, Any]:
+    """End the run: the best attempt becomes the answer and joins the conversation."""
+    chosen = best_attempt(attempts)
     assert chosen is not None, "generate raises when no attempt succeeded"
-    last = state.attempts[-1]
-    if state.stop_reason:
-        stop = state.stop_reason
-    elif last.error is not None:
-        stop = f"backend failed on attempt {last.index}"
-    elif last.critique is None:
-        stop = "critique off: first attempt accepted"
-    elif last.critique.score >= context.accept_threshold:
-        stop = f"accepted (score {last.critique.score:.2f})"
-    else:
-        stop = f"retries exhausted ({context.max_retries})"
     answer = AIMessage(
         content=chosen.output,
         response_metadata={
@@ -442,11 +446,14 @@ def finalize_steps(state: HAGState, context: HAGContext) -> Steps:
             "hag_params": chosen.params.model_dump(),
         },
     )
+    events = trace if trace is not None else state.trace
+    done = TraceEvent(node="finish", message=f"answer from attempt {chosen.index}: {stop_reason}")
     return {
+        "attempts": attempts,
         "answer": chosen.output,
         "best_attempt": chosen.index,
-        "stop_reason": stop,
+        "stop_reason": stop_reason,
+        "pending": None,
         "messages": [answer],
-        "trace": _event(state, "finalize", f"answer from attempt {chosen.index}: {stop}"),
+        "trace": [*events, done],
     }
-    yield  # pragma: no cover - makes this function a generator

@@ -1,8 +1,9 @@
 """A scripted fake chat model for unit tests and the overhead benchmark (no model, no network).
 
 Replies are scripted per call purpose (``classify``, ``propose``, ``generate``, ``judge``), read
-from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template. A list is consumed in order and its last item repeats; a
-callable gets the messages and call arguments. Every call is recorded.
+from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template.
+A list is consumed in order and its last item repeats; a callable gets the messages and call
+arguments. Every call is recorded.
 """
 
 from __future__ import annotations

@@ -64,5 +64,5 @@ def test_pinned_param_out_of_bounds_is_rejected() -> None:
 
 def test_bad_environment_value_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HAG_ACCEPT_THRESHOLD", "high")
-    with pytest.raises(InvalidSettingsError, match="accept_threshold"):
+    with pytest.raises(InvalidSettingsError, match="HAG_ACCEPT_THRESHOLD"):
         resolve_context()

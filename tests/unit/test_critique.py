@@ -52,13 +52,13 @@ def test_short_text_is_not_judged_repetitive() -> None:
 
 
 def test_math_without_a_number() -> None:
-    score, issues, direction, _ = signals("It is quite large.", task=TaskKind.MATH)
+    _score, issues, direction, _ = signals("It is quite large.", task=TaskKind.MATH)
     assert "no final number" in issues and direction is Direction.MORE_DETERMINISTIC
     assert signals("The answer is 391.", task=TaskKind.MATH)[0] == 1.0
 
 
 def test_uncertain_math_by_logprob() -> None:
-    score, issues, direction, figures = signals("391", task=TaskKind.MATH, logprob=-3.0)
+    score, _issues, direction, figures = signals("391", task=TaskKind.MATH, logprob=-3.0)
     assert direction is Direction.MORE_DETERMINISTIC and figures["mean_logprob"] == -3.0
     assert score < 1.0
     assert signals("391", task=TaskKind.MATH, logprob=-0.1)[0] == 1.0
@@ -67,12 +67,12 @@ def test_uncertain_math_by_logprob() -> None:
 def test_echo_of_the_prompt() -> None:
     prompt = "Explain why the sky is blue in simple words."
     assert echo_similarity(prompt.upper(), prompt) == 1.0
-    score, issues, direction, _ = signals(prompt, prompt=prompt)
+    _score, issues, direction, _ = signals(prompt, prompt=prompt)
     assert direction is Direction.MORE_VARIED and any("echoes" in i for i in issues)
 
 
 def test_garbled_output() -> None:
-    score, issues, direction, _ = signals("☃☃☃ ☂☂ ☄☄☄☄ ♞♞")
+    score, _issues, direction, _ = signals("☃☃☃ ☂☂ ☄☄☄☄ ♞♞")
     assert direction is Direction.MORE_FOCUSED and score <= 0.5
 
 

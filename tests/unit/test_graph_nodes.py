@@ -302,7 +302,7 @@ def test_judge_nonsense_falls_back_to_signals() -> None:
 
 def test_exhausted_adjustment_stops_the_loop() -> None:
     every = {k: TASK_PRIORS[TaskKind.FACTUAL].model_dump()[k] for k in HYPERPARAM_KEYS}
-    result, model = run({"generate": [REPETITIVE]}, proposer="prior", params=every, max_retries=5)
+    result, _model = run({"generate": [REPETITIVE]}, proposer="prior", params=every, max_retries=5)
     assert len(result.attempts) == 1
     assert result.stop_reason.startswith("nothing new to try")
     assert set(result.attempts[0].sources.values()) == {ParamSource.PINNED}

@@ -87,7 +87,7 @@ def test_bad_settings_fail_at_construction_and_per_call() -> None:
 
 
 def test_per_call_settings_beat_the_runnable_context() -> None:
-    runnable, model = make(task="math")
+    runnable, _model = make(task="math")
     result = runnable.invoke({"prompt": "Say hello in French", "task": "translation"})
     assert result.task is TaskKind.TRANSLATION
     assert runnable.invoke("Say hello in French").task is TaskKind.MATH
@@ -118,7 +118,7 @@ def test_stream_yields_tokens_and_node_events() -> None:
     assert len(tokens) == len(ANSWER.split(" ")) and "".join(tokens) == ANSWER
     events = [e for c in chunks for e in c.additional_kwargs.get("hag_events", [])]
     nodes = [e["node"] for e in events if e["type"] == "node"]
-    assert nodes == ["classify", "propose", "generate", "critique", "finalize"]
+    assert nodes == ["classify", "propose", "generate", "critique"]
     assert events[1]["params"]["temperature"] == 0.4 and events[1]["sources"]["top_k"] == "model"
     assert events[-1]["type"] == "result" and events[-1]["result"]["answer"] == ANSWER
     total = chunks[0]
@@ -230,5 +230,5 @@ def test_result_serializes_to_json() -> None:
         "propose",
         "generate",
         "critique",
-        "finalize",
+        "finish",
     ]

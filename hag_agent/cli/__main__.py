@@ -1,0 +1,3 @@
+from hag_agent.cli.main import main
+
+main()
