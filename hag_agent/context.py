@@ -64,11 +64,14 @@ class HAGContext(BaseModel):
     """Longest prompt accepted; longer ones are rejected before any model call."""
     backend: str = "embedded"
     """Backend name in the registry, used when no chat model is given."""
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    """Options for the named backend (e.g. ``base_url``, ``model_path``); each also reads its
+    own ``HAG_<OPTION>`` variable."""
     chat_model: Any = Field(default=None, exclude=True)
     """A `Backend` or LangChain chat model object; overrides ``backend``."""
 
 
-_MERGED_KEYS = frozenset({"params"})
+_MERGED_KEYS = frozenset({"params", "backend_options"})
 _ENV_PREFIX = "HAG_"
 
 

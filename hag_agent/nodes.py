@@ -101,6 +101,7 @@ def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict
                     result = backend.get().decide(
                         [HumanMessage(call.prompt)],
                         call.schema,
+                        purpose=call.purpose,
                         max_tokens=context.decision_max_tokens,
                         config=tagged(config, call.purpose),
                     )
@@ -130,6 +131,7 @@ async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) 
                     result = await backend.get().adecide(
                         [HumanMessage(call.prompt)],
                         call.schema,
+                        purpose=call.purpose,
                         max_tokens=context.decision_max_tokens,
                         config=tagged(config, call.purpose),
                     )
@@ -235,7 +237,13 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     data: dict[str, Any] = {}
     if context.proposer == "self":
         bounds_text = "\n".join(f"- {k}: {bounds.describe(k)}" for k in HYPERPARAM_KEYS)
-        prompt = render("propose", task=task.value, bounds=bounds_text, prompt=state.prompt)
+        prompt = render(
+            "propose",
+            task=task.value,
+            bounds=bounds_text,
+            example=prior.to_proposal_json(),
+            prompt=state.prompt,
+        )
         result = yield DecideCall("propose", prompt, ProposalSchema)
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)

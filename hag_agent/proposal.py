@@ -21,6 +21,10 @@ from hag_agent.hyperparameters import (
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
 
+IMPLAUSIBLE_CLAMPS = 3
+"""A proposal with this many values out of range is replaced by the prior, not clamped."""
+
+
 class ProposalSchema(BaseModel):
     """The JSON schema a proposing model is constrained to (numbers only, no bounds)."""
 
@@ -94,6 +98,16 @@ def parse_proposal(
             sources[record.key] = ParamSource.PRIOR
     if all(src is ParamSource.PRIOR for src in sources.values()):
         return _fallback(prior, bounds, "proposal has no usable value")
+    out_of_range = [c.key for c in clamps if c.source is source]
+    if len(out_of_range) >= IMPLAUSIBLE_CLAMPS:
+        # A model that misses most ranges has not understood the task (the untuned 135M model
+        # answers {"temperature": 23, "top_p": 23, ...}); clamping would keep only its noise.
+        return _fallback(
+            prior,
+            bounds,
+            f"implausible proposal: {len(out_of_range)} values out of range "
+            f"({', '.join(out_of_range)})",
+        )
     return ParsedProposal(params=params, sources=sources, clamps=clamps, notes=notes)
 
 

@@ -94,16 +94,16 @@ class Backend:
     name = "chat-model"
     capabilities = Capabilities()
 
-    def __init__(self, chat_model: BaseChatModel, *, decision_model: BaseChatModel | None = None):
+    def __init__(self, chat_model: BaseChatModel, *, proposal_model: BaseChatModel | None = None):
         """Wrap a chat model.
 
         Args:
-            chat_model: The model that answers.
-            decision_model: An optional model for decisions (e.g. a LoRA proposer); defaults to
-                ``chat_model``.
+            chat_model: The model that answers, classifies and judges.
+            proposal_model: An optional model for the proposal call only (e.g. a tuned LoRA
+                proposer served beside the base model); defaults to ``chat_model``.
         """
         self.chat_model = chat_model
-        self.decision_model = decision_model or chat_model
+        self.proposal_model = proposal_model or chat_model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.chat_model).__name__})"
@@ -137,6 +137,38 @@ class Backend:
             body=body,
         )
 
+    # -- the one place every model call goes through --------------------------------------
+
+    def invoke_model(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+    ) -> BaseMessage:
+        """Call a chat model; failures become `BackendError`. Subclasses add retries here."""
+        try:
+            return model.invoke(messages, config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+
+    async def ainvoke_model(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+    ) -> BaseMessage:
+        """Async `invoke_model`."""
+        try:
+            return await model.ainvoke(messages, config=config, **kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+
     # -- generation ----------------------------------------------------------------------
 
     def generate(
@@ -152,14 +184,10 @@ class Backend:
         Raises:
             BackendError: When the call fails.
         """
-        kwargs = self.call_kwargs(params, seed)
         start = time.perf_counter()
-        try:
-            message = self.chat_model.invoke(list(messages), config=config, **kwargs)
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
+        message = self.invoke_model(
+            self.chat_model, list(messages), config, self.call_kwargs(params, seed)
+        )
         return _to_generation(message, time.perf_counter() - start)
 
     async def agenerate(
@@ -171,27 +199,29 @@ class Backend:
         config: RunnableConfig | None = None,
     ) -> Generation:
         """Async `generate`."""
-        kwargs = self.call_kwargs(params, seed)
         start = time.perf_counter()
-        try:
-            message = await self.chat_model.ainvoke(list(messages), config=config, **kwargs)
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
+        message = await self.ainvoke_model(
+            self.chat_model, list(messages), config, self.call_kwargs(params, seed)
+        )
         return _to_generation(message, time.perf_counter() - start)
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
+    def decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
+        """Greedy decoding plus the backend's structured-output arguments for ``schema``."""
         params = DECISION_PARAMS.model_copy(update={"max_tokens": max_tokens})
-        return {**self.call_kwargs(params, seed=0), **self.structured_kwargs(schema)}
+        return {**self.call_kwargs(params, seed=None), **self.structured_kwargs(schema)}
+
+    def decision_model(self, purpose: str) -> BaseChatModel:
+        """The model that makes one kind of decision (the proposer may differ)."""
+        return self.proposal_model if purpose == "propose" else self.chat_model
 
     def decide(
         self,
         messages: Sequence[BaseMessage],
         schema: type[SchemaT],
         *,
+        purpose: str = "decide",
         max_tokens: int = 160,
         config: RunnableConfig | None = None,
     ) -> Decision:
@@ -200,14 +230,13 @@ class Backend:
         Raises:
             BackendError: When the call itself fails.
         """
-        kwargs = self._decision_kwargs(schema, max_tokens)
         start = time.perf_counter()
-        try:
-            message = self.decision_model.invoke(list(messages), config=config, **kwargs)
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
+        message = self.invoke_model(
+            self.decision_model(purpose),
+            list(messages),
+            config,
+            self.decision_kwargs(schema, max_tokens),
+        )
         return parse_decision(message_text(message), schema, time.perf_counter() - start)
 
     async def adecide(
@@ -215,18 +244,18 @@ class Backend:
         messages: Sequence[BaseMessage],
         schema: type[SchemaT],
         *,
+        purpose: str = "decide",
         max_tokens: int = 160,
         config: RunnableConfig | None = None,
     ) -> Decision:
         """Async `decide`."""
-        kwargs = self._decision_kwargs(schema, max_tokens)
         start = time.perf_counter()
-        try:
-            message = await self.decision_model.ainvoke(list(messages), config=config, **kwargs)
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
+        message = await self.ainvoke_model(
+            self.decision_model(purpose),
+            list(messages),
+            config,
+            self.decision_kwargs(schema, max_tokens),
+        )
         return parse_decision(message_text(message), schema, time.perf_counter() - start)
 
 

@@ -8,13 +8,17 @@ Factories are imported only when their backend is asked for, so heavy engines lo
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from hag_agent.backends.base import Backend, as_backend
-from hag_agent.errors import ConfigurationError
+from hag_agent.errors import ConfigurationError, InvalidSettingsError
 
 if TYPE_CHECKING:
     from hag_agent.context import HAGContext
@@ -24,7 +28,11 @@ BackendFactory = Callable[["HAGContext"], Backend]
 ENTRY_POINT_GROUP = "hag_agent.backends"
 
 # Built-ins by import path, imported on first use only.
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {
+    "embedded": "hag_agent.backends.embedded:create",
+    "vllm": "hag_agent.backends.openai_compatible:create_vllm",
+    "llamacpp-server": "hag_agent.backends.openai_compatible:create_llamacpp_server",
+}
 _registered: dict[str, BackendFactory] = {}
 _lock = threading.Lock()
 
@@ -66,8 +74,35 @@ def _factory(name: str) -> BackendFactory:
     )
 
 
+_instances: dict[str, Backend] = {}
+
+
 def resolve_backend(context: HAGContext) -> Backend:
-    """The backend of a run: the context's chat model if given, else the named backend."""
+    """The backend of a run: the context's chat model if given, else the named backend.
+
+    Named backends are built once per distinct name, options and ``HAG_*`` environment, so every
+    node of every run shares one client (and one loaded model).
+
+    Raises:
+        ConfigurationError: For an unknown backend or one that cannot be set up.
+        InvalidSettingsError: For a bad backend option.
+    """
     if context.chat_model is not None:
         return as_backend(context.chat_model)
-    return _factory(context.backend)(context)
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("HAG_"))
+    key = json.dumps([context.backend, context.backend_options, env], sort_keys=True, default=str)
+    with _lock:
+        backend = _instances.get(key)
+    if backend is not None:
+        return backend
+    factory = _factory(context.backend)
+    try:
+        backend = factory(context)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "backend_options"
+        raise InvalidSettingsError(
+            f"backend_options.{field}", first.get("input"), "a valid value", first.get("msg", "")
+        ) from None
+    with _lock:
+        return _instances.setdefault(key, backend)

