@@ -236,7 +236,7 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     bounds = context.bounds
     data: dict[str, Any] = {}
     if context.proposer == "self":
-        bounds_text = "\n".join(f"- {k}: {bounds.describe(k)}" for k in HYPERPARAM_KEYS)
+        bounds_text = ", ".join(f"{k} {bounds.describe(k)}" for k in HYPERPARAM_KEYS)
         prompt = render(
             "propose",
             task=task.value,

@@ -20,7 +20,6 @@ from hag_agent.hyperparameters import (
 )
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
-
 IMPLAUSIBLE_CLAMPS = 3
 """A proposal with this many values out of range is replaced by the prior, not clamped."""
 

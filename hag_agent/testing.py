@@ -43,11 +43,12 @@ class RecordedCall:
 
 
 def _purpose_from_prompt(messages: list[BaseMessage]) -> str:
-    """Recognise a decision call by its template's first line; anything else is a generation."""
+    """Recognise a decision call by its template's first fixed line; anything else is generation."""
     text = messages[-1].text if messages else ""
     for name in PROMPT_NAMES:
-        first_line = load_template(name).template.split("\n", 1)[0]
-        if text.startswith(first_line):
+        lines = load_template(name).template.splitlines()
+        marker = next(line for line in lines if line.strip() and "$" not in line and line != "---")
+        if marker in text:
             return name
     return "generate"
 

@@ -3,9 +3,9 @@
 Engines load lazily, once per process per (path, context size, threads), thread-safely; one
 engine serves one call at a time (llama.cpp contexts are not thread-safe), so concurrent calls
 queue on its lock. Call arguments use llama.cpp's own names (``repeat_penalty``); the backend
-adapter maps HyperParams onto them. A seeded call resets the context first so it repeats
-exactly; unseeded calls keep llama.cpp's prefix reuse, so retries of one request skip
-re-reading the prompt they share.
+adapter maps HyperParams onto them. Consecutive calls reuse llama.cpp's cache of the prompt
+prefix they share (the prompt templates put the user's request first, so classify, propose and
+generate share it), but never the cache of generated tokens, so seeded calls repeat exactly.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class _Engine:
     def __init__(self, llama: Llama) -> None:
         self.llama = llama
         self.lock = threading.Lock()
+        self.prompt_tokens = 0
+        """How many cached tokens the last call read as its prompt (safe to reuse)."""
 
 
 _engines: dict[tuple[str, int, int], _Engine] = {}
@@ -163,8 +165,10 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         return request
 
     def _run(self, engine: _Engine, request: dict[str, Any], stream: bool) -> Any:
-        if request.get("seed") is not None:
-            engine.llama.reset()  # type: ignore[no-untyped-call]  # seeded: repeat from a clean context
+        # Reuse only what the last call read as its prompt: the cache of tokens it generated
+        # one by one differs numerically from a batch read, and a seeded call would not repeat.
+        engine.llama.n_tokens = min(engine.llama.n_tokens, engine.prompt_tokens)
+        engine.prompt_tokens = 0
         try:
             return engine.llama.create_chat_completion(**request, stream=stream)
         except ValueError as exc:
@@ -185,8 +189,9 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         request = self._request(messages, stop, kwargs)
         with engine.lock:
             response = self._run(engine, request, stream=False)
+            usage = response.get("usage") or {}
+            engine.prompt_tokens = int(usage.get("prompt_tokens", 0))
         choice = response["choices"][0]
-        usage = response.get("usage") or {}
         message = AIMessage(
             content=choice["message"].get("content") or "",
             response_metadata={

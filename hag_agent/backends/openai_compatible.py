@@ -108,7 +108,8 @@ class OpenAICompatibleBackend(Backend):
         self.name = "vllm" if options.flavor == "vllm" else "llamacpp-server"
         self.capabilities = Capabilities(
             structured_output="json_schema" if options.flavor == "vllm" else "json_object",
-            logprobs=True,
+            # llama.cpp's server gives logprobs only when started with logits_all.
+            logprobs=options.flavor == "vllm",
             seed=True,
             top_k=True,
             min_p=True,
@@ -143,10 +144,15 @@ class OpenAICompatibleBackend(Backend):
         kwargs: dict[str, Any] = {
             "temperature": params.temperature,
             "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
-            "logprobs": True,
             "extra_body": extra,
         }
+        if self.options.flavor == "llama.cpp":
+            # ChatOpenAI sends max_tokens as max_completion_tokens, which llama.cpp ignores.
+            extra["max_tokens"] = params.max_tokens
+        else:
+            kwargs["max_tokens"] = params.max_tokens
+        if self.capabilities.logprobs:
+            kwargs["logprobs"] = True
         if seed is not None:
             kwargs["seed"] = seed
         return kwargs

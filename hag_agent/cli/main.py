@@ -11,17 +11,18 @@ from pathlib import Path
 import click
 
 from hag_agent import __version__
-from hag_agent.errors import HAGError
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_BACKEND = 3
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.cli.run_command import run
+from hag_agent.errors import BackendError, HAGError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hag-agent")
 def cli() -> None:
     """Hyperparameter Aware Generation: the model picks its decoding settings, then answers."""
+
+
+cli.add_command(run)
 
 
 @cli.command()
@@ -68,11 +69,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except HAGError as exc:
-        from hag_agent.errors import BackendError
-
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BACKEND if isinstance(exc, BackendError) else EXIT_USAGE)

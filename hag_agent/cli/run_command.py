@@ -1,0 +1,151 @@
+"""``hag-agent run``: answer one prompt with HAG."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+from rich.console import Console
+
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.errors import BackendError, HAGError
+
+
+def parse_pins(pairs: tuple[str, ...]) -> dict[str, float]:
+    """``KEY=VALUE`` pairs as numbers (bounds are checked later, with the field named)."""
+    pins: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            pins[key.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{pair!r}: {value!r} is not a number", param_hint="--param"
+            ) from None
+    return pins
+
+
+@contextlib.contextmanager
+def spinner(console: Console, message: str) -> Iterator[None]:
+    """A spinner on stderr while the model loads and works; nothing when stderr is no terminal."""
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message, spinner="dots"):
+        yield
+
+
+@click.command("run")
+@click.argument("prompt")
+@click.option(
+    "--trace",
+    "show_trace",
+    is_flag=True,
+    help="Show each attempt's params, sources, scores and timings.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option(
+    "--backend", help="Backend name: embedded (default), vllm, llamacpp-server, or a plugin's."
+)
+@click.option(
+    "--base-url",
+    help="OpenAI-compatible server root, e.g. http://127.0.0.1:8000/v1 (implies --backend vllm).",
+)
+@click.option("--model", help="Served model name (endpoint backends).")
+@click.option(
+    "--proposer-model", help="Served model name for the proposal call only (e.g. a LoRA adapter)."
+)
+@click.option(
+    "--model-path", type=click.Path(dir_okay=False), help="A GGUF file for the embedded backend."
+)
+@click.option(
+    "--task",
+    help="Pin the task kind (math, reasoning, translation, creative, code, factual, chat).",
+)
+@click.option(
+    "--param", "pins", multiple=True, metavar="KEY=VALUE", help="Pin a hyperparameter (repeatable)."
+)
+@click.option("--max-retries", type=int, help="Retries after the first attempt.")
+@click.option("--no-critique", is_flag=True, help="One attempt, no critique.")
+@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--classifier", type=click.Choice(["rules", "llm"]), help="Task classifier.")
+@click.option(
+    "--proposer", type=click.Choice(["self", "prior", "fixed"]), help="Who proposes the params."
+)
+@click.option(
+    "--critic",
+    type=click.Choice(["signals", "judge"]),
+    help="Critique by signals, or signals plus an LLM judge.",
+)
+def run(
+    prompt: str,
+    show_trace: bool,
+    as_json: bool,
+    backend: str | None,
+    base_url: str | None,
+    model: str | None,
+    proposer_model: str | None,
+    model_path: str | None,
+    task: str | None,
+    pins: tuple[str, ...],
+    max_retries: int | None,
+    no_critique: bool,
+    seed: int | None,
+    classifier: str | None,
+    proposer: str | None,
+    critic: str | None,
+) -> None:
+    """Answer PROMPT (or - for stdin) under decoding settings the model chooses itself.
+
+    Exit codes: 0 success, 2 bad usage or input, 3 backend failure.
+    """
+    from hag_agent.runnable import HAGRunnable
+
+    err = Console(stderr=True)
+    out = Console()
+    text = sys.stdin.read() if prompt == "-" else prompt
+    options: dict[str, Any] = {
+        "base_url": base_url,
+        "model": model,
+        "proposer_model": proposer_model,
+        "model_path": model_path,
+    }
+    settings: dict[str, Any] = {
+        "backend": backend or ("vllm" if base_url else None),
+        "backend_options": {k: v for k, v in options.items() if v is not None} or None,
+        "task": task,
+        "params": parse_pins(pins) or None,
+        "max_retries": max_retries,
+        "critique": False if no_critique else None,
+        "seed": seed,
+        "classifier": classifier,
+        "proposer": proposer,
+        "critic": critic,
+    }
+    try:
+        runnable = HAGRunnable()
+        with spinner(err, "thinking about how to answer..."):
+            result = runnable.invoke({"prompt": text, **settings})
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except BackendError as exc:
+        err.print(f"[red]backend error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(EXIT_BACKEND)
+    except HAGError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(result.to_json_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(result.text)
+    if show_trace:
+        from hag_agent.cli.trace_table import trace_view
+
+        (err if as_json else out).print(trace_view(result))
