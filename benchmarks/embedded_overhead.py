@@ -58,6 +58,8 @@ def main() -> None:
     hag_critique: list[float] = []
     tokens = {"plain": 0, "hag": 0, "hag+critique": 0}
     attempts = 0
+    proposal_s: list[float] = []
+    answer_s: list[float] = []
     for _ in range(args.rounds):
         for prompt in PROMPTS:
             start = time.perf_counter()
@@ -68,6 +70,8 @@ def main() -> None:
             start = time.perf_counter()
             result = no_critique.invoke(prompt)
             hag.append(time.perf_counter() - start)
+            proposal_s.extend(e.data["latency_s"] for e in result.trace if "latency_s" in e.data)
+            answer_s.extend(a.latency_s for a in result.attempts)
             tokens["hag"] += sum(a.completion_tokens or 0 for a in result.attempts)
 
             start = time.perf_counter()
@@ -89,6 +93,10 @@ def main() -> None:
         f"HAG with critique:                median {c:6.2f} s   "
         f"answer tokens {tokens['hag+critique']}"
         f"   attempts/request {attempts / runs:.2f}"
+    )
+    print(
+        f"  of which: proposal call median {statistics.median(proposal_s):.2f} s, "
+        f"answer generation median {statistics.median(answer_s):.2f} s"
     )
     print(f"ratio HAG without critique / plain: {h / p:.2f}x   (target <= 1.3x)")
     print(f"ratio HAG with critique / plain:    {c / p:.2f}x")

@@ -236,13 +236,10 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     bounds = context.bounds
     data: dict[str, Any] = {}
     if context.proposer == "self":
-        bounds_text = ", ".join(f"{k} {bounds.describe(k)}" for k in HYPERPARAM_KEYS)
+        # Ranges are left out of the prompt: they cost ~60 prompt tokens on every call and the
+        # policy clamps whatever comes back anyway.
         prompt = render(
-            "propose",
-            task=task.value,
-            bounds=bounds_text,
-            example=prior.to_proposal_json(),
-            prompt=state.prompt,
+            "propose", task=task.value, example=prior.to_proposal_json(), prompt=state.prompt
         )
         result = yield DecideCall("propose", prompt, ProposalSchema)
         if isinstance(result, BackendError):
@@ -252,6 +249,7 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
             assert isinstance(result, Decision)
             parsed = parse_proposal(result.raw_text, prior=prior, bounds=bounds)
             data["raw"] = result.raw_text
+            data["latency_s"] = round(result.latency_s, 4)
             reason = (
                 f"fallback to the {task.value} prior: {parsed.fallback_reason}"
                 if parsed.fallback_reason

@@ -6,15 +6,28 @@ GGUF file can be given with ``model_path`` (``HAG_MODEL_PATH``).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hag_agent.backends.base import Backend, Capabilities
+from hag_agent.backends.base import (
+    DECISION_PARAMS,
+    Backend,
+    Capabilities,
+    Decision,
+    SchemaT,
+    parse_decision,
+)
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
+from hag_agent.errors import HAGError
 from hag_agent.hyperparameters import HyperParams
 
 if TYPE_CHECKING:
@@ -25,6 +38,16 @@ def default_threads() -> int:
     """One thread on machines of up to 2 cores (2 collapses under any other load), else cores-1."""
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else min(cores - 1, 8)
+
+
+def numeric_keys(schema: type[BaseModel]) -> dict[str, str] | None:
+    """``{key: "int" | "float"}`` for a schema of required numbers only, else None."""
+    keys: dict[str, str] = {}
+    for name, field in schema.model_fields.items():
+        if field.annotation not in (int, float) or not field.is_required():
+            return None
+        keys[name] = "int" if field.annotation is int else "float"
+    return keys or None
 
 
 class EmbeddedOptions(BaseSettings):
@@ -87,10 +110,48 @@ class EmbeddedBackend(Backend):
         """
         return {"response_format": {"type": "json_object", "schema": schema.model_json_schema()}}
 
-    def load(self) -> float:
-        """Load the model now; returns the seconds it took (0 when already loaded)."""
-        import time
+    def decide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        purpose: str = "decide",
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Flat numeric schemas (the proposal) are skeleton-decoded; others as usual."""
+        keys = numeric_keys(schema)
+        if keys is None:
+            return super().decide(
+                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
+            )
+        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+        kwargs = self.call_kwargs(DECISION_PARAMS, seed=None)
+        start = time.perf_counter()
+        try:
+            text, _, _ = self.chat_model.fill_numbers(list(messages), keys, kwargs)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+        return parse_decision(text, schema, time.perf_counter() - start)
 
+    async def adecide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        purpose: str = "decide",
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Async `decide` (llama.cpp blocks: it runs in a thread)."""
+        return await asyncio.to_thread(
+            self.decide, messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
+        )
+
+    def load(self) -> float:
+        """Load the model now; returns the seconds it took."""
         start = time.perf_counter()
         assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
         self.chat_model.engine()

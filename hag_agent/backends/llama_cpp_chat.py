@@ -80,6 +80,32 @@ class _Engine:
         self.lock = threading.Lock()
         self.prompt_tokens = 0
         """How many cached tokens the last call read as its prompt (safe to reuse)."""
+        self._formatter: Any = None
+        self._grammars: dict[str, Any] = {}
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+        """The model's chat template applied to messages, with its stop strings."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llama = self.llama
+            eos_id, bos_id = llama.token_eos(), llama.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=llama.metadata["tokenizer.chat_template"],
+                eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
+                bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
+                stop_token_ids=[eos_id],
+            )
+        formatted = self._formatter(messages=messages)
+        stop = formatted.stop
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        return formatted.prompt, stops
+
+    def grammar(self, grammar_class: Any, text: str) -> Any:
+        """A compiled grammar (each compiled once)."""
+        if text not in self._grammars:
+            self._grammars[text] = grammar_class.from_string(text, verbose=False)
+        return self._grammars[text]
 
 
 _engines: dict[tuple[str, int, int], _Engine] = {}
@@ -131,6 +157,14 @@ def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
+# One JSON value of a skeleton-decoded object and the delimiter after it, as llama.cpp GBNF.
+# The delimiter lets the model end the number where JSON would (else it keeps adding digits).
+_VALUE_GRAMMARS = {
+    "float": r"""root ::= "-"? [0-9]+ ("." [0-9]+)? ("," | "}")""",
+    "int": r"""root ::= "-"? [0-9]+ ("," | "}")""",
+}
+
+
 class ChatLlamaCppEmbedded(BaseChatModel):
     """Chat completion with a GGUF model loaded in this process."""
 
@@ -163,6 +197,51 @@ class ChatLlamaCppEmbedded(BaseChatModel):
             request["stop"] = stop
         request["messages"] = to_llama_messages(messages)
         return request
+
+    def fill_numbers(
+        self, messages: list[BaseMessage], keys: dict[str, str], kwargs: dict[str, Any]
+    ) -> tuple[str, int, int]:
+        """Decode a flat JSON object of numbers with its keys written for the model.
+
+        ``keys`` maps each key to ``"int"`` or ``"float"``. The model generates only the values
+        (a number grammar each, ending at the delimiter JSON puts next), so a six-key proposal
+        costs ~20 generated tokens instead of ~55; the text is the same compact JSON the model
+        would write. Consecutive steps reuse the cached prompt.
+
+        Returns:
+            The JSON text, the prompt tokens of the first step, and the generated tokens.
+        """
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        engine = self.engine()
+        sampling = {
+            k: v
+            for k, v in kwargs.items()
+            if k in _PASSTHROUGH and k not in ("response_format", "stop", "max_tokens")
+        }
+        with engine.lock:
+            prompt, stops = engine.chat_prompt(to_llama_messages(messages))
+            text = "{"
+            prompt_tokens = generated = 0
+            for i, (key, kind) in enumerate(keys.items()):
+                text += f'"{key}":'
+                grammar = engine.grammar(LlamaGrammar, _VALUE_GRAMMARS[kind])
+                engine.llama.n_tokens = min(engine.llama.n_tokens, engine.prompt_tokens)
+                try:
+                    out: Any = engine.llama.create_completion(
+                        prompt + text, max_tokens=8, grammar=grammar, stop=stops, **sampling
+                    )
+                except ValueError as exc:
+                    raise PromptTooLongError(
+                        f"the prompt does not fit the model's context of {self.n_ctx} tokens: {exc}"
+                    ) from exc
+                usage = out.get("usage") or {}
+                engine.prompt_tokens = int(usage.get("prompt_tokens", 0))
+                prompt_tokens = prompt_tokens or engine.prompt_tokens
+                generated += int(usage.get("completion_tokens", 0))
+                value = out["choices"][0]["text"].strip().rstrip(",}") or "null"
+                text += value + ("," if i < len(keys) - 1 else "}")
+        return text, prompt_tokens, generated
 
     def _run(self, engine: _Engine, request: dict[str, Any], stream: bool) -> Any:
         # Reuse only what the last call read as its prompt: the cache of tokens it generated
