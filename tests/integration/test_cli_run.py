@@ -134,3 +134,20 @@ def test_run_against_an_endpoint(fault_server: FaultServer) -> None:
     assert done.stdout.strip() == "The answer is 4."
     models = [r.body["model"] for r in fault_server.requests]
     assert models == ["hag", "base"]
+
+
+def test_spinner_only_on_a_terminal() -> None:
+    """Under a pseudo-terminal the spinner shows on stderr; piped (above) it does not."""
+    import shutil
+
+    script = shutil.which("script")
+    if script is None:
+        import pytest
+
+        pytest.skip("util-linux `script` is not installed")
+    command = f"{Path(sys.executable).with_name('hag-agent')} run 'Say hi.' --param max_tokens=24 --no-critique"
+    done = subprocess.run(
+        [script, "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout
+    assert "thinking about how to answer" in done.stdout

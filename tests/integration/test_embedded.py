@@ -112,3 +112,36 @@ def test_seeded_multi_turn_repeats_whatever_was_cached(embedded: EmbeddedBackend
     embedded.chat_model.engine().llama.reset()  # type: ignore[attr-defined]
     from_scratch = embedded.generate(follow_up, story, seed=5).text
     assert right_after == from_scratch
+
+
+def test_engine_loads_once_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hag_agent.backends.llama_cpp_chat import default_model_path, load_engine
+
+    with ThreadPoolExecutor(8) as pool:
+        engines = list(pool.map(lambda _: load_engine(default_model_path(), 1024, 1), range(8)))
+    assert all(e is engines[0] for e in engines)
+
+
+def test_calls_of_one_request_share_the_prompt_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """classify/propose and generate share the request's prefix: generate re-reads far less."""
+    from llama_cpp import Llama
+
+    evaluated: list[int] = []
+    real_eval = Llama.eval
+
+    def counting_eval(self: Llama, tokens: list[int]) -> None:
+        evaluated.append(len(tokens))
+        real_eval(self, tokens)
+
+    monkeypatch.setattr(Llama, "eval", counting_eval)
+    document = "The quick brown fox jumps over the lazy dog near the river bank. " * 20
+    result = HAGRunnable(max_retries=0, params={"max_tokens": 8}).invoke(
+        f"{document}\nSummarise this."
+    )
+    attempt = result.attempts[0]
+    assert attempt.prompt_tokens and attempt.prompt_tokens > 250
+    # The generation call's first (prompt) evaluation is only the part after the shared prefix.
+    prompt_batches = [n for n in evaluated if n > 1]
+    assert prompt_batches[-1] < attempt.prompt_tokens / 4, prompt_batches

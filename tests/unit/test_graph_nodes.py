@@ -347,3 +347,11 @@ def test_prompt_too_long_is_rejected_before_any_call() -> None:
     with pytest.raises(HAGInputError, match="max_prompt_chars"):
         HAGRunnable(model=model, max_prompt_chars=100).invoke("x" * 101)
     assert model.calls == []
+
+
+def test_empty_output_is_retried_with_more_variety() -> None:
+    result, _ = run({"propose": [PROPOSAL], "generate": ["", GOOD]})
+    first, second = result.attempts
+    assert first.critique is not None and first.critique.issues == ["empty output"]
+    assert second.params.temperature > first.params.temperature
+    assert result.text == GOOD and result.best_attempt == 1
