@@ -83,28 +83,33 @@ class _LazyBackend:
         return self._backend
 
 
+def _backend_call(
+    call: Call, context: HAGContext, config: RunnableConfig
+) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """Which backend method answers a call, and its arguments (``a`` + name for async)."""
+    if isinstance(call, GenerateCall):
+        args: tuple[Any, ...] = (call.messages, call.planned.params)
+        return "generate", args, {"seed": context.seed, "config": tagged(config, "generate")}
+    return (
+        "decide",
+        ([HumanMessage(call.prompt)], call.schema),
+        {
+            "purpose": call.purpose,
+            "max_tokens": context.decision_max_tokens,
+            "config": tagged(config, call.purpose),
+        },
+    )
+
+
 def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
     backend = _LazyBackend(context)
     try:
         call = next(steps)
         while True:
+            name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                if isinstance(call, GenerateCall):
-                    result = backend.get().generate(
-                        call.messages,
-                        call.planned.params,
-                        seed=context.seed,
-                        config=tagged(config, "generate"),
-                    )
-                else:
-                    result = backend.get().decide(
-                        [HumanMessage(call.prompt)],
-                        call.schema,
-                        purpose=call.purpose,
-                        max_tokens=context.decision_max_tokens,
-                        config=tagged(config, call.purpose),
-                    )
+                result = getattr(backend.get(), name)(*args, **kwargs)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)
@@ -118,23 +123,10 @@ async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) 
     try:
         call = next(steps)
         while True:
+            name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                if isinstance(call, GenerateCall):
-                    result = await backend.get().agenerate(
-                        call.messages,
-                        call.planned.params,
-                        seed=context.seed,
-                        config=tagged(config, "generate"),
-                    )
-                else:
-                    result = await backend.get().adecide(
-                        [HumanMessage(call.prompt)],
-                        call.schema,
-                        purpose=call.purpose,
-                        max_tokens=context.decision_max_tokens,
-                        config=tagged(config, call.purpose),
-                    )
+                result = await getattr(backend.get(), f"a{name}")(*args, **kwargs)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)
