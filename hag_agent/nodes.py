@@ -8,6 +8,7 @@ runs never block a thread. Nodes never raise on model nonsense: they record a fa
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,14 @@ from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
 from hag_agent.adjustment import adjust as compute_adjustment
-from hag_agent.backends.base import Backend, Decision, Generation, message_text, tagged
+from hag_agent.backends.base import (
+    REQUEST_KEY,
+    Backend,
+    Decision,
+    Generation,
+    message_text,
+    tagged,
+)
 from hag_agent.backends.registry import resolve_backend
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned, resolve_context
@@ -137,14 +145,25 @@ async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) 
 
 def make_node(name: str, steps_fn: StepsFn) -> Runnable[HAGState, dict[str, Any]]:
     """Wrap one node's logic as a runnable with a sync and an async path."""
+    # classify starts a turn, so it names the turn's request id; later nodes reuse it.
+    starts_turn = name == "classify"
+
+    def scoped(state: HAGState, config: RunnableConfig) -> tuple[str, RunnableConfig]:
+        request_id = uuid.uuid4().hex if starts_turn else state.request_id
+        metadata = {**config.get("metadata", {}), REQUEST_KEY: request_id}
+        return request_id, {**config, "metadata": metadata}
 
     def run(state: HAGState, config: RunnableConfig) -> dict[str, Any]:
         context = current_context()
-        return _run_sync(steps_fn(state, context), context, config)
+        request_id, config = scoped(state, config)
+        update = _run_sync(steps_fn(state, context), context, config)
+        return {**update, "request_id": request_id} if starts_turn else update
 
     async def arun(state: HAGState, config: RunnableConfig) -> dict[str, Any]:
         context = current_context()
-        return await _run_async(steps_fn(state, context), context, config)
+        request_id, config = scoped(state, config)
+        update = await _run_async(steps_fn(state, context), context, config)
+        return {**update, "request_id": request_id} if starts_turn else update
 
     run.__name__ = arun.__name__ = name
     if _NodeWrapper is not None:

@@ -113,5 +113,7 @@ class HAGState(OutputState):
 
     prompt: str = ""
     """The text of the last human message."""
+    request_id: str = ""
+    """Identifies this turn's model calls (the embedded backend shares its prompt cache within)."""
     pending: PlannedParams | None = None
     """The configuration the next generate call will use."""

@@ -23,6 +23,9 @@ from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
+REQUEST_KEY = "hag_request"
+"""Config metadata key naming the HAG turn a model call belongs to."""
+
 DECISION_PARAMS = HyperParams(
     temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=160
 )
@@ -39,7 +42,9 @@ class Capabilities(BaseModel):
     logprobs: bool = False
     """Token logprobs are reported."""
     seed: bool = False
-    """A seed makes sampling reproducible."""
+    """A seed reaches the sampler."""
+    reproducible: bool = False
+    """The same call twice gives the same text (same seed, or temperature 0)."""
     top_k: bool = False
     """top_k reaches the decoder."""
     min_p: bool = False
@@ -48,6 +53,8 @@ class Capabilities(BaseModel):
     """The decoder's own name for the repetition penalty, or None when unsupported."""
     streaming: bool = True
     """Tokens can be streamed."""
+    validates_params: bool = False
+    """Invalid sampling values are rejected (e.g. vLLM's 400 for top_p 5), not silently used."""
 
 
 class Generation(BaseModel):
@@ -355,3 +362,9 @@ __all__ = [
     "parse_decision",
     "tagged",
 ]
+
+
+def request_of(config: RunnableConfig | None) -> str | None:
+    """The HAG turn a call belongs to, from its config metadata."""
+    value = (config or {}).get("metadata", {}).get(REQUEST_KEY)
+    return str(value) if value else None

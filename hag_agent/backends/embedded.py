@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
@@ -25,6 +26,7 @@ from hag_agent.backends.base import (
     Decision,
     SchemaT,
     parse_decision,
+    request_of,
 )
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
 from hag_agent.errors import HAGError
@@ -71,6 +73,7 @@ class EmbeddedBackend(Backend):
         structured_output="json_object",
         logprobs=False,
         seed=True,
+        reproducible=True,
         top_k=True,
         min_p=True,
         repetition_penalty_name="repeat_penalty",
@@ -110,6 +113,30 @@ class EmbeddedBackend(Backend):
         """
         return {"response_format": {"type": "json_object", "schema": schema.model_json_schema()}}
 
+    def invoke_model(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+    ) -> BaseMessage:
+        """Calls of one HAG turn share the prompt cache; a call of another turn starts clean."""
+        return super().invoke_model(
+            model, messages, config, {**kwargs, "cache_scope": request_of(config)}
+        )
+
+    async def ainvoke_model(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+    ) -> BaseMessage:
+        """Async `invoke_model`."""
+        return await super().ainvoke_model(
+            model, messages, config, {**kwargs, "cache_scope": request_of(config)}
+        )
+
     def decide(
         self,
         messages: Sequence[BaseMessage],
@@ -129,7 +156,9 @@ class EmbeddedBackend(Backend):
         kwargs = self.call_kwargs(DECISION_PARAMS, seed=None)
         start = time.perf_counter()
         try:
-            text, _, _ = self.chat_model.fill_numbers(list(messages), keys, kwargs)
+            text, _, _ = self.chat_model.fill_numbers(
+                list(messages), keys, {**kwargs, "cache_scope": request_of(config)}
+            )
         except HAGError:
             raise
         except Exception as exc:

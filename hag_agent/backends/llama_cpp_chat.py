@@ -3,9 +3,9 @@
 Engines load lazily, once per process per (path, context size, threads), thread-safely; one
 engine serves one call at a time (llama.cpp contexts are not thread-safe), so concurrent calls
 queue on its lock. Call arguments use llama.cpp's own names (``repeat_penalty``); the backend
-adapter maps HyperParams onto them. Consecutive calls reuse llama.cpp's cache of the prompt
-prefix they share (the prompt templates put the user's request first, so classify, propose and
-generate share it), but never the cache of generated tokens, so seeded calls repeat exactly.
+adapter maps HyperParams onto them. The calls of one HAG turn reuse llama.cpp's cache of the
+prompt prefix they share (the prompt templates put the user's request first, so classify,
+propose and generate share it); see `_Engine.before_call` for why nothing else is reused.
 """
 
 from __future__ import annotations
@@ -80,8 +80,25 @@ class _Engine:
         self.lock = threading.Lock()
         self.prompt_tokens = 0
         """How many cached tokens the last call read as its prompt (safe to reuse)."""
+        self.scope: str | None = None
+        """The HAG turn of the last call."""
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
+
+    def before_call(self, scope: str | None) -> None:
+        """Keep only the cache this call may reuse, so results never depend on other calls.
+
+        llama.cpp's numbers depend on how a prompt is split into batches, so reusing a cache
+        changes results slightly. Within one HAG turn (``scope``) the calls come in the same
+        order every time, so sharing their prompt prefix is reproducible; across turns, or for
+        calls without a scope, the cache is dropped. Tokens a call generated are never reused.
+        """
+        if scope is None or scope != self.scope:
+            self.llama.n_tokens = 0
+        else:
+            self.llama.n_tokens = min(self.llama.n_tokens, self.prompt_tokens)
+        self.scope = scope
+        self.prompt_tokens = 0
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
         """The model's chat template applied to messages, with its stop strings."""
@@ -219,14 +236,18 @@ class ChatLlamaCppEmbedded(BaseChatModel):
             for k, v in kwargs.items()
             if k in _PASSTHROUGH and k not in ("response_format", "stop", "max_tokens")
         }
+        scope = kwargs.get("cache_scope")
         with engine.lock:
+            if scope is None:
+                engine.before_call(None)
             prompt, stops = engine.chat_prompt(to_llama_messages(messages))
             text = "{"
             prompt_tokens = generated = 0
             for i, (key, kind) in enumerate(keys.items()):
                 text += f'"{key}":'
                 grammar = engine.grammar(LlamaGrammar, _VALUE_GRAMMARS[kind])
-                engine.llama.n_tokens = min(engine.llama.n_tokens, engine.prompt_tokens)
+                # Later steps always continue this call's own prompt: one scope for all six.
+                engine.before_call(scope or "fill-numbers")
                 try:
                     out: Any = engine.llama.create_completion(
                         prompt + text, max_tokens=8, grammar=grammar, stop=stops, **sampling
@@ -243,11 +264,10 @@ class ChatLlamaCppEmbedded(BaseChatModel):
                 text += value + ("," if i < len(keys) - 1 else "}")
         return text, prompt_tokens, generated
 
-    def _run(self, engine: _Engine, request: dict[str, Any], stream: bool) -> Any:
-        # Reuse only what the last call read as its prompt: the cache of tokens it generated
-        # one by one differs numerically from a batch read, and a seeded call would not repeat.
-        engine.llama.n_tokens = min(engine.llama.n_tokens, engine.prompt_tokens)
-        engine.prompt_tokens = 0
+    def _run(
+        self, engine: _Engine, request: dict[str, Any], stream: bool, scope: str | None
+    ) -> Any:
+        engine.before_call(scope)
         try:
             return engine.llama.create_chat_completion(**request, stream=stream)
         except ValueError as exc:
@@ -267,7 +287,7 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
         with engine.lock:
-            response = self._run(engine, request, stream=False)
+            response = self._run(engine, request, False, kwargs.get("cache_scope"))
             usage = response.get("usage") or {}
             engine.prompt_tokens = int(usage.get("prompt_tokens", 0))
         choice = response["choices"][0]
@@ -295,7 +315,7 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
         with engine.lock:
-            for part in self._run(engine, request, stream=True):
+            for part in self._run(engine, request, True, kwargs.get("cache_scope")):
                 choice = part["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""
                 finish = choice.get("finish_reason")

@@ -111,12 +111,17 @@ class OpenAICompatibleBackend(Backend):
             # llama.cpp's server gives logprobs only when started with logits_all.
             logprobs=options.flavor == "vllm",
             seed=True,
+            # llama-cpp-python's server reuses its prompt cache across requests, and llama.cpp's
+            # results depend slightly on how a prompt was split into batches.
+            reproducible=options.flavor == "vllm",
             top_k=True,
             min_p=True,
             repetition_penalty_name=(
                 "repetition_penalty" if options.flavor == "vllm" else "repeat_penalty"
             ),
             streaming=True,
+            # llama-cpp-python's server answers a rejected value with 500, not 400.
+            validates_params=options.flavor == "vllm",
         )
         answer = self._chat_model(options.model)
         proposer = self._chat_model(options.proposer_model) if options.proposer_model else None

@@ -1,0 +1,141 @@
+"""Conformance tests every backend must pass, written once.
+
+Subclass `BackendConformance` and provide a ``backend`` fixture. The tests check behaviour, never
+wording (a randomly initialised model talks gibberish): reproducibility, that each sampling value
+reaches the decoder (shown by its effect), structured output, streaming, typed errors and
+concurrency. A backend that lacks a capability declares it, and the test is skipped saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from hag_agent import BackendError, DecodingBounds, HAGRunnable, HyperParams
+from hag_agent.backends import Backend
+from hag_agent.proposal import ProposalSchema, parse_proposal
+from hag_agent.tasks import TASK_PRIORS, TaskKind
+
+PROMPT = [HumanMessage("Write a long story about a dragon who bakes bread.")]
+REPEAT = [HumanMessage("Repeat the word apple again and again: apple apple apple apple apple")]
+SAMPLED = HyperParams(
+    temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=24
+)
+GREEDY = SAMPLED.model_copy(update={"temperature": 0.0})
+
+
+def unchecked(**values: Any) -> HyperParams:
+    """HyperParams outside even vLLM's ranges, to see what the backend itself does."""
+    return HyperParams.model_construct(**{**SAMPLED.model_dump(), **values})
+
+
+class BackendConformance:
+    """Behaviour every backend owes hag-agent."""
+
+    def require(self, backend: Backend, capability: str) -> None:
+        if not getattr(backend.capabilities, capability):
+            pytest.skip(f"{backend.name} declares no {capability} capability")
+
+    def text(
+        self,
+        backend: Backend,
+        params: HyperParams,
+        *,
+        seed: int | None = None,
+        messages: Any = PROMPT,
+    ) -> str:
+        return backend.generate(messages, params, seed=seed).text
+
+    def test_same_seed_same_text(self, backend: Backend) -> None:
+        self.require(backend, "seed")
+        self.require(backend, "reproducible")
+        first = self.text(backend, SAMPLED, seed=11)
+        assert first == self.text(backend, SAMPLED, seed=11)
+        others = {self.text(backend, SAMPLED, seed=s) for s in (12, 13, 14)}
+        assert others != {first}  # the seed is what made them equal, not the decoder ignoring it
+
+    def test_temperature_zero_repeats(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        assert self.text(backend, GREEDY) == self.text(backend, GREEDY)
+
+    def test_temperature_reaches_the_decoder(self, backend: Backend) -> None:
+        hot = {
+            self.text(backend, SAMPLED.model_copy(update={"temperature": 2.0}), seed=s)
+            for s in (1, 2, 3)
+        }
+        assert hot != {self.text(backend, GREEDY)}
+
+    def test_top_k_one_equals_greedy(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        self.require(backend, "top_k")
+        greedy = self.text(backend, GREEDY)
+        assert self.text(backend, SAMPLED.model_copy(update={"top_k": 1}), seed=5) == greedy
+
+    def test_top_p_tiny_equals_greedy(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        greedy = self.text(backend, GREEDY)
+        assert self.text(backend, SAMPLED.model_copy(update={"top_p": 0.001}), seed=6) == greedy
+
+    def test_min_p_one_equals_greedy(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        self.require(backend, "min_p")
+        greedy = self.text(backend, GREEDY)
+        assert self.text(backend, SAMPLED.model_copy(update={"min_p": 1.0}), seed=7) == greedy
+
+    def test_repetition_penalty_reaches_the_decoder(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        self.require(backend, "repetition_penalty_name")
+        plain = self.text(backend, GREEDY.model_copy(update={"max_tokens": 32}), messages=REPEAT)
+        penalised = self.text(
+            backend,
+            GREEDY.model_copy(update={"max_tokens": 32, "repetition_penalty": 2.0}),
+            messages=REPEAT,
+        )
+        assert plain != penalised
+
+    def test_max_tokens_is_respected(self, backend: Backend) -> None:
+        result = backend.generate(PROMPT, SAMPLED.model_copy(update={"max_tokens": 5}), seed=1)
+        assert result.finish_reason == "length"
+        assert result.completion_tokens is None or result.completion_tokens == 5
+
+    def test_structured_proposal_validates(self, backend: Backend) -> None:
+        decision = backend.decide(
+            [HumanMessage("Choose decoding settings for: write a poem about rain")],
+            ProposalSchema,
+            purpose="propose",
+            max_tokens=120,
+        )
+        parsed = parse_proposal(
+            decision.raw_text, prior=TASK_PRIORS[TaskKind.CREATIVE], bounds=DecodingBounds()
+        )
+        assert isinstance(parsed.params, HyperParams)
+        if backend.capabilities.structured_output != "prompt":
+            assert decision.value is not None, decision.error  # constrained: always the schema
+
+    def test_stream_equals_invoke(self, backend: Backend) -> None:
+        self.require(backend, "reproducible")
+        self.require(backend, "streaming")
+        kwargs = backend.call_kwargs(GREEDY, seed=None)
+        streamed = "".join(chunk.text for chunk in backend.chat_model.stream(PROMPT, **kwargs))
+        assert streamed == backend.chat_model.invoke(PROMPT, **kwargs).text
+
+    def test_invalid_value_is_a_typed_error(self, backend: Backend) -> None:
+        self.require(backend, "validates_params")
+        with pytest.raises(BackendError) as info:
+            backend.generate(PROMPT, unchecked(top_p=5.0))
+        assert info.value.status is not None and 400 <= info.value.status < 500
+
+    async def test_concurrent_runs_all_complete(self, backend: Backend) -> None:
+        runnable = HAGRunnable(
+            model=backend, proposer="prior", critique=False, params={"max_tokens": 6}
+        )
+        prompts = [f"Say the number {i}." for i in range(32)]
+        results = await runnable.abatch(prompts)
+        assert len(results) == 32
+        for result in results:
+            assert result.attempts and result.attempts[0].error is None
+            assert result.attempts[0].params.max_tokens == 6
+            assert result.trace[0].node == "classify"
+        assert len({id(r) for r in results}) == 32
