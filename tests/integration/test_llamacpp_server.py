@@ -7,8 +7,7 @@ from langchain_core.messages import HumanMessage
 from hag_agent import HAGRunnable, HyperParams, TaskKind
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
-
-from .processes import ServerProcess
+from hag_agent.dev.server_process import ServerProcess
 
 PARAMS = HyperParams(
     temperature=1.0, top_p=0.95, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=30

@@ -1,4 +1,7 @@
-"""Start a server process on a free loopback port, wait until it is healthy, stop it cleanly."""
+"""Start a server process on a free loopback port, wait until it is healthy, stop it cleanly.
+
+Used by the integration tests and the benchmarks (llama.cpp's server, vLLM).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -21,12 +25,15 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
+    """A started server: its process (a group leader), address, log and start-up time."""
+
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
     started_in: float
 
     def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server's log."""
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
@@ -35,12 +42,18 @@ class ServerProcess:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the whole process group and check nothing is left behind."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # The main process first, so it can shut its engine down; then the whole group.
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_members(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in _group_members(self.process.pid):
+            os.kill(pid, signal.SIGKILL)  # stragglers: killed, and still reported below
         left = _group_members(self.process.pid)
         assert not left, f"processes left behind: {left}"
 
@@ -94,3 +107,16 @@ def start_server(
         time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"server not healthy within {deadline:.0f} s:\n{server.log_tail()}")
+
+
+def resident_mb(pgid: int) -> float:
+    """Resident memory of every process in a group, in MiB."""
+    total = 0
+    for pid in _group_members(pgid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024

