@@ -18,12 +18,12 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
 from hag_agent.context import HAGContext
+from hag_agent.node_driver import make_node
 from hag_agent.nodes import (
     adjust_steps,
     classify_steps,
     critique_steps,
     generate_steps,
-    make_node,
     propose_steps,
     route_after_adjust,
     route_after_critique,

@@ -326,6 +326,16 @@ def _mean_logprob(logprobs: Any) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def numeric_keys(schema: type[BaseModel]) -> dict[str, str] | None:
+    """``{key: "int" | "float"}`` for a schema of required numbers only, else None."""
+    keys: dict[str, str] = {}
+    for name, field in schema.model_fields.items():
+        if field.annotation not in (int, float) or not field.is_required():
+            return None
+        keys[name] = "int" if field.annotation is int else "float"
+    return keys or None
+
+
 def as_backend(model: object) -> Backend:
     """Accept a `Backend` or any LangChain chat model.
 

@@ -25,6 +25,7 @@ from hag_agent.backends.base import (
     Capabilities,
     Decision,
     SchemaT,
+    numeric_keys,
     parse_decision,
     request_of,
 )
@@ -40,16 +41,6 @@ def default_threads() -> int:
     """One thread on machines of up to 2 cores (2 collapses under any other load), else cores-1."""
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else min(cores - 1, 8)
-
-
-def numeric_keys(schema: type[BaseModel]) -> dict[str, str] | None:
-    """``{key: "int" | "float"}`` for a schema of required numbers only, else None."""
-    keys: dict[str, str] = {}
-    for name, field in schema.model_fields.items():
-        if field.annotation not in (int, float) or not field.is_required():
-            return None
-        keys[name] = "int" if field.annotation is int else "float"
-    return keys or None
 
 
 class EmbeddedOptions(BaseSettings):

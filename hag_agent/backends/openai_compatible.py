@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import openai
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, SecretStr
@@ -34,7 +35,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from hag_agent.backends.base import DECISION_PARAMS, Backend, Capabilities
+from hag_agent.backends.base import (
+    DECISION_PARAMS,
+    Backend,
+    Capabilities,
+    Decision,
+    SchemaT,
+    message_text,
+    numeric_keys,
+    parse_decision,
+)
 from hag_agent.errors import (
     BackendError,
     BackendTimeoutError,
@@ -71,6 +81,10 @@ class EndpointOptions(BaseSettings):
     """Seconds all tries of one call may take together."""
     flavor: Flavor = "vllm"
     """Server dialect: ``vllm`` or ``llama.cpp`` (names of the penalty and structured output)."""
+    proposal_decoding: Literal["skeleton", "json"] = "skeleton"
+    """vLLM only: ``skeleton`` writes the proposal's keys and has the model fill each value
+    (continue_final_message + a number regex; same text, a third of the generated tokens);
+    ``json`` generates the whole object under its json_schema."""
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -195,6 +209,74 @@ class OpenAICompatibleBackend(Backend):
             }
         }
 
+    # -- skeleton decoding of flat numeric decisions (the proposal) -------------------------
+
+    def _skeleton(self, schema: type[BaseModel]) -> dict[str, str] | None:
+        if self.options.flavor != "vllm" or self.options.proposal_decoding != "skeleton":
+            return None
+        return numeric_keys(schema)
+
+    def _value_kwargs(self, kind: str) -> dict[str, Any]:
+        kwargs = self.call_kwargs(DECISION_PARAMS.model_copy(update={"max_tokens": 12}), None)
+        kwargs.pop("logprobs", None)
+        kwargs["extra_body"] = {
+            **kwargs["extra_body"],
+            "continue_final_message": True,  # the assistant turn so far is the skeleton
+            "add_generation_prompt": False,
+            "structured_outputs": {"regex": _VALUE_REGEX[kind]},
+        }
+        return kwargs
+
+    def decide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        purpose: str = "decide",
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Skeleton-decode flat numeric schemas on vLLM; everything else as usual."""
+        keys = self._skeleton(schema)
+        if keys is None:
+            return super().decide(
+                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
+            )
+        start = time.perf_counter()
+        model = self.decision_model(purpose)
+        text = "{"
+        for i, (key, kind) in enumerate(keys.items()):
+            text += f'"{key}":'
+            turn = [*messages, AIMessage(text)]
+            reply = self.invoke_model(model, turn, config, self._value_kwargs(kind))
+            text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
+        return parse_decision(text, schema, time.perf_counter() - start)
+
+    async def adecide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        purpose: str = "decide",
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """Async `decide`."""
+        keys = self._skeleton(schema)
+        if keys is None:
+            return await super().adecide(
+                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
+            )
+        start = time.perf_counter()
+        model = self.decision_model(purpose)
+        text = "{"
+        for i, (key, kind) in enumerate(keys.items()):
+            text += f'"{key}":'
+            turn = [*messages, AIMessage(text)]
+            reply = await self.ainvoke_model(model, turn, config, self._value_kwargs(kind))
+            text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
+        return parse_decision(text, schema, time.perf_counter() - start)
+
     # -- what to do when the wire fails ----------------------------------------------------
 
     def _wait(self, state: RetryCallState) -> float:
@@ -287,6 +369,18 @@ class OpenAICompatibleBackend(Backend):
                 body=_body_text(exc),
             )
         return BackendError(f"{where} call failed{after}: {type(exc).__name__}: {exc}")
+
+
+# One value and the delimiter JSON puts after it; digits bounded so a confused model stops.
+_VALUE_REGEX = {
+    "float": r"-?[0-9]{1,6}(\.[0-9]{1,4})?[,}]",
+    "int": r"-?[0-9]{1,7}[,}]",
+}
+
+
+def _value(text: str) -> str:
+    """The number a skeleton step produced, without its delimiter ("null" if none)."""
+    return text.strip().rstrip(",}").strip() or "null"
 
 
 def _body_text(exc: openai.APIStatusError | openai.APIResponseValidationError) -> str:

@@ -109,7 +109,10 @@ class FaultServer:
                         200, b"<html><body>Bad Gateway</body></html>", "text/html"
                     )
                 content = server.reply_text
-                if body.get("response_format"):
+                regex = (body.get("structured_outputs") or {}).get("regex")
+                if regex:  # one skeleton-decoded value and its delimiter
+                    content = "0.5," if "." in regex else "7,"
+                elif body.get("response_format"):
                     content = _structured_reply(body["response_format"])
                 if body.get("stream"):
                     return self._stream(body, content)

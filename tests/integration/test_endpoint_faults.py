@@ -15,6 +15,7 @@ from hag_agent import (
     HyperParams,
 )
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
+from hag_agent.classification import TaskChoice
 from hag_agent.proposal import ProposalSchema
 
 from .fault_server import FaultServer
@@ -58,19 +59,36 @@ def test_llamacpp_flavor_uses_its_own_penalty_name(fault_server: FaultServer) ->
     assert "logprobs" not in body
 
 
-def test_structured_output_uses_json_schema_and_the_proposer_model(
-    fault_server: FaultServer,
-) -> None:
+def test_proposal_is_skeleton_decoded_by_the_proposer_model(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposer_model="hag")
     decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    assert isinstance(decision.value, ProposalSchema), decision.error
+    assert decision.raw_text == (
+        '{"temperature":0.5,"top_p":0.5,"top_k":7,"min_p":0.5,"repetition_penalty":0.5,'
+        '"max_tokens":7}'
+    )
+    assert len(fault_server.requests) == 6
+    for request, key in zip(fault_server.requests, HyperParams.model_fields, strict=True):
+        body = request.body
+        assert body["model"] == "hag" and body["continue_final_message"] is True
+        assert body["add_generation_prompt"] is False
+        assert body["messages"][-1]["role"] == "assistant"
+        assert body["messages"][-1]["content"].endswith(f'"{key}":')
+        assert "regex" in body["structured_outputs"] and body["temperature"] == 0.0
+
+
+def test_json_decisions_use_response_format_json_schema(fault_server: FaultServer) -> None:
+    b = backend(fault_server, proposal_decoding="json")
+    decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
     assert isinstance(decision.value, ProposalSchema)
-    body = fault_server.requests[0].body
-    assert body["model"] == "hag"
+    (request,) = fault_server.requests
+    body = request.body
+    assert body["model"] == "base" and "guided_json" not in body
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]["schema"]
     assert set(schema["properties"]) == set(HyperParams.model_fields)
-    assert body["temperature"] == 0.0
-    b.decide(MESSAGES, ProposalSchema, purpose="judge")
+    assert schema["additionalProperties"] is False and body["temperature"] == 0.0
+    b.decide(MESSAGES, TaskChoice, purpose="classify")
     assert fault_server.requests[1].body["model"] == "base"
 
 
@@ -155,7 +173,7 @@ def test_nothing_listening_is_unavailable() -> None:
 
 def test_graph_keeps_first_attempt_when_the_server_dies(fault_server: FaultServer) -> None:
     fault_server.reply_text = "the the the the the the the the the the the the the the"
-    fault_server.reset(["ok", "ok", "500"])  # proposal, first answer, then only 500s
+    fault_server.reset(["ok"] * 7 + ["500"])  # six proposal values, first answer, then only 500s
     runnable = HAGRunnable(
         backend="vllm",
         backend_options={
