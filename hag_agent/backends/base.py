@@ -223,6 +223,30 @@ class Backend:
         """The model that makes one kind of decision (the proposer may differ)."""
         return self.proposal_model if purpose == "propose" else self.chat_model
 
+    def decision_text(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
+        """The raw text of one decision; backends with a cheaper way to decode one override it."""
+        kwargs = self.decision_kwargs(schema, max_tokens)
+        return message_text(self.invoke_model(model, messages, config, kwargs))
+
+    async def adecision_text(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
+        """Async `decision_text`."""
+        kwargs = self.decision_kwargs(schema, max_tokens)
+        return message_text(await self.ainvoke_model(model, messages, config, kwargs))
+
     def decide(
         self,
         messages: Sequence[BaseMessage],
@@ -238,13 +262,9 @@ class Backend:
             BackendError: When the call itself fails.
         """
         start = time.perf_counter()
-        message = self.invoke_model(
-            self.decision_model(purpose),
-            list(messages),
-            config,
-            self.decision_kwargs(schema, max_tokens),
-        )
-        return parse_decision(message_text(message), schema, time.perf_counter() - start)
+        model = self.decision_model(purpose)
+        text = self.decision_text(model, list(messages), schema, max_tokens, config)
+        return parse_decision(text, schema, time.perf_counter() - start)
 
     async def adecide(
         self,
@@ -257,13 +277,9 @@ class Backend:
     ) -> Decision:
         """Async `decide`."""
         start = time.perf_counter()
-        message = await self.ainvoke_model(
-            self.decision_model(purpose),
-            list(messages),
-            config,
-            self.decision_kwargs(schema, max_tokens),
-        )
-        return parse_decision(message_text(message), schema, time.perf_counter() - start)
+        model = self.decision_model(purpose)
+        text = await self.adecision_text(model, list(messages), schema, max_tokens, config)
+        return parse_decision(text, schema, time.perf_counter() - start)
 
 
 def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +22,7 @@ from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
     Capabilities,
-    Decision,
-    SchemaT,
     numeric_keys,
-    parse_decision,
     request_of,
 )
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
@@ -128,46 +124,37 @@ class EmbeddedBackend(Backend):
             model, messages, config, {**kwargs, "cache_scope": request_of(config)}
         )
 
-    def decide(
+    def decision_text(
         self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
         """Flat numeric schemas (the proposal) are skeleton-decoded; others as usual."""
         keys = numeric_keys(schema)
-        if keys is None:
-            return super().decide(
-                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
-            )
-        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
-        kwargs = self.call_kwargs(DECISION_PARAMS, seed=None)
-        start = time.perf_counter()
+        if keys is None or not isinstance(model, ChatLlamaCppEmbedded):
+            return super().decision_text(model, messages, schema, max_tokens, config)
+        kwargs = {**self.call_kwargs(DECISION_PARAMS, seed=None), "cache_scope": request_of(config)}
         try:
-            text, _, _ = self.chat_model.fill_numbers(
-                list(messages), keys, {**kwargs, "cache_scope": request_of(config)}
-            )
+            return model.fill_numbers(messages, keys, kwargs)[0]
         except HAGError:
             raise
         except Exception as exc:
             raise self.to_backend_error(exc) from exc
-        return parse_decision(text, schema, time.perf_counter() - start)
 
-    async def adecide(
+    async def adecision_text(
         self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
-        """Async `decide` (llama.cpp blocks: it runs in a thread)."""
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
+        """Async `decision_text` (llama.cpp blocks: it runs in a thread)."""
         return await asyncio.to_thread(
-            self.decide, messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
+            self.decision_text, model, messages, schema, max_tokens, config
         )
 
     def load(self) -> float:

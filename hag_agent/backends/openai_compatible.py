@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -39,11 +38,8 @@ from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
     Capabilities,
-    Decision,
-    SchemaT,
     message_text,
     numeric_keys,
-    parse_decision,
 )
 from hag_agent.errors import (
     BackendError,
@@ -227,55 +223,45 @@ class OpenAICompatibleBackend(Backend):
         }
         return kwargs
 
-    def decide(
+    def decision_text(
         self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
         """Skeleton-decode flat numeric schemas on vLLM; everything else as usual."""
         keys = self._skeleton(schema)
         if keys is None:
-            return super().decide(
-                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
-            )
-        start = time.perf_counter()
-        model = self.decision_model(purpose)
+            return super().decision_text(model, messages, schema, max_tokens, config)
         text = "{"
         for i, (key, kind) in enumerate(keys.items()):
             text += f'"{key}":'
             turn = [*messages, AIMessage(text)]
             reply = self.invoke_model(model, turn, config, self._value_kwargs(kind))
             text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
-        return parse_decision(text, schema, time.perf_counter() - start)
+        return text
 
-    async def adecide(
+    async def adecision_text(
         self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
-        """Async `decide`."""
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[BaseModel],
+        max_tokens: int,
+        config: RunnableConfig | None,
+    ) -> str:
+        """Async `decision_text`."""
         keys = self._skeleton(schema)
         if keys is None:
-            return await super().adecide(
-                messages, schema, purpose=purpose, max_tokens=max_tokens, config=config
-            )
-        start = time.perf_counter()
-        model = self.decision_model(purpose)
+            return await super().adecision_text(model, messages, schema, max_tokens, config)
         text = "{"
         for i, (key, kind) in enumerate(keys.items()):
             text += f'"{key}":'
             turn = [*messages, AIMessage(text)]
             reply = await self.ainvoke_model(model, turn, config, self._value_kwargs(kind))
             text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
-        return parse_decision(text, schema, time.perf_counter() - start)
+        return text
 
     # -- what to do when the wire fails ----------------------------------------------------
 

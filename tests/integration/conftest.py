@@ -23,13 +23,6 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MODEL_CACHE = Path(
     os.environ.get("HAG_TEST_MODEL_CACHE", Path.home() / ".cache" / "hag-agent" / "tiny-models")
 )
-VLLM_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
