@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -24,7 +23,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import ensure_config, patch_config
+from langchain_core.runnables.config import ensure_config
 from langgraph.types import StreamMode
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
@@ -230,42 +229,20 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     def invoke(
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> HAGResult:
-        """Run the graph on one input."""
-        return self._call_with_config(self._invoke, input, config, run_type="chain", **kwargs)
+        """Run the graph on one input.
 
-    def _invoke(
-        self,
-        input: HAGInput,
-        run_manager: CallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> HAGResult:
+        The compiled graph is itself a traced chain run (named ``hag-agent`` unless the config
+        names it), so callbacks and ``with_config`` reach it and every model call inside it.
+        """
         state, context = self._prepare(input, kwargs)
-        output = self.graph.invoke(
-            state, patch_config(config, callbacks=run_manager.get_child()), context=context
-        )
-        return to_result(output)
+        return to_result(self.graph.invoke(state, ensure_config(config), context=context))
 
     async def ainvoke(
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> HAGResult:
         """Run the graph on one input, asynchronously."""
-        return await self._acall_with_config(
-            self._ainvoke, input, config, run_type="chain", **kwargs
-        )
-
-    async def _ainvoke(
-        self,
-        input: HAGInput,
-        run_manager: AsyncCallbackManagerForChainRun,
-        config: RunnableConfig,
-        **kwargs: Any,
-    ) -> HAGResult:
         state, context = self._prepare(input, kwargs)
-        output = await self.graph.ainvoke(
-            state, patch_config(config, callbacks=run_manager.get_child()), context=context
-        )
-        return to_result(output)
+        return to_result(await self.graph.ainvoke(state, ensure_config(config), context=context))
 
     # -- stream ----------------------------------------------------------------------------
 
