@@ -110,7 +110,9 @@ class FaultServer:
                     )
                 content = server.reply_text
                 regex = (body.get("structured_outputs") or {}).get("regex")
-                if regex:  # one skeleton-decoded value and its delimiter
+                if regex and regex.startswith("\\{"):  # the whole proposal object
+                    content = _structured_reply({})
+                elif regex:  # one skeleton-decoded value and its delimiter
                     content = "0.5," if "." in regex else "7,"
                 elif body.get("response_format"):
                     content = _structured_reply(body["response_format"])
@@ -203,13 +205,12 @@ def _structured_reply(response_format: dict[str, Any]) -> str:
         return json.dumps({"task": "math", "confidence": 0.9})
     if "score" in properties:
         return json.dumps({"score": 8, "issues": [], "direction": "none"})
-    return json.dumps(
-        {
-            "temperature": 0.3,
-            "top_p": 0.9,
-            "top_k": 20,
-            "min_p": 0.0,
-            "repetition_penalty": 1.1,
-            "max_tokens": 64,
-        }
-    )
+    proposal = {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "top_k": 20,
+        "min_p": 0.0,
+        "repetition_penalty": 1.1,
+        "max_tokens": 64,
+    }
+    return json.dumps(proposal, separators=(",", ":"))

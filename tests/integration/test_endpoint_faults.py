@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -59,8 +60,21 @@ def test_llamacpp_flavor_uses_its_own_penalty_name(fault_server: FaultServer) ->
     assert "logprobs" not in body
 
 
-def test_proposal_is_skeleton_decoded_by_the_proposer_model(fault_server: FaultServer) -> None:
+def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposer_model="hag")
+    decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    assert isinstance(decision.value, ProposalSchema), decision.error
+    (request,) = fault_server.requests
+    body = request.body
+    assert body["model"] == "hag" and "response_format" not in body
+    regex = body["structured_outputs"]["regex"]
+    assert re.fullmatch(regex, decision.raw_text)
+    assert not re.fullmatch(regex, decision.raw_text.replace(":", ": "))  # no whitespace
+    assert not re.fullmatch(regex, decision.raw_text.replace("}", ',"seed":1}'))  # exact keys
+
+
+def test_proposal_can_be_skeleton_decoded(fault_server: FaultServer) -> None:
+    b = backend(fault_server, proposer_model="hag", proposal_decoding="skeleton")
     decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
     assert isinstance(decision.value, ProposalSchema), decision.error
     assert decision.raw_text == (
@@ -173,7 +187,7 @@ def test_nothing_listening_is_unavailable() -> None:
 
 def test_graph_keeps_first_attempt_when_the_server_dies(fault_server: FaultServer) -> None:
     fault_server.reply_text = "the the the the the the the the the the the the the the"
-    fault_server.reset(["ok"] * 7 + ["500"])  # six proposal values, first answer, then only 500s
+    fault_server.reset(["ok", "ok", "500"])  # the proposal, the first answer, then only 500s
     runnable = HAGRunnable(
         backend="vllm",
         backend_options={
