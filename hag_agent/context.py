@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.errors import InvalidSettingsError
@@ -69,6 +69,8 @@ class HAGContext(BaseModel):
     own ``HAG_<OPTION>`` variable."""
     chat_model: Any = Field(default=None, exclude=True)
     """A `Backend` or LangChain chat model object; overrides ``backend``."""
+    _backend: Any = PrivateAttr(default=None)
+    # The run's resolved backend, so the nodes of one run resolve it once, not once each.
 
 
 _MERGED_KEYS = frozenset({"params", "backend_options"})
@@ -99,10 +101,14 @@ def _environment_values(snapshot: tuple[tuple[str, str], ...]) -> dict[str, Any]
     return {k: getattr(settings, k) for k in settings.model_fields_set if k != "chat_model"}
 
 
+def environment_snapshot() -> tuple[tuple[str, str], ...]:
+    """Every ``HAG_*`` variable and its value, sorted: the key for what was read from them."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
+
+
 def environment_values() -> dict[str, Any]:
     """The settings given by ``HAG_*`` environment variables."""
-    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
-    return dict(_environment_values(snapshot))
+    return dict(_environment_values(environment_snapshot()))
 
 
 def resolve_context(

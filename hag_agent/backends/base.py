@@ -9,7 +9,7 @@ model nonsense in a decision becomes ``value=None`` with the reason, never an ex
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -22,6 +22,7 @@ from hag_agent.hyperparameters import HyperParams
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+T = TypeVar("T")
 
 REQUEST_KEY = "hag_request"
 """Config metadata key naming the HAG turn a model call belongs to."""
@@ -146,6 +147,22 @@ class Backend:
 
     # -- the one place every model call goes through --------------------------------------
 
+    def call_extras(self, config: RunnableConfig | None) -> dict[str, Any]:
+        """Call arguments derived from the call's config (none by default)."""
+        return {}
+
+    def async_model(self, model: BaseChatModel) -> BaseChatModel:
+        """The model to await in the running event loop (the same one by default)."""
+        return model
+
+    def with_retries(self, call: Callable[[], T]) -> T:
+        """Run one model call under the backend's retry policy (none by default)."""
+        return call()
+
+    async def awith_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Async `with_retries`."""
+        return await call()
+
     def invoke_model(
         self,
         model: BaseChatModel,
@@ -153,9 +170,10 @@ class Backend:
         config: RunnableConfig | None,
         kwargs: dict[str, Any],
     ) -> BaseMessage:
-        """Call a chat model; failures become `BackendError`. Subclasses add retries here."""
+        """Call a chat model under the retry policy; failures become `BackendError`."""
+        kwargs = {**kwargs, **self.call_extras(config)}
         try:
-            return model.invoke(messages, config=config, **kwargs)
+            return self.with_retries(lambda: model.invoke(messages, config=config, **kwargs))
         except HAGError:
             raise
         except Exception as exc:
@@ -169,8 +187,12 @@ class Backend:
         kwargs: dict[str, Any],
     ) -> BaseMessage:
         """Async `invoke_model`."""
+        kwargs = {**kwargs, **self.call_extras(config)}
+        bound = self.async_model(model)
         try:
-            return await model.ainvoke(messages, config=config, **kwargs)
+            return await self.awith_retries(
+                lambda: bound.ainvoke(messages, config=config, **kwargs)
+            )
         except HAGError:
             raise
         except Exception as exc:

@@ -80,17 +80,9 @@ class EmbeddedBackend(Backend):
         )
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
-        """llama.cpp names: ``repeat_penalty`` for the repetition penalty; top_k 0 is off."""
-        kwargs: dict[str, Any] = {
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k,
-            "min_p": params.min_p,
-            "repeat_penalty": params.repetition_penalty,
-            "max_tokens": params.max_tokens,
-        }
-        if seed is not None:
-            kwargs["seed"] = seed
+        """llama.cpp's name for the repetition penalty is ``repeat_penalty``; top_k 0 is off."""
+        kwargs = super().call_kwargs(params, seed)
+        kwargs["repeat_penalty"] = kwargs.pop("repetition_penalty")
         return kwargs
 
     def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
@@ -100,29 +92,9 @@ class EmbeddedBackend(Backend):
         """
         return {"response_format": {"type": "json_object", "schema": schema.model_json_schema()}}
 
-    def invoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
+    def call_extras(self, config: RunnableConfig | None) -> dict[str, Any]:
         """Calls of one HAG turn share the prompt cache; a call of another turn starts clean."""
-        return super().invoke_model(
-            model, messages, config, {**kwargs, "cache_scope": request_of(config)}
-        )
-
-    async def ainvoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
-        """Async `invoke_model`."""
-        return await super().ainvoke_model(
-            model, messages, config, {**kwargs, "cache_scope": request_of(config)}
-        )
+        return {"cache_scope": request_of(config)}
 
     def decision_text(
         self,
@@ -136,9 +108,9 @@ class EmbeddedBackend(Backend):
         keys = numeric_keys(schema)
         if keys is None or not isinstance(model, ChatLlamaCppEmbedded):
             return super().decision_text(model, messages, schema, max_tokens, config)
-        kwargs = {**self.call_kwargs(DECISION_PARAMS, seed=None), "cache_scope": request_of(config)}
+        kwargs = {**self.call_kwargs(DECISION_PARAMS, seed=None), **self.call_extras(config)}
         try:
-            return model.fill_numbers(messages, keys, kwargs)[0]
+            return model.fill_numbers(messages, keys, kwargs)
         except HAGError:
             raise
         except Exception as exc:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import openai
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,7 +37,7 @@ from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
     Capabilities,
-    message_text,
+    T,
     numeric_keys,
 )
 from hag_agent.errors import (
@@ -46,7 +45,6 @@ from hag_agent.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigurationError,
-    HAGError,
 )
 from hag_agent.hyperparameters import HyperParams
 
@@ -77,12 +75,9 @@ class EndpointOptions(BaseSettings):
     """Seconds all tries of one call may take together."""
     flavor: Flavor = "vllm"
     """Server dialect: ``vllm`` or ``llama.cpp`` (names of the penalty and structured output)."""
-    proposal_decoding: Literal["regex", "skeleton", "json"] = "regex"
-    """vLLM only, how the proposal is decoded (the text is the same compact JSON each way):
-    ``regex``, one request under a regex of the exact object (keys fixed, numbers bounded, no
-    whitespace); ``skeleton``, one request per value, the keys written for the model
-    (continue_final_message; fewest generated tokens, most requests); ``json``, the whole
-    object under its json_schema."""
+    proposal_decoding: Literal["regex", "json"] = "regex"
+    """vLLM only, how the proposal is decoded: ``regex``, under a regex of the exact compact
+    object (keys fixed, numbers bounded, no whitespace); ``json``, under its json_schema."""
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -210,64 +205,6 @@ class OpenAICompatibleBackend(Backend):
             }
         }
 
-    # -- skeleton decoding of flat numeric decisions (the proposal) -------------------------
-
-    def _skeleton(self, schema: type[BaseModel]) -> dict[str, str] | None:
-        if self.options.flavor != "vllm" or self.options.proposal_decoding != "skeleton":
-            return None
-        return numeric_keys(schema)
-
-    def _value_kwargs(self, kind: str) -> dict[str, Any]:
-        kwargs = self.call_kwargs(DECISION_PARAMS.model_copy(update={"max_tokens": 12}), None)
-        kwargs.pop("logprobs", None)
-        kwargs["extra_body"] = {
-            **kwargs["extra_body"],
-            "continue_final_message": True,  # the assistant turn so far is the skeleton
-            "add_generation_prompt": False,
-            "structured_outputs": {"regex": _VALUE_REGEX[kind]},
-        }
-        return kwargs
-
-    def decision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
-        """Skeleton-decode flat numeric schemas on vLLM; everything else as usual."""
-        keys = self._skeleton(schema)
-        if keys is None:
-            return super().decision_text(model, messages, schema, max_tokens, config)
-        text = "{"
-        for i, (key, kind) in enumerate(keys.items()):
-            text += f'"{key}":'
-            turn = [*messages, AIMessage(text)]
-            reply = self.invoke_model(model, turn, config, self._value_kwargs(kind))
-            text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
-        return text
-
-    async def adecision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
-        """Async `decision_text`."""
-        keys = self._skeleton(schema)
-        if keys is None:
-            return await super().adecision_text(model, messages, schema, max_tokens, config)
-        text = "{"
-        for i, (key, kind) in enumerate(keys.items()):
-            text += f'"{key}":'
-            turn = [*messages, AIMessage(text)]
-            reply = await self.ainvoke_model(model, turn, config, self._value_kwargs(kind))
-            text += _value(message_text(reply)) + ("," if i < len(keys) - 1 else "}")
-        return text
-
     # -- what to do when the wire fails ----------------------------------------------------
 
     def _wait(self, state: RetryCallState) -> float:
@@ -286,27 +223,31 @@ class OpenAICompatibleBackend(Backend):
             "reraise": True,
         }
 
-    def invoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
-        """Call with retries on transient faults; typed errors at the end."""
+    def with_retries(self, call: Callable[[], T]) -> T:
+        """Retry transient faults within the tries and the deadline; typed errors at the end."""
         tries = 0
         try:
             for attempt in Retrying(**self._policy()):
                 with attempt:
                     tries += 1
-                    return model.invoke(messages, config=config, **kwargs)
-        except HAGError:
-            raise
+                    return call()
         except Exception as exc:
             raise self.to_backend_error(exc, tries=tries) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _bound_to_running_loop(self, model: BaseChatModel) -> BaseChatModel:
+    async def awith_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Async `with_retries`."""
+        tries = 0
+        try:
+            async for attempt in AsyncRetrying(**self._policy()):
+                with attempt:
+                    tries += 1
+                    return await call()
+        except Exception as exc:
+            raise self.to_backend_error(exc, tries=tries) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def async_model(self, model: BaseChatModel) -> BaseChatModel:
         """The same model with an HTTP client of the running event loop's own.
 
         langchain-openai shares one async HTTP client per process, bound to the first event
@@ -319,29 +260,10 @@ class OpenAICompatibleBackend(Backend):
             per_loop[name] = self._chat_model(name, http_async_client=httpx.AsyncClient())
         return per_loop[name]
 
-    async def ainvoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
-        """Async `invoke_model`."""
-        model = self._bound_to_running_loop(model)
-        tries = 0
-        try:
-            async for attempt in AsyncRetrying(**self._policy()):
-                with attempt:
-                    tries += 1
-                    return await model.ainvoke(messages, config=config, **kwargs)
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc, tries=tries) from exc
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
     def to_backend_error(self, exc: Exception, tries: int = 1) -> BackendError:
         """Map openai's exceptions onto ours, with status and the start of the body."""
+        if isinstance(exc, BackendError):
+            return exc
         where = f"{self.name} at {self.options.base_url}"
         after = f" after {tries} tr{'y' if tries == 1 else 'ies'}"
         if isinstance(exc, openai.APITimeoutError):
@@ -364,19 +286,12 @@ class OpenAICompatibleBackend(Backend):
 
 # A number of each kind, digits bounded so a confused model stops.
 _NUMBER_REGEX = {"float": r"-?[0-9]{1,6}(\.[0-9]{1,4})?", "int": r"-?[0-9]{1,7}"}
-# One value and the delimiter JSON puts after it (skeleton decoding).
-_VALUE_REGEX = {kind: f"{number}[,}}]" for kind, number in _NUMBER_REGEX.items()}
 
 
 def object_regex(keys: dict[str, str]) -> str:
     """A regex for the compact JSON object with exactly these keys, in order, and numbers."""
     fields = ",".join(f'"{key}":{_NUMBER_REGEX[kind]}' for key, kind in keys.items())
     return "\\{" + fields + "\\}"
-
-
-def _value(text: str) -> str:
-    """The number a skeleton step produced, without its delimiter ("null" if none)."""
-    return text.strip().rstrip(",}").strip() or "null"
 
 
 def _body_text(exc: openai.APIStatusError | openai.APIResponseValidationError) -> str:

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from hag_agent.backends.base import Backend, as_backend
+from hag_agent.context import HAGContext, environment_snapshot
 from hag_agent.errors import ConfigurationError, InvalidSettingsError
 
-if TYPE_CHECKING:
-    from hag_agent.context import HAGContext
-
-BackendFactory = Callable[["HAGContext"], Backend]
+BackendFactory = Callable[[HAGContext], Backend]
 
 ENTRY_POINT_GROUP = "hag_agent.backends"
 
@@ -81,16 +77,28 @@ def resolve_backend(context: HAGContext) -> Backend:
     """The backend of a run: the context's chat model if given, else the named backend.
 
     Named backends are built once per distinct name, options and ``HAG_*`` environment, so every
-    node of every run shares one client (and one loaded model).
+    run shares one client (and one loaded model); a run's nodes reuse what its first one got.
 
     Raises:
         ConfigurationError: For an unknown backend or one that cannot be set up.
         InvalidSettingsError: For a bad backend option.
     """
-    if context.chat_model is not None:
-        return as_backend(context.chat_model)
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("HAG_"))
-    key = json.dumps([context.backend, context.backend_options, env], sort_keys=True, default=str)
+    if context._backend is None:
+        context._backend = (
+            as_backend(context.chat_model)
+            if context.chat_model is not None
+            else _named_backend(context)
+        )
+    backend: Backend = context._backend
+    return backend
+
+
+def _named_backend(context: HAGContext) -> Backend:
+    key = json.dumps(
+        [context.backend, context.backend_options, environment_snapshot()],
+        sort_keys=True,
+        default=str,
+    )
     with _lock:
         backend = _instances.get(key)
     if backend is not None:

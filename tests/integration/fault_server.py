@@ -110,10 +110,8 @@ class FaultServer:
                     )
                 content = server.reply_text
                 regex = (body.get("structured_outputs") or {}).get("regex")
-                if regex and regex.startswith("\\{"):  # the whole proposal object
+                if regex:  # the whole proposal object, as the regex allows it
                     content = _structured_reply({})
-                elif regex:  # one skeleton-decoded value and its delimiter
-                    content = "0.5," if "." in regex else "7,"
                 elif body.get("response_format"):
                     content = _structured_reply(body["response_format"])
                 if body.get("stream"):

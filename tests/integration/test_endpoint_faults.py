@@ -73,24 +73,6 @@ def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServ
     assert not re.fullmatch(regex, decision.raw_text.replace("}", ',"seed":1}'))  # exact keys
 
 
-def test_proposal_can_be_skeleton_decoded(fault_server: FaultServer) -> None:
-    b = backend(fault_server, proposer_model="hag", proposal_decoding="skeleton")
-    decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
-    assert isinstance(decision.value, ProposalSchema), decision.error
-    assert decision.raw_text == (
-        '{"temperature":0.5,"top_p":0.5,"top_k":7,"min_p":0.5,"repetition_penalty":0.5,'
-        '"max_tokens":7}'
-    )
-    assert len(fault_server.requests) == 6
-    for request, key in zip(fault_server.requests, HyperParams.model_fields, strict=True):
-        body = request.body
-        assert body["model"] == "hag" and body["continue_final_message"] is True
-        assert body["add_generation_prompt"] is False
-        assert body["messages"][-1]["role"] == "assistant"
-        assert body["messages"][-1]["content"].endswith(f'"{key}":')
-        assert "regex" in body["structured_outputs"] and body["temperature"] == 0.0
-
-
 def test_json_decisions_use_response_format_json_schema(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposal_decoding="json")
     decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
