@@ -170,9 +170,4 @@ def _settings_error(
     return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
 
 
-def settings_fields() -> dict[str, str]:
-    """Each setting with its environment variable, for help text and docs."""
-    return {name: f"HAG_{name.upper()}" for name in HAGContext.model_fields if name != "chat_model"}
-
-
-__all__ = ["HAGContext", "check_pinned", "resolve_context", "settings_fields"]
+__all__ = ["HAGContext", "check_pinned", "resolve_context"]

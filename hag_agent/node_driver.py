@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - a LangGraph that moved it: fall back t
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
-from hag_agent.backends.base import REQUEST_KEY, Backend, Decision, Generation, tagged
+from hag_agent.backends.base import REQUEST_KEY, Decision, Generation, tagged
 from hag_agent.backends.registry import resolve_backend
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.errors import BackendError
@@ -64,19 +64,6 @@ def current_context() -> HAGContext:
     return resolve_context(context=context if isinstance(context, dict) else None)
 
 
-class _LazyBackend:
-    """Resolves the backend on the first model call only (rules + prior need none)."""
-
-    def __init__(self, context: HAGContext) -> None:
-        self._context = context
-        self._backend: Backend | None = None
-
-    def get(self) -> Backend:
-        if self._backend is None:
-            self._backend = resolve_backend(self._context)
-        return self._backend
-
-
 def _backend_call(
     call: Call, context: HAGContext, config: RunnableConfig
 ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
@@ -96,14 +83,14 @@ def _backend_call(
 
 
 def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
-    backend = _LazyBackend(context)
     try:
         call = next(steps)
         while True:
             name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                result = getattr(backend.get(), name)(*args, **kwargs)
+                # Resolved on the first call only (rules + prior need no backend), then cached.
+                result = getattr(resolve_backend(context), name)(*args, **kwargs)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)
@@ -113,14 +100,13 @@ def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict
 
 
 async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
-    backend = _LazyBackend(context)
     try:
         call = next(steps)
         while True:
             name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                result = await getattr(backend.get(), f"a{name}")(*args, **kwargs)
+                result = await getattr(resolve_backend(context), f"a{name}")(*args, **kwargs)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)

@@ -13,17 +13,26 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END
 
 from hag_agent.adjustment import adjust as compute_adjustment
-from hag_agent.backends.base import Decision, Generation, message_text
+from hag_agent.backends.base import Decision, Generation, SchemaT, message_text
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
 from hag_agent.critique import JudgeVerdict, combine, measure_signals
 from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
-from hag_agent.node_driver import DecideCall, GenerateCall, Steps
+from hag_agent.node_driver import CallResult, DecideCall, GenerateCall, Steps
 from hag_agent.prompt_templates import render
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
+
+
+def decided(result: CallResult, schema: type[SchemaT]) -> tuple[SchemaT | None, str, str]:
+    """A decision call's validated value (or None), its raw text, and why there is no value."""
+    if isinstance(result, BackendError):
+        return None, "", str(result)
+    assert isinstance(result, Decision)
+    value = result.value if isinstance(result.value, schema) else None
+    return value, result.raw_text, result.error or ""
 
 
 def _event(state: HAGState, node: str, message: str, **data: Any) -> list[TraceEvent]:
@@ -75,15 +84,15 @@ def classify_steps(state: HAGState, context: HAGContext) -> Steps:
         result = yield DecideCall(
             "classify", render("classify", task_kinds=kinds, prompt=prompt), TaskChoice
         )
-        if isinstance(result, Decision) and isinstance(result.value, TaskChoice):
-            task = result.value.task
-            message = f"llm: {task.value} (confidence {result.value.confidence:.2f})"
-            data = {"raw": result.raw_text}
+        choice, raw, why = decided(result, TaskChoice)
+        if choice is not None:
+            task = choice.task
+            message = f"llm: {task.value} (confidence {choice.confidence:.2f})"
+            data = {"raw": raw}
         else:
-            why = str(result) if isinstance(result, BackendError) else result.error  # type: ignore[union-attr]
             task, rules_reason = classify_by_rules(prompt)
             message = f"llm answer unusable ({why}); fallback {rules_reason}"
-            data = {"raw": getattr(result, "raw_text", ""), "fallback": True}
+            data = {"raw": raw, "fallback": True}
     return {
         **reset,
         "task": task,
@@ -219,11 +228,8 @@ def critique_steps(state: HAGState, context: HAGContext) -> Steps:
     if context.critic == "judge" and attempt.output.strip():
         prompt = render("judge", task=task.value, prompt=state.prompt, answer=attempt.output)
         result = yield DecideCall("judge", prompt, JudgeVerdict)
-        if isinstance(result, Decision) and isinstance(result.value, JudgeVerdict):
-            judge = result.value
-        else:
-            judge_note = str(result) if isinstance(result, BackendError) else result.error  # type: ignore[union-attr]
-        data["raw"] = getattr(result, "raw_text", "")
+        judge, data["raw"], why = decided(result, JudgeVerdict)
+        judge_note = None if judge is not None else why
     critique = combine(
         signal_score=score,
         signal_issues=issues,

@@ -1,6 +1,5 @@
 """The command line's exit codes."""
 
-EXIT_OK = 0
 EXIT_USAGE = 2
 """Bad usage or input (including settings out of bounds)."""
 EXIT_BACKEND = 3
