@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -99,3 +100,19 @@ async def test_proposer_model_name_is_used(vllm_server: ServerProcess) -> None:
     with pytest.raises(BackendError) as info:
         await b.adecide([("user", "x")], TaskChoice, purpose="propose")  # type: ignore[list-item]
     assert info.value.status == 404 and "no-such-adapter" in info.value.body
+
+
+def test_regex_proposal_is_exactly_the_compact_object(vllm_server: ServerProcess) -> None:
+    """Even a random model's proposal comes back whole: the keys are fixed, numbers bounded."""
+    from hag_agent.backends.base import numeric_keys
+    from hag_agent.backends.openai_compatible import object_regex
+    from hag_agent.proposal import ProposalSchema
+
+    keys = numeric_keys(ProposalSchema)
+    assert keys is not None
+    for prompt in ("Write a poem about rain.", "What is 6 times 7?", "Translate 'cat' to French."):
+        decision = endpoint(vllm_server).decide(
+            [("user", prompt)], ProposalSchema, purpose="propose"
+        )  # type: ignore[list-item]
+        assert re.fullmatch(object_regex(keys), decision.raw_text), decision.raw_text
+        assert isinstance(decision.value, ProposalSchema), decision.error
