@@ -32,6 +32,14 @@ from hag_agent.state import HAGState, InputState, OutputState
 
 GRAPH_NAME = "hag-agent"
 
+EDGE_LABELS: dict[tuple[str, str], str] = {
+    ("critique", "adjust"): "retry",
+    ("critique", END): "done",
+    ("adjust", "generate"): "new params",
+    ("adjust", END): "nothing new",
+}
+"""What each conditional edge means, for diagrams (the routers return only the target)."""
+
 # Input typed loosely: callers pass plain dicts as well as InputState.
 CompiledHAGGraph = CompiledStateGraph[HAGState, HAGContext, Any, OutputState]
 
@@ -60,12 +68,6 @@ def build_graph(checkpointer: Checkpointer = None) -> CompiledHAGGraph:
     builder.add_conditional_edges("critique", route_after_critique, {"adjust": "adjust", END: END})
     builder.add_conditional_edges("adjust", route_after_adjust, {"generate": "generate", END: END})
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
-
-
-def mermaid() -> str:
-    """The compiled graph as mermaid text (the checked-in diagram)."""
-    text: str = build_graph().get_graph().draw_mermaid()
-    return text
 
 
 graph: Any = build_graph()

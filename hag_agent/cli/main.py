@@ -6,12 +6,12 @@ Each command's help text is its docstring.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from hag_agent import __version__
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
 from hag_agent.errors import BackendError, HAGError
 
@@ -23,41 +23,7 @@ def cli() -> None:
 
 
 cli.add_command(run)
-
-
-@cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["mermaid"]),
-    default="mermaid",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file."
-)
-@click.option("--check", is_flag=True, help="Exit 1 if --output differs from the graph.")
-def graph(fmt: str, output: Path | None, check: bool) -> None:
-    """Draw the HAG state machine.
-
-    Regenerate the checked-in diagram with:
-    hag-agent graph --format mermaid -o graphs/hag_graph.mmd
-    """
-    from hag_agent.graph import mermaid
-
-    text = mermaid()
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    if check:
-        current = output.read_text(encoding="utf-8") if output.exists() else ""
-        if current != text:
-            raise click.ClickException(f"{output} is out of date; regenerate it without --check")
-        click.echo(f"{output} is up to date", err=True)
-        return
-    output.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {output}", err=True)
+cli.add_command(graph)
 
 
 def main() -> None:

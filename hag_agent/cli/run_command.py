@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -51,6 +52,11 @@ def spinner(console: Console, message: str) -> Iterator[None]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.option(
+    "--trace-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the run (attempts, trace, path) to this JSON file, for `hag-agent graph --trace`.",
+)
+@click.option(
     "--backend", help="Backend name: embedded (default), vllm, llamacpp-server, or a plugin's."
 )
 @click.option(
@@ -87,6 +93,7 @@ def run(
     prompt: str,
     show_trace: bool,
     as_json: bool,
+    trace_out: Path | None,
     backend: str | None,
     base_url: str | None,
     model: str | None,
@@ -141,6 +148,17 @@ def run(
     except HAGError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         sys.exit(EXIT_USAGE)
+    if trace_out is not None:
+        from hag_agent.visualization.topology import run_record
+
+        try:
+            trace_out.write_text(
+                json.dumps(run_record(result, text), indent=2, ensure_ascii=False),
+                encoding="utf-8",
+            )
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot write {trace_out}: {exc}", highlight=False)
+            sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(json.dumps(result.to_json_dict(), indent=2, ensure_ascii=False))
     else:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hag_agent.graph import mermaid
+from hag_agent.visualization.mermaid_text import to_mermaid
+from hag_agent.visualization.topology import graph_shape
 
 
 def hag(*args: str) -> subprocess.CompletedProcess[str]:
@@ -22,8 +23,14 @@ def test_version_and_help() -> None:
 
 
 def test_graph_prints_mermaid() -> None:
+    done = hag("graph", "--format", "mermaid")
+    assert done.returncode == 0 and done.stdout == to_mermaid(graph_shape())
+
+
+def test_graph_draws_the_loop_in_the_terminal_by_default() -> None:
     done = hag("graph")
-    assert done.returncode == 0 and done.stdout == mermaid()
+    assert done.returncode == 0
+    assert "retry" in done.stdout and "new params" in done.stdout and "◄" in done.stdout
 
 
 def test_graph_check_detects_drift(tmp_path: Path) -> None:

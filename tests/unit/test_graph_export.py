@@ -4,7 +4,13 @@ from pathlib import Path
 
 from langgraph.graph.state import CompiledStateGraph
 
-from hag_agent.graph import GRAPH_NAME, mermaid
+from hag_agent.graph import GRAPH_NAME
+from hag_agent.visualization.mermaid_text import to_mermaid
+from hag_agent.visualization.topology import graph_shape
+
+
+def mermaid() -> str:
+    return to_mermaid(graph_shape())
 
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 
@@ -12,7 +18,7 @@ GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 def test_checked_in_mermaid_matches_the_compiled_graph() -> None:
     checked_in = (GRAPHS / "hag_graph.mmd").read_text(encoding="utf-8")
     assert checked_in == mermaid(), (
-        "graphs/hag_graph.mmd drifted: run `hag-agent graph --format mermaid -o graphs/hag_graph.mmd`"
+        "graphs/hag_graph.mmd drifted: run `hag-agent graph -o graphs/hag_graph.mmd`"
     )
 
 
@@ -23,10 +29,10 @@ def test_topology_has_the_retry_loop() -> None:
         "classify --> propose",
         "propose --> generate",
         "generate --> critique",
-        "critique -.-> adjust",
-        "critique -.-> __end__",
-        "adjust -.-> generate",
-        "adjust -.-> __end__",
+        "critique -. retry .-> adjust",
+        "critique -. done .-> __end__",
+        "adjust -. new params .-> generate",
+        "adjust -. nothing new .-> __end__",
     ):
         assert edge in text
 
