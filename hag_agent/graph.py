@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
@@ -39,6 +40,28 @@ EDGE_LABELS: dict[tuple[str, str], str] = {
     ("adjust", END): "nothing new",
 }
 """What each conditional edge means, for diagrams (the routers return only the target)."""
+
+CHECKPOINTED_TYPES: tuple[tuple[str, str], ...] = (
+    ("hag_agent.tasks", "TaskKind"),
+    ("hag_agent.hyperparameters", "HyperParams"),
+    ("hag_agent.hyperparameters", "ParamSource"),
+    ("hag_agent.hyperparameters", "ClampRecord"),
+    ("hag_agent.critique", "Critique"),
+    ("hag_agent.critique", "Direction"),
+    ("hag_agent.state", "Attempt"),
+    ("hag_agent.state", "PlannedParams"),
+    ("hag_agent.state", "TraceEvent"),
+)
+"""Our types inside the graph state, which a checkpointer may read back."""
+
+
+def checkpoint_serializer() -> JsonPlusSerializer:
+    """The serializer a checkpointer of this graph needs: it reads back our state types.
+
+    LangGraph warns about (and will block) reading types it was not told about.
+    """
+    return JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
+
 
 # Input typed loosely: callers pass plain dicts as well as InputState.
 CompiledHAGGraph = CompiledStateGraph[HAGState, HAGContext, Any, OutputState]

@@ -24,7 +24,7 @@ from langchain_core.messages import (
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
-from langgraph.types import StreamMode
+from langgraph.types import Durability, StreamMode
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from hag_agent.context import HAGContext, resolve_context
@@ -179,7 +179,10 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     """``live`` streams every attempt's tokens as generated (a retry follows a ``retry`` event);
     ``final`` streams only the chosen answer, once the run is done."""
     checkpointer: Any = None
-    """A LangGraph checkpointer to keep conversations by ``thread_id``."""
+    """A LangGraph checkpointer to keep conversations by ``thread_id`` (build it with
+    `hag_agent.graph.checkpoint_serializer` so it can read our state back)."""
+    durability: Durability = "async"
+    """When checkpoints are written: ``sync`` has each step on disk before the next starts."""
     _graph: CompiledHAGGraph | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
@@ -213,6 +216,10 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
             )
         return self._graph
 
+    def _durability(self) -> Durability | None:
+        # LangGraph warns about a durability without a checkpointer.
+        return None if self.checkpointer is None else self.durability
+
     def run_context(self, explicit: Mapping[str, Any] | None = None) -> HAGContext:
         """The settings of one call: explicit > this runnable's context > environment > default."""
         context = dict(self.context)
@@ -235,14 +242,22 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         names it), so callbacks and ``with_config`` reach it and every model call inside it.
         """
         state, context = self._prepare(input, kwargs)
-        return to_result(self.graph.invoke(state, ensure_config(config), context=context))
+        return to_result(
+            self.graph.invoke(
+                state, ensure_config(config), context=context, durability=self._durability()
+            )
+        )
 
     async def ainvoke(
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> HAGResult:
         """Run the graph on one input, asynchronously."""
         state, context = self._prepare(input, kwargs)
-        return to_result(await self.graph.ainvoke(state, ensure_config(config), context=context))
+        return to_result(
+            await self.graph.ainvoke(
+                state, ensure_config(config), context=context, durability=self._durability()
+            )
+        )
 
     # -- stream ----------------------------------------------------------------------------
 
@@ -257,6 +272,7 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
             ensure_config(config),
             context=context,
             stream_mode=_STREAM_MODES,
+            durability=self._durability(),
         )
         for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)
@@ -275,6 +291,7 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
             ensure_config(config),
             context=context,
             stream_mode=_STREAM_MODES,
+            durability=self._durability(),
         )
         async for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)

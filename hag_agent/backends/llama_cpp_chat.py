@@ -309,10 +309,12 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
+        generated = 0
         with engine.lock:
             for part in self._run(engine, request, True, kwargs.get("cache_scope")):
                 choice = part["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""
+                generated += bool(text)
                 finish = choice.get("finish_reason")
                 metadata = {"finish_reason": finish} if finish else {}
                 chunk = ChatGenerationChunk(
@@ -321,6 +323,16 @@ class ChatLlamaCppEmbedded(BaseChatModel):
                 if run_manager and text:
                     run_manager.on_llm_new_token(text, chunk=chunk)
                 yield chunk
+            # llama.cpp reports no usage when streaming. It streams one chunk per sampled token
+            # (a partial character's bytes wait for the rest), and the context then holds the
+            # prompt plus what was generated: close enough to show, not used for the cache.
+            prompt_tokens = max(0, int(engine.llama.n_tokens) - generated)
+        usage = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": generated,
+            "total_tokens": prompt_tokens + generated,
+        }
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
 
     async def _agenerate(
         self,

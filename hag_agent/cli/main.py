@@ -10,6 +10,7 @@ import sys
 import click
 
 from hag_agent import __version__
+from hag_agent.cli.chat_command import chat
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
@@ -23,6 +24,7 @@ def cli() -> None:
 
 
 cli.add_command(run)
+cli.add_command(chat)
 cli.add_command(graph)
 
 

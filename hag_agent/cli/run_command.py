@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.errors import BackendError, HAGError
 
@@ -56,20 +57,7 @@ def spinner(console: Console, message: str) -> Iterator[None]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the run (attempts, trace, path) to this JSON file, for `hag-agent graph --trace`.",
 )
-@click.option(
-    "--backend", help="Backend name: embedded (default), vllm, llamacpp-server, or a plugin's."
-)
-@click.option(
-    "--base-url",
-    help="OpenAI-compatible server root, e.g. http://127.0.0.1:8000/v1 (implies --backend vllm).",
-)
-@click.option("--model", help="Served model name (endpoint backends).")
-@click.option(
-    "--proposer-model", help="Served model name for the proposal call only (e.g. a LoRA adapter)."
-)
-@click.option(
-    "--model-path", type=click.Path(dir_okay=False), help="A GGUF file for the embedded backend."
-)
+@backend_options
 @click.option(
     "--task",
     help="Pin the task kind (math, reasoning, translation, creative, code, factual, chat).",
@@ -117,15 +105,8 @@ def run(
     err = Console(stderr=True)
     out = Console()
     text = sys.stdin.read() if prompt == "-" else prompt
-    options: dict[str, Any] = {
-        "base_url": base_url,
-        "model": model,
-        "proposer_model": proposer_model,
-        "model_path": model_path,
-    }
     settings: dict[str, Any] = {
-        "backend": backend or ("vllm" if base_url else None),
-        "backend_options": {k: v for k, v in options.items() if v is not None} or None,
+        **backend_settings(backend, base_url, model, proposer_model, model_path),
         "task": task,
         "params": parse_pins(pins) or None,
         "max_retries": max_retries,

@@ -1,0 +1,1 @@
+"""``hag-agent chat``: a terminal conversation showing what the model chose for its decoding."""

@@ -1,0 +1,58 @@
+"""The backend options every command that talks to a model shares (run, chat, eval, search)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = (
+    click.option(
+        "--backend", help="Backend name: embedded (default), vllm, llamacpp-server, or a plugin's."
+    ),
+    click.option(
+        "--base-url",
+        help="OpenAI-compatible server root, e.g. http://127.0.0.1:8000/v1 "
+        "(implies --backend vllm).",
+    ),
+    click.option("--model", help="Served model name (endpoint backends)."),
+    click.option(
+        "--proposer-model",
+        help="Served model name for the proposal call only (e.g. a LoRA adapter).",
+    ),
+    click.option(
+        "--model-path",
+        type=click.Path(dir_okay=False),
+        help="A GGUF file for the embedded backend.",
+    ),
+)
+
+
+def backend_options(command: F) -> F:
+    """Add --backend, --base-url, --model, --proposer-model and --model-path to a command."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def backend_settings(
+    backend: str | None,
+    base_url: str | None,
+    model: str | None,
+    proposer_model: str | None,
+    model_path: str | None,
+) -> dict[str, Any]:
+    """The `HAGContext` settings those options stand for (unset ones left to the environment)."""
+    options = {
+        "base_url": base_url,
+        "model": model,
+        "proposer_model": proposer_model,
+        "model_path": model_path,
+    }
+    return {
+        "backend": backend or ("vllm" if base_url else None),
+        "backend_options": {k: v for k, v in options.items() if v is not None} or None,
+    }

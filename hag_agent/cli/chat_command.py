@@ -1,0 +1,97 @@
+"""``hag-agent chat``: a conversation that shows, turn by turn, what the model chose and why."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED
+from hag_agent.cli.run_command import parse_pins
+
+
+@click.command("chat")
+@click.option("--session", "session_name", help="Resume (or start) the session of this name.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where sessions are kept [default: $HAG_DATA_DIR or ~/.local/share/hag-agent].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Piped input: print each turn as JSON.")
+@click.option(
+    "--param",
+    "pins",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Pin a hyperparameter for this session (repeatable; /set does it inside).",
+)
+@backend_options
+@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--classifier", type=click.Choice(["rules", "llm"]), help="Task classifier.")
+@click.option(
+    "--proposer", type=click.Choice(["self", "prior", "fixed"]), help="Who proposes the params."
+)
+@click.option(
+    "--critic",
+    type=click.Choice(["signals", "judge"]),
+    help="Critique by signals, or signals plus an LLM judge.",
+)
+def chat(
+    session_name: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+    pins: tuple[str, ...],
+    backend: str | None,
+    base_url: str | None,
+    model: str | None,
+    proposer_model: str | None,
+    model_path: str | None,
+    seed: int | None,
+    classifier: str | None,
+    proposer: str | None,
+    critic: str | None,
+) -> None:
+    """Talk with the model; under each answer, the task, the params it chose and their sources.
+
+    Type /help inside for the slash commands (/set KEY=VALUE, /trace, /graph, /save FILE...).
+    Conversations are saved as you go; --session NAME resumes one after a restart. Ctrl-C
+    cancels the current answer, Ctrl-D or /exit leaves. With piped input it reads one prompt
+    per line and prints plain answers.
+
+    Exit codes: 0 done, 2 bad usage, 3 a turn failed in the backend (piped input), 130 Ctrl-C.
+    """
+    from hag_agent.chat.sessions import SessionStore, default_data_dir, new_session_name
+    from hag_agent.chat.terminal import ChatSession
+
+    interactive = sys.stdin.isatty()
+    settings: dict[str, Any] = {
+        **backend_settings(backend, base_url, model, proposer_model, model_path),
+        "seed": seed,
+        "classifier": classifier,
+        "proposer": proposer,
+        "critic": critic,
+    }
+    settings = {k: v for k, v in settings.items() if v is not None}
+    store = SessionStore(data_dir or default_data_dir())
+    try:
+        session = ChatSession(
+            store,
+            session_name or new_session_name(),
+            settings,
+            console=Console(highlight=False),
+            interactive=interactive,
+            as_json=as_json,
+            pins=parse_pins(pins),
+        )
+        session.loop(None if interactive else sys.stdin)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        store.close()
+    if session.failures and not interactive:
+        sys.exit(EXIT_BACKEND)
