@@ -11,6 +11,8 @@ import click
 
 from hag_agent import __version__
 from hag_agent.cli.chat_command import chat
+from hag_agent.cli.dataset_command import dataset
+from hag_agent.cli.eval_command import eval_command
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
@@ -25,6 +27,8 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(chat)
+cli.add_command(dataset)
+cli.add_command(eval_command)
 cli.add_command(graph)
 
 

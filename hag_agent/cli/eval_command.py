@@ -1,0 +1,255 @@
+"""``hag-agent eval``: compare who picks the decoding settings, on the same cases and seeds."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Literal
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.dataset_command import fail, load_suites, warner
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.errors import HAGError, HAGInputError
+from hag_agent.evaluation import EvalReport
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command as typed: ``hag-agent`` and the options given on the command line."""
+    names: list[str] = []
+    current: click.Context | None = ctx
+    while current is not None:
+        names.append(current.info_name or "")
+        current = current.parent
+    names.reverse()
+    parts = ["hag-agent", *names[1:]] if len(names) > 1 else ["hag-agent", *names]
+    for param in ctx.command.params:
+        if param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            parts.append(str(value))
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is not click.core.ParameterSource.COMMANDLINE or not isinstance(
+            param, click.Option
+        ):
+            continue
+        if param.is_flag:
+            if param.secondary_opts and not value:
+                parts.append(param.secondary_opts[0])
+            elif value:
+                parts.append(max(param.opts, key=len))
+        elif value is not None:
+            parts += [max(param.opts, key=len), str(value)]
+    return shlex.join(parts)
+
+
+def report_table(report: EvalReport) -> Table:
+    """The report as a rich table: each task, then overall; one row per proposer."""
+    from hag_agent.evaluation import OVERALL, format_mean
+
+    table = Table(title=f"{report.suite} on {report.backend}")
+    table.add_column("task", no_wrap=True)
+    table.add_column("proposer", no_wrap=True)
+    table.add_column("metric (mean ± std)", justify="right")
+    table.add_column("time / case (s)", justify="right")
+    table.add_column("tokens / case", justify="right")
+    table.add_column("cases", justify="right")
+    groups = [*report.tasks, OVERALL]
+    for g, task in enumerate(groups):
+        metrics = ", ".join(report.metrics.get(task, []))
+        for p, proposer in enumerate(report.settings.proposers):
+            item = report.aggregate(task, proposer)
+            table.add_row(
+                (f"{task} ({metrics})" if metrics else task) if p == 0 else "",
+                proposer,
+                format_mean(item),
+                f"{item.time_s:.2f}" if item and item.time_s is not None else "-",
+                f"{item.tokens:.1f}" if item and item.tokens is not None else "-",
+                str(item.cases if item else 0),
+                end_section=p == len(report.settings.proposers) - 1 and g < len(groups) - 1,
+            )
+    return table
+
+
+@click.command("eval")
+@click.option(
+    "--suite",
+    required=True,
+    help="A built-in suite name or a JSONL file of cases, or several, comma-separated.",
+)
+@backend_options
+@click.option(
+    "--proposers",
+    default="default,random,prior,self",
+    show_default=True,
+    help="Comma-separated: default, random, prior, self, oracle.",
+)
+@click.option(
+    "--search",
+    "search_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Search records (`hag-agent dataset search`) giving the oracle's configurations.",
+)
+@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per case.")
+@click.option("--seed", "base_seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--limit", type=int, help="Only the first N cases of each suite.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="Folder for rows.jsonl, report.json, report.md and chart.png (reruns resume).",
+)
+@click.option(
+    "--critique/--no-critique",
+    default=False,
+    show_default=True,
+    help="Critique and retry, or one attempt per run (the paper's setting).",
+)
+@click.option("--max-retries", type=int, help="Retries when critique is on.")
+@click.option("--max-tokens", type=int, help="Pin max_tokens for every proposer.")
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Runs in flight.")
+@click.option(
+    "--on-bad-line",
+    type=click.Choice(["skip", "fail"]),
+    default="fail",
+    show_default=True,
+    help="A malformed line of a suite file: report and skip it, or stop.",
+)
+@click.option(
+    "--stop-on-error/--keep-going",
+    default=False,
+    show_default=True,
+    help="After a run fails on a backend error: stop, or go on with the rest.",
+)
+@click.option("--no-chart", is_flag=True, help="Skip the PNG chart (no matplotlib needed).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    suite: str,
+    backend: str | None,
+    base_url: str | None,
+    model: str | None,
+    proposer_model: str | None,
+    model_path: str | None,
+    proposers: str,
+    search_file: Path | None,
+    seeds: int,
+    base_seed: int,
+    limit: int | None,
+    out_dir: Path,
+    critique: bool,
+    max_retries: int | None,
+    max_tokens: int | None,
+    concurrency: int,
+    on_bad_line: Literal["skip", "fail"],
+    stop_on_error: bool,
+    no_chart: bool,
+    quiet: bool,
+) -> None:
+    """Compare proposers of decoding settings on a suite: default, random, prior, self, oracle.
+
+    Every case runs once per proposer and seed, with the task pinned to the case's and critique
+    off unless asked. Prints a table per task and overall (mean metric ± std across seeds, time
+    and tokens per case) and writes report.json, report.md and chart.png to --out. Finished runs
+    are kept in --out/rows.jsonl: rerunning the same command resumes.
+
+    Exit codes: 0 success, 2 bad usage or input, 3 a run failed on a backend error.
+    """
+    from pydantic import ValidationError
+
+    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.context import resolve_context
+    from hag_agent.evaluation import (
+        EvalSettings,
+        evaluate,
+        oracle_params,
+        parse_proposers,
+        require_matplotlib,
+        write_reports,
+    )
+
+    err = Console(stderr=True)
+    warn = warner(err)
+    if limit is not None and limit < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--limit")
+    try:
+        chosen = parse_proposers(proposers)
+        if "oracle" in chosen and search_file is None:
+            raise HAGInputError(
+                "proposer oracle needs --search FILE (from `hag-agent dataset search`)"
+            )
+        try:
+            settings = EvalSettings(
+                proposers=chosen,
+                seeds=seeds,
+                base_seed=base_seed,
+                critique=critique,
+                max_retries=max_retries,
+                max_tokens=max_tokens,
+                concurrency=concurrency,
+                stop_on_error=stop_on_error,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+            raise click.BadParameter(f"{where}: {first.get('msg')}") from None
+        if not no_chart:
+            require_matplotlib()
+        cases = load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
+        oracle = (
+            oracle_params(search_file, cases, warn=warn)
+            if "oracle" in chosen and search_file is not None
+            else None
+        )
+        context = resolve_context(
+            backend_settings(backend, base_url, model, proposer_model, model_path)
+        )
+        resolved = resolve_backend(context)
+        report = evaluate(
+            cases,
+            resolved,
+            out_dir,
+            settings,
+            oracle=oracle,
+            suite=suite,
+            backend_label=context.backend,
+            backend_options=context.backend_options,
+            command=command_line(ctx),
+            show_progress=not quiet,
+            console=err,
+            warn=warn,
+            on_failure=lambda f: warn(f"{f.case_id} / {f.proposer} / seed {f.seed}: {f.error}"),
+        )
+        written = write_reports(report, out_dir, chart=not no_chart)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted; finished runs are saved in {out_dir}: rerun the same command to "
+            "continue",
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except HAGError as exc:
+        fail(err, exc)
+    except OSError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    Console().print(report_table(report))
+    err.print(
+        f"{report.rows} runs ({report.reused_rows} reused), {len(report.failures)} failed; "
+        f"wrote {', '.join(str(p) for p in written)}",
+        markup=False,
+        soft_wrap=True,
+        highlight=False,
+    )
+    if report.failures:
+        sys.exit(EXIT_BACKEND)

@@ -1,0 +1,1 @@
+"""Task suites: the JSONL case format, the built-in generators and the hand-written translations."""

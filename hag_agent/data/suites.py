@@ -1,0 +1,359 @@
+"""The JSONL suite format, the built-in suites, and the loader every command shares.
+
+A suite is a list of `SuiteCase`; on disk it is JSONL, one case a line::
+
+    {"id": "coinflip-0-000", "task": "reasoning", "prompt": "A coin is heads up. ...",
+     "answer": "yes", "metric": "yes_no"}
+
+A case carries what its metric needs: ``answer`` for ``exact``, ``number`` and ``yes_no``,
+``reference`` for ``chrf``, ``keywords`` for ``coverage``. Without ``metric`` the metric follows
+from the task and the fields (see `SuiteCase.metric_name`). Everywhere a suite name is accepted,
+a path to such a file works too (`load_cases`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hag_agent.errors import HAGInputError
+from hag_agent.tasks import TaskKind
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES: tuple[str, ...] = ("exact", "number", "yes_no", "chrf", "coverage")
+"""Every metric name a case may name (`hag_agent.metrics.METRICS` implements each)."""
+
+METRIC_FIELD: dict[str, str] = {
+    "exact": "answer",
+    "number": "answer",
+    "yes_no": "answer",
+    "chrf": "reference",
+    "coverage": "keywords",
+}
+"""The case field each metric scores against."""
+
+TASK_DEFAULT_METRIC: dict[TaskKind, str] = {
+    TaskKind.MATH: "number",
+    TaskKind.TRANSLATION: "chrf",
+    TaskKind.CREATIVE: "coverage",
+}
+"""The default metric of a task, used when the case has the field it needs."""
+
+_VALID_TASKS = ", ".join(kind.value for kind in TaskKind)
+_VALID_METRICS = ", ".join(METRIC_NAMES)
+
+
+class SuiteFormatError(HAGInputError):
+    """A suite file is unusable: a malformed line, a duplicate id, or no cases at all.
+
+    Attributes:
+        path: The file, as given.
+        line: The 1-based line number, or None when the problem is the whole file.
+    """
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class SuiteCase(BaseModel):
+    """One case of a suite: a prompt and what its metric needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    """Unique within its suite; the key of resumable runs."""
+    task: TaskKind
+    """The task kind (decides the prior and the default metric)."""
+    prompt: str = Field(min_length=1)
+    """The query sent to the model."""
+    answer: str | None = None
+    """The expected answer for the exact-match metrics (exact, number, yes_no)."""
+    reference: str | None = None
+    """The reference text for chrF."""
+    keywords: list[str] | None = None
+    """The words a creative answer must use (coverage)."""
+    metric: str | None = None
+    """A metric name overriding the task/field default."""
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _known_task(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in {kind.value for kind in TaskKind}:
+            raise ValueError(f"unknown task {value!r}; valid tasks: {_VALID_TASKS}")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {value!r}; valid metrics: {_VALID_METRICS}")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _real_keywords(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not all(k.strip() for k in value)):
+            raise ValueError("keywords must be a non-empty list of non-empty words")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_has_its_field(self) -> SuiteCase:
+        if self.answer is None and self.reference is None and self.keywords is None:
+            raise ValueError("a case needs one of answer, reference or keywords")
+        name = self.metric_name
+        needed = METRIC_FIELD[name]
+        if getattr(self, needed) is None:
+            raise ValueError(f"metric {name!r} needs the field {needed!r}")
+        if name == "yes_no" and (self.answer or "").strip().lower() not in ("yes", "no"):
+            raise ValueError(f"metric 'yes_no' needs answer 'yes' or 'no', got {self.answer!r}")
+        if name == "number":
+            try:
+                float((self.answer or "").replace(",", "").strip())
+            except ValueError:
+                raise ValueError(
+                    f"metric 'number' needs a numeric answer, got {self.answer!r}"
+                ) from None
+        return self
+
+    @property
+    def metric_name(self) -> str:
+        """The metric that scores this case.
+
+        In order: ``metric`` when set; the task's default (math: number, translation: chrf,
+        creative: coverage) when the case has that metric's field; else by field: ``answer`` gives
+        yes_no for a yes/no answer and exact otherwise, ``reference`` gives chrf, ``keywords``
+        gives coverage.
+        """
+        if self.metric is not None:
+            return self.metric
+        default = TASK_DEFAULT_METRIC.get(self.task)
+        if default is not None and getattr(self, METRIC_FIELD[default]) is not None:
+            return default
+        if self.answer is not None:
+            return "yes_no" if self.answer.strip().lower() in ("yes", "no") else "exact"
+        if self.reference is not None:
+            return "chrf"
+        return "coverage"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A built-in suite: what it is and the seeded generator that makes it."""
+
+    name: str
+    """The suite name (`make_suite`, `load_cases`)."""
+    description: str
+    """One line for listings."""
+    task: TaskKind
+    """The task kind of every case."""
+    metric: str
+    """The metric of every case."""
+    default_size: int
+    """Cases made when no size is given."""
+    generator: Callable[[int, int], list[SuiteCase]]
+    """``generator(n, seed)``: n cases, the same for the same seed."""
+    max_size: int | None = None
+    """The most distinct cases the suite has, when it is finite."""
+
+
+def builtin_suites() -> dict[str, SuiteSpec]:
+    """The built-in suites by name, in listing order."""
+    from hag_agent.data import generators as g
+
+    specs = [
+        SuiteSpec(
+            "coinflip",
+            "CoinFlip: is the coin still heads up after people flip it or not (yes/no)",
+            TaskKind.REASONING,
+            "yes_no",
+            40,
+            g.coinflip,
+        ),
+        SuiteSpec(
+            "last_letters",
+            "Last-letter concatenation of 2-4 names",
+            TaskKind.REASONING,
+            "exact",
+            40,
+            g.last_letters,
+        ),
+        SuiteSpec(
+            "arithmetic",
+            "One- and two-step arithmetic word problems with an integer answer",
+            TaskKind.MATH,
+            "number",
+            40,
+            g.arithmetic,
+        ),
+        SuiteSpec(
+            "pig_latin",
+            "Pig Latin of a short phrase, rules stated in the prompt (exact)",
+            TaskKind.REASONING,
+            "exact",
+            30,
+            g.pig_latin,
+        ),
+        SuiteSpec(
+            "translation",
+            "Hand-written everyday sentences into French, German or Spanish (chrF)",
+            TaskKind.TRANSLATION,
+            "chrf",
+            30,
+            g.translation,
+            max_size=3 * len(g.load_translations()),
+        ),
+        SuiteSpec(
+            "keywords",
+            "One sentence using 3 given words (keyword coverage plus diversity)",
+            TaskKind.CREATIVE,
+            "coverage",
+            20,
+            g.keywords,
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def _unknown_suite(name: str) -> HAGInputError:
+    valid = ", ".join(builtin_suites())
+    return HAGInputError(
+        f"unknown suite {name!r}; built-in suites: {valid} (or give the path of a JSONL file)"
+    )
+
+
+def make_suite(name: str, n: int | None = None, seed: int = 0) -> list[SuiteCase]:
+    """Generate a built-in suite; the same name, size and seed always give the same cases.
+
+    Args:
+        name: A built-in suite name (`builtin_suites`).
+        n: How many cases; None for the suite's default size.
+        seed: The generator seed.
+
+    Raises:
+        HAGInputError: Unknown name, or a size below 1 or above what the suite has.
+    """
+    specs = builtin_suites()
+    if name not in specs:
+        raise _unknown_suite(name)
+    spec = specs[name]
+    size = spec.default_size if n is None else n
+    if size < 1:
+        raise HAGInputError(f"suite size must be at least 1, got {size}")
+    if spec.max_size is not None and size > spec.max_size:
+        raise HAGInputError(f"suite {name!r} has at most {spec.max_size} cases, asked for {size}")
+    return spec.generator(size, seed)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"])
+        msg = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def load_cases(
+    source: str | Path,
+    *,
+    on_bad_line: Literal["skip", "fail"] = "fail",
+    warn: Callable[[str], None] | None = None,
+) -> list[SuiteCase]:
+    """Load a built-in suite by name (default size, seed 0) or a JSONL file of cases.
+
+    A string that names a built-in suite is that suite; anything else is a path (write
+    ``./coinflip`` to read a file that shares a suite's name). Blank lines are ignored.
+
+    Args:
+        source: A built-in suite name or a JSONL path.
+        on_bad_line: ``"fail"`` raises on the first malformed line (not JSON, not an object,
+            missing or unknown field, unknown task or metric); ``"skip"`` reports it through
+            ``warn`` and goes on.
+        warn: Receives each skipped line's message; defaults to this module's logger.
+
+    Raises:
+        SuiteFormatError: A malformed line (with ``"fail"``), a duplicate id, or no cases.
+        HAGInputError: Neither a built-in suite nor an existing file.
+    """
+    if isinstance(source, str) and source in builtin_suites():
+        return make_suite(source)
+    path = Path(source)
+    if not path.is_file():
+        if isinstance(source, str) and os.sep not in source and not source.endswith(".jsonl"):
+            raise _unknown_suite(source)
+        raise HAGInputError(f"no such suite file: {path}")
+    report = warn if warn is not None else logger.warning
+    label = str(source)
+    cases: list[SuiteCase] = []
+    first_line: dict[str, int] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            problem: str | None = None
+            case: SuiteCase | None = None
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problem = f"not JSON ({exc.msg} at column {exc.colno})"
+            else:
+                if not isinstance(data, dict):
+                    problem = f"expected a JSON object, got {type(data).__name__}"
+                else:
+                    try:
+                        case = SuiteCase.model_validate(data)
+                    except ValidationError as exc:
+                        problem = _describe(exc)
+            if case is None:
+                error = SuiteFormatError(problem or "invalid case", path=label, line=number)
+                if on_bad_line == "fail":
+                    raise error
+                report(f"skipped {error}")
+                continue
+            if case.id in first_line:
+                raise SuiteFormatError(
+                    f"duplicate id {case.id!r} (first on line {first_line[case.id]})",
+                    path=label,
+                    line=number,
+                )
+            first_line[case.id] = number
+            cases.append(case)
+    if not cases:
+        raise SuiteFormatError("no usable cases", path=label)
+    return cases
+
+
+def write_cases(cases: Iterable[SuiteCase], path: Path) -> None:
+    """Write cases as JSONL (UTF-8, unset fields left out), replacing the file atomically.
+
+    Args:
+        cases: The cases, written in order.
+        path: The target file; its folder is created when missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(case.model_dump(mode="json", exclude_none=True), ensure_ascii=False) + "\n"
+        for case in cases
+    ]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a suite file is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

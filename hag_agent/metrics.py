@@ -1,0 +1,311 @@
+"""Metrics of the task suites: one sample's value, and the search/eval score of K samples.
+
+Per sample (`metric_value`, every value in [0, 1]):
+
+| metric   | case field  | value                                                           |
+|----------|-------------|-----------------------------------------------------------------|
+| exact    | `answer`    | 1 if a normalised answer candidate equals the answer (`exact_match`) |
+| number   | `answer`    | 1 if `final_number` equals the answer (relative tolerance 1e-6)  |
+| yes_no   | `answer`    | 1 if `parse_yes_no` agrees with the answer                       |
+| chrf     | `reference` | sacrebleu sentence chrF / 100                                    |
+| coverage | `keywords`  | fraction of keywords used, inflections counted (`keyword_coverage`) |
+
+Over K samples, `score_outputs` is the mean value, plus a diversity term for creative cases.
+sacrebleu is imported only by `chrf` and `self_bleu` (the ``eval`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from hag_agent.data.suites import SuiteCase
+from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.tasks import TaskKind
+
+DIVERSITY_WEIGHT = 0.2
+"""Weight of the diversity term in the score of creative cases (`score_outputs`)."""
+
+NUMBER_TOLERANCE = 1e-6
+"""Relative tolerance of the number metric."""
+
+_ANSWER_MARKER = re.compile(r"\banswer\b\**\s*(?:is\b\s*:?|[:=])", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"(?<![\w.])[-\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)",
+)
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_LETTER_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+_WORD = re.compile(r"\w+")
+
+
+def _missing_sacrebleu(exc: ImportError) -> ConfigurationError:
+    return ConfigurationError(
+        f"this metric needs sacrebleu, which is not installed ({exc}); "
+        "pip install 'hag-agent[eval]'"
+    )
+
+
+def _clamp(value: float) -> float:
+    if math.isnan(value):
+        return 0.0
+    return min(1.0, max(0.0, value))
+
+
+def _last_marker_end(text: str) -> int | None:
+    """Where the text after the last "answer is" / "answer:" marker starts, if any."""
+    matches = list(_ANSWER_MARKER.finditer(text))
+    return matches[-1].end() if matches else None
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, drop punctuation and symbols (Unicode P* and S*), collapse whitespace."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(c for c in text if not unicodedata.category(c).startswith(("P", "S")))
+    return " ".join(kept.split())
+
+
+def _answer_candidates(text: str) -> list[str]:
+    """The parts of an output that may be its answer (see `exact_match`)."""
+    candidates = [text]
+    end = _last_marker_end(text)
+    if end is not None:
+        candidates.append(text[end:].strip().split("\n", 1)[0])
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines:
+        candidates.append(lines[-1])
+        candidates.append(lines[-1].rsplit(":", 1)[-1])
+    return candidates
+
+
+def exact_match(output: str, answer: str) -> float:
+    """1.0 when the output gives exactly the answer, after normalisation, else 0.0.
+
+    Case, punctuation (hyphens and quotes included) and runs of whitespace are ignored
+    (`normalize_answer`). Candidates: the whole output, the rest of the line after its last
+    "answer is" / "answer:", its last non-empty line, and that line after its last colon.
+    """
+    gold = normalize_answer(answer)
+    return float(any(normalize_answer(c) == gold for c in _answer_candidates(output)))
+
+
+def final_number(text: str) -> float | None:
+    """The number a text answers with, or None.
+
+    Numbers may carry a sign, thousands commas and decimals ("$1,200" -> 1200, "-3.5"); a
+    trailing period is not a decimal point ("The answer is 14." -> 14). When the text says
+    "answer is" / "answer:" (the last such marker counts), the first number after it wins
+    ("The answer is 14 (7 x 2)" -> 14); otherwise the last number in the text ("= 42" -> 42).
+    """
+    end = _last_marker_end(text)
+    if end is not None:
+        match = _NUMBER.search(text, end)
+        if match is not None:
+            return _to_float(match.group())
+    numbers = _NUMBER.findall(text)
+    return _to_float(numbers[-1]) if numbers else None
+
+
+def _to_float(token: str) -> float:
+    return float(token.replace(",", "").replace("\u2212", "-"))
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """True for yes, False for no, None when the text says neither.
+
+    In order: the first yes/no after the last "answer is" / "answer:" marker; the text's first
+    word when it is yes or no ("No, because ..."); else the last standalone yes/no.
+    """
+    end = _last_marker_end(text)
+    if end is not None:
+        match = _YES_NO.search(text, end)
+        if match is not None:
+            return str(match.group(1)).lower() == "yes"
+    words: list[str] = _WORD.findall(text)
+    if words and words[0].lower() in ("yes", "no"):
+        return words[0].lower() == "yes"
+    found: list[str] = _YES_NO.findall(text)
+    return found[-1].lower() == "yes" if found else None
+
+
+def chrf(hypothesis: str, reference: str) -> float:
+    """Sentence chrF (sacrebleu defaults: character 6-grams, beta 2) divided by 100.
+
+    Raises:
+        ConfigurationError: sacrebleu is not installed.
+    """
+    try:
+        from sacrebleu import sentence_chrf
+    except ImportError as exc:
+        raise _missing_sacrebleu(exc) from exc
+    return _clamp(sentence_chrf(hypothesis.strip(), [reference.strip()]).score / 100.0)
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase letter words, possessive "'s" (and a bare trailing "'") dropped."""
+    words = []
+    for word in _LETTER_WORD.findall(unicodedata.normalize("NFKC", text).lower()):
+        if word.endswith("'s"):
+            word = word[:-2]
+        words.append(word.rstrip("'"))
+    return words
+
+
+def inflections(word: str) -> frozenset[str]:
+    """The regular English inflections of a lowercase word, the word itself included.
+
+    Adds -s, -es, -ed, -ing; after a final "e": -d and the "e" dropped before -ing; after a
+    consonant plus "y": -ies and -ied; after consonant-vowel-consonant (not w, x, y): the final
+    consonant doubled before -ed/-ing; a final "f"/"fe": -ves. Irregular forms (mice, ran) are
+    not covered.
+    """
+    forms = {word, word + "s", word + "es", word + "ed", word + "ing"}
+    vowels = "aeiou"
+    if word.endswith("e"):
+        forms |= {word + "d", word[:-1] + "ing"}
+    if len(word) > 1 and word.endswith("y") and word[-2] not in vowels:
+        forms |= {word[:-1] + "ies", word[:-1] + "ied"}
+    if (
+        len(word) >= 3
+        and word[-1] not in vowels + "wxy"
+        and word[-2] in vowels
+        and word[-3] not in vowels
+    ):
+        forms |= {word + word[-1] + "ed", word + word[-1] + "ing"}
+    if word.endswith("fe"):
+        forms.add(word[:-2] + "ves")
+    elif word.endswith("f"):
+        forms.add(word[:-1] + "ves")
+    return frozenset(forms)
+
+
+def keyword_coverage(text: str, keywords: Sequence[str]) -> float:
+    """The fraction of keywords the text uses; 1.0 for no keywords.
+
+    Matching is by whole word and ignores case; a keyword also counts in any regular
+    inflection (`inflections`: "dogs" and "dog's" for "dog", "danced" for "dance", "berries" for
+    "berry", "running" for "run"), never as part of a longer word ("dogma" is not "dog"). A
+    keyword of several words must appear as consecutive words, its last word possibly
+    inflected.
+    """
+    if not keywords:
+        return 1.0
+    words = _words(text)
+    hits = 0
+    for keyword in keywords:
+        parts = _words(keyword)
+        if not parts:
+            continue
+        *head, last = parts
+        forms = inflections(last)
+        width = len(parts)
+        if any(
+            words[i : i + width - 1] == head and words[i + width - 1] in forms
+            for i in range(len(words) - width + 1)
+        ):
+            hits += 1
+    return hits / len(keywords)
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    r"""Distinct-n (Li et al. 2016): unique n-grams over all n-grams of the texts, in [0, 1].
+
+    Tokens are lowercase ``\w+`` words; n-grams do not cross texts. 0.0 when there are none.
+
+    Raises:
+        HAGInputError: n is below 1.
+    """
+    if n < 1:
+        raise HAGInputError(f"distinct_n needs n >= 1, got {n}")
+    grams: list[tuple[str, ...]] = []
+    for text in texts:
+        tokens = _WORD.findall(text.lower())
+        grams.extend(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def self_bleu(texts: Sequence[str]) -> float:
+    """Self-BLEU (Zhu et al. 2018): mean sentence BLEU of each text against all the others / 100.
+
+    sacrebleu ``sentence_bleu`` with its defaults (13a tokens, exp smoothing, effective order).
+    1.0 means the texts repeat each other; 0.0 for fewer than two texts.
+
+    Raises:
+        ConfigurationError: sacrebleu is not installed.
+    """
+    if len(texts) < 2:
+        return 0.0
+    try:
+        from sacrebleu import sentence_bleu
+    except ImportError as exc:
+        raise _missing_sacrebleu(exc) from exc
+    scores = [
+        sentence_bleu(text, [other for j, other in enumerate(texts) if j != i]).score / 100.0
+        for i, text in enumerate(texts)
+    ]
+    return _clamp(sum(scores) / len(scores))
+
+
+def _metric_exact(case: SuiteCase, output: str) -> float:
+    return exact_match(output, case.answer or "")
+
+
+def _metric_number(case: SuiteCase, output: str) -> float:
+    predicted = final_number(output)
+    if predicted is None:
+        return 0.0
+    gold = _to_float((case.answer or "").strip())
+    return float(abs(predicted - gold) <= NUMBER_TOLERANCE * max(1.0, abs(gold)))
+
+
+def _metric_yes_no(case: SuiteCase, output: str) -> float:
+    said = parse_yes_no(output)
+    if said is None:
+        return 0.0
+    return float(said == ((case.answer or "").strip().lower() == "yes"))
+
+
+def _metric_chrf(case: SuiteCase, output: str) -> float:
+    return chrf(output, case.reference or "")
+
+
+def _metric_coverage(case: SuiteCase, output: str) -> float:
+    return keyword_coverage(output, case.keywords or [])
+
+
+METRICS: dict[str, Callable[[SuiteCase, str], float]] = {
+    "exact": _metric_exact,
+    "number": _metric_number,
+    "yes_no": _metric_yes_no,
+    "chrf": _metric_chrf,
+    "coverage": _metric_coverage,
+}
+"""Every metric by name: ``METRICS[name](case, output)`` is one sample's value in [0, 1]."""
+
+
+def metric_value(case: SuiteCase, output: str) -> float:
+    """One sample's value in [0, 1] under the case's metric (`SuiteCase.metric_name`)."""
+    return _clamp(METRICS[case.metric_name](case, output))
+
+
+def score_outputs(case: SuiteCase, outputs: Sequence[str]) -> float:
+    """The search/eval score of K samples of one case, in [0, 1].
+
+    ``quality`` is the mean `metric_value` of the samples. For a creative case (task creative)
+    with at least two samples the score is
+    ``0.8 * quality + 0.2 * distinct_n(outputs, 2) * (1 - self_bleu(outputs))``
+    (`DIVERSITY_WEIGHT` = 0.2): samples that all use the keywords but repeat each other score
+    below varied ones. Every other case, and a creative case with one sample (whose diversity
+    cannot be measured), scores ``quality``.
+
+    Raises:
+        HAGInputError: No outputs.
+    """
+    if not outputs:
+        raise HAGInputError(f"case {case.id!r}: no outputs to score")
+    quality = sum(metric_value(case, output) for output in outputs) / len(outputs)
+    if case.task is not TaskKind.CREATIVE or len(outputs) < 2:
+        return quality
+    diversity = distinct_n(outputs, 2) * (1.0 - self_bleu(outputs))
+    return _clamp((1.0 - DIVERSITY_WEIGHT) * quality + DIVERSITY_WEIGHT * diversity)

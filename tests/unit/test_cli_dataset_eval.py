@@ -1,0 +1,288 @@
+"""``hag-agent dataset`` and ``hag-agent eval`` through click's CliRunner, on a registered fake."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from langchain_core.messages import BaseMessage
+
+from hag_agent.backends.base import Backend
+from hag_agent.backends.registry import register_backend
+from hag_agent.cli.dataset_command import dataset
+from hag_agent.cli.eval_command import eval_command
+from hag_agent.context import HAGContext
+from hag_agent.data.search import read_records
+from hag_agent.data.suites import builtin_suites, load_cases
+from hag_agent.errors import BackendError
+from hag_agent.testing import Reply, ScriptedChatModel
+
+
+def answer(messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+    return "yes" if kwargs["temperature"] < 0.5 else "no"
+
+
+def fake_backend(*, fail: bool = False) -> str:
+    """Register a fresh fake backend and return its name."""
+    name = f"fake-{uuid.uuid4().hex[:8]}"
+    script: dict[str, Any] = {
+        "generate": [Reply(text="", error=BackendError("server down"))] if fail else [answer],
+        "propose": [
+            '{"temperature":0.2,"top_p":0.9,"top_k":20,"min_p":0.0,'
+            '"repetition_penalty":1.0,"max_tokens":16}'
+        ],
+    }
+
+    def factory(context: HAGContext) -> Backend:
+        return Backend(ScriptedChatModel(script=script))
+
+    register_backend(name, factory)
+    return name
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "coin.jsonl"
+    result = CliRunner().invoke(
+        dataset, ["make", "coinflip", "--n", "3", "--seed", "5", "-o", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_suites_lists_every_builtin_with_its_size() -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(dataset, ["suites"])
+    assert result.exit_code == 0
+    for spec in builtin_suites().values():
+        assert spec.name in result.stdout and str(spec.default_size) in result.stdout
+
+
+def test_make_is_reproducible(tmp_path: Path, suite_file: Path) -> None:
+    again = tmp_path / "again.jsonl"
+    result = CliRunner().invoke(
+        dataset, ["make", "coinflip", "--n", "3", "--seed", "5", "-o", str(again)]
+    )
+    assert result.exit_code == 0 and "wrote 3 cases" in result.stderr
+    assert again.read_bytes() == suite_file.read_bytes()
+    assert len(load_cases(again)) == 3
+
+
+def test_make_unknown_suite_lists_the_valid_ones(tmp_path: Path) -> None:
+    result = CliRunner().invoke(dataset, ["make", "nope", "-o", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2
+    assert "unknown suite 'nope'" in result.stderr and "coinflip" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_search_writes_records_and_resumes(tmp_path: Path, suite_file: Path) -> None:
+    backend = fake_backend()
+    out = tmp_path / "search.jsonl"
+    args = ["search", str(suite_file), "-o", str(out), "--samples", "2", "--budget", "6",
+            "--backend", backend, "--quiet"]  # fmt: skip
+    first = CliRunner().invoke(dataset, args)
+    assert first.exit_code == 0, first.output
+    records = read_records(out)
+    assert len(records) == 3 and all(r.evaluations <= 6 for r in records)
+    assert "3 searched, 0 already done, 0 failed" in first.stderr
+    # The fake answers "yes" when cold: a cold configuration scores 1 on "yes" cases.
+    for record in records:
+        assert json.loads(record.proposal) == record.params
+    second = CliRunner().invoke(dataset, args)
+    assert second.exit_code == 0 and "0 searched, 3 already done" in second.stderr
+
+
+def test_search_backend_failure_exits_3_without_traceback(tmp_path: Path, suite_file: Path) -> None:
+    out = tmp_path / "search.jsonl"
+    result = CliRunner().invoke(
+        dataset,
+        [
+            "search",
+            str(suite_file),
+            "-o",
+            str(out),
+            "--budget",
+            "3",
+            "--backend",
+            fake_backend(fail=True),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 3
+    assert "server down" in result.stderr and "3 failed" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_search_bad_line_skip_or_fail(tmp_path: Path, suite_file: Path) -> None:
+    lines = suite_file.read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n", encoding="utf-8")
+    backend = fake_backend()
+    common = [
+        "-o",
+        str(tmp_path / "s.jsonl"),
+        "--budget",
+        "2",
+        "--samples",
+        "1",
+        "--backend",
+        backend,
+        "--quiet",
+    ]
+    failed = CliRunner().invoke(dataset, ["search", str(bad), *common])
+    assert failed.exit_code == 2 and f"{bad}:2" in failed.stderr
+    skipped = CliRunner().invoke(dataset, ["search", str(bad), "--on-bad-line", "skip", *common])
+    assert skipped.exit_code == 0, skipped.output
+    assert f"{bad}:2" in skipped.stderr and "2 searched" in skipped.stderr
+
+
+def test_search_rejects_bad_settings(tmp_path: Path, suite_file: Path) -> None:
+    result = CliRunner().invoke(
+        dataset, ["search", str(suite_file), "-o", str(tmp_path / "s.jsonl"), "--budget", "1"]
+    )
+    assert result.exit_code == 2 and "budget" in result.output
+
+
+def test_eval_prints_a_table_and_writes_reports(tmp_path: Path, suite_file: Path) -> None:
+    out = tmp_path / "eval"
+    backend = fake_backend()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        eval_command,
+        [
+            "--suite",
+            str(suite_file),
+            "--backend",
+            backend,
+            "--proposers",
+            "default,prior,self",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("rows.jsonl", "report.json", "report.md", "chart.png"):
+        assert (out / name).exists()
+    assert "overall" in result.stdout and "reasoning (yes_no)" in result.stdout
+    assert "± " in result.stdout
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert f"hag-agent eval --suite {suite_file} --backend {backend}" in markdown
+    assert "--seeds 2" in markdown
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["proposers"] == ["default", "prior", "self"]
+    assert report["rows"] == 3 * 3 * 2
+
+
+def test_eval_unknown_proposer_lists_the_valid_ones(suite_file: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        eval_command,
+        ["--suite", str(suite_file), "--proposers", "default,magic", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert "unknown proposer 'magic'" in result.stderr
+    assert "default, random, prior, self, oracle" in result.stderr
+
+
+def test_eval_oracle_needs_a_search_file(suite_file: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        eval_command, ["--suite", str(suite_file), "--proposers", "oracle", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--search" in result.stderr
+
+
+def test_eval_oracle_from_search_output(tmp_path: Path, suite_file: Path) -> None:
+    backend = fake_backend()
+    search = tmp_path / "search.jsonl"
+    done = CliRunner().invoke(
+        dataset,
+        [
+            "search",
+            str(suite_file),
+            "-o",
+            str(search),
+            "--samples",
+            "1",
+            "--budget",
+            "4",
+            "--backend",
+            backend,
+            "--quiet",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        eval_command,
+        [
+            "--suite",
+            str(suite_file),
+            "--backend",
+            backend,
+            "--proposers",
+            "oracle,default",
+            "--search",
+            str(search),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-chart",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    best = {r.id: r.params for r in read_records(search)}
+    for row in rows:
+        if row["proposer"] == "oracle":
+            assert row["params"] == best[row["case_id"]]
+    assert not (out / "chart.png").exists()
+
+
+def test_eval_backend_failure_keeps_the_report(tmp_path: Path, suite_file: Path) -> None:
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        eval_command,
+        [
+            "--suite",
+            str(suite_file),
+            "--backend",
+            fake_backend(fail=True),
+            "--proposers",
+            "prior",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 3
+    assert "server down" in result.stderr and "Traceback" not in result.output
+    assert (out / "report.md").exists()
+
+
+def test_several_suites_with_a_limit_each(tmp_path: Path) -> None:
+    backend = fake_backend()
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        eval_command,
+        ["--suite", "coinflip,arithmetic", "--limit", "2", "--backend", backend,
+         "--proposers", "prior", "--out", str(out), "--quiet", "--no-chart"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["cases"] == 4 and report["tasks"] == ["reasoning", "math"]
+    search = tmp_path / "s.jsonl"
+    done = CliRunner().invoke(
+        dataset,
+        ["search", "coinflip,arithmetic", "--limit", "1", "-o", str(search), "--samples", "1",
+         "--budget", "2", "--backend", backend, "--quiet"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert [r.task for r in read_records(search)] == ["reasoning", "math"]
+    clash = CliRunner().invoke(
+        eval_command, ["--suite", "coinflip,coinflip", "--backend", backend, "--out", str(out)]
+    )
+    assert clash.exit_code == 2 and "is in both" in clash.stderr

@@ -1,0 +1,330 @@
+"""The evaluation harness on a tiny suite with a scripted fake model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from hag_agent.backends.base import Backend
+from hag_agent.data.search import SearchRecord, append_line
+from hag_agent.data.suites import SuiteCase
+from hag_agent.errors import HAGInputError
+from hag_agent.evaluation import (
+    PROPOSERS,
+    EvalRow,
+    EvalSettings,
+    aggregate,
+    evaluate,
+    oracle_params,
+    parse_proposers,
+    random_params,
+    read_rows,
+    write_reports,
+)
+from hag_agent.hyperparameters import DecodingBounds, HyperParams
+from hag_agent.tasks import TaskKind
+from hag_agent.testing import Reply, ScriptedChatModel
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_suite() -> list[SuiteCase]:
+    return [
+        SuiteCase(id="m1", task=TaskKind.MATH, prompt="What is 2 + 3?", answer="5"),
+        SuiteCase(id="m2", task=TaskKind.MATH, prompt="What is 4 + 4?", answer="8"),
+        SuiteCase(
+            id="c1",
+            task=TaskKind.REASONING,
+            prompt="A coin is heads up. Ann flips the coin. Is it still heads up?",
+            answer="no",
+        ),
+    ]
+
+
+ANSWERS = {"What is 2 + 3?": "5", "What is 4 + 4?": "8", "A coin is heads up.": "no"}
+
+
+def answer_when_cold(messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+    """Right at temperature below 0.5, wrong above: proposers must differ in the metric."""
+    prompt = str(messages[-1].content)
+    right = next(v for k, v in ANSWERS.items() if prompt.startswith(k))
+    if kwargs["temperature"] < 0.5:
+        return f"The answer is {right}."
+    return "The answer is 99." if right.isdigit() else "The answer is yes."
+
+
+def fake_model(**script: Any) -> ScriptedChatModel:
+    return ScriptedChatModel(
+        script={
+            "propose": [
+                '{"temperature":0.2,"top_p":0.9,"top_k":20,"min_p":0.0,'
+                '"repetition_penalty":1.0,"max_tokens":64}'
+            ],
+            "generate": [answer_when_cold],
+            **script,
+        }
+    )
+
+
+def test_harness_writes_json_markdown_and_png(tmp_path: Path) -> None:
+    model = fake_model()
+    settings = EvalSettings(proposers=["default", "random", "prior", "self"], seeds=2)
+    report = evaluate(
+        tiny_suite(), Backend(model), tmp_path, settings, suite="tiny", command="hag-agent eval x"
+    )
+    files = write_reports(report, tmp_path)
+    assert [f.name for f in files] == ["report.json", "report.md", "chart.png"]
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert data["cases"] == 3 and data["rows"] == 3 * 4 * 2
+    assert data["tasks"] == ["math", "reasoning"]
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "`hag-agent eval x`" in markdown and "## Overall" in markdown
+    assert "## math (metric: number)" in markdown and "## reasoning (metric: yes_no)" in markdown
+    assert "seeds: 0, 1" in markdown and "| prior | 1.000 ± 0.000 |" in markdown
+    png = (tmp_path / "chart.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE)
+    import matplotlib.image
+
+    image = matplotlib.image.imread(tmp_path / "chart.png")
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    # The metric really differs by proposer: prior and self are cold, default is hot.
+    assert report.aggregate("overall", "prior").mean == 1.0  # type: ignore[union-attr]
+    assert report.aggregate("overall", "self").mean == 1.0  # type: ignore[union-attr]
+    assert report.aggregate("overall", "default").mean == 0.0  # type: ignore[union-attr]
+    assert len(model.calls_for("generate")) == 24  # one attempt per run: critique is off
+    assert not model.calls_for("classify")  # the task is pinned to the case's
+
+
+def test_rows_record_metric_time_tokens_and_params(tmp_path: Path) -> None:
+    evaluate(tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"]))
+    (row,) = read_rows(tmp_path / "rows.jsonl")
+    assert row.metric == 1.0 and row.tokens == 4 and row.time_s > 0 and row.attempts == 1
+    assert row.params is not None and row.params["temperature"] == 0.1  # the math prior
+    assert row.output == "The answer is 5."
+
+
+def test_max_tokens_pin_applies_to_every_proposer(tmp_path: Path) -> None:
+    model = fake_model()
+    settings = EvalSettings(proposers=["default", "random", "prior", "self"], max_tokens=24)
+    evaluate(tiny_suite()[:1], Backend(model), tmp_path, settings)
+    assert {c.kwargs["max_tokens"] for c in model.calls_for("generate")} == {24}
+
+
+def test_random_proposer_is_reproducible_by_seed() -> None:
+    case = tiny_suite()[0]
+    one, two = random_params(case, 3), random_params(case, 3)
+    assert one == two
+    assert random_params(case, 4) != one
+    assert random_params(tiny_suite()[1], 3) != one
+    bounds = DecodingBounds()
+    for seed in range(50):
+        params = random_params(case, seed)
+        bounds.check(params.model_dump(), what="random")  # never outside the policy
+
+
+def test_random_rows_use_the_seeded_configuration(tmp_path: Path) -> None:
+    model = fake_model()
+    evaluate(tiny_suite(), Backend(model), tmp_path, EvalSettings(proposers=["random"], seeds=2))
+    for row in read_rows(tmp_path / "rows.jsonl"):
+        case = next(c for c in tiny_suite() if c.id == row.case_id)
+        assert row.params == random_params(case, row.seed).model_dump()
+
+
+def write_search_file(path: Path, cases: list[SuiteCase], temperature: float) -> None:
+    for case in cases:
+        params = HyperParams(
+            temperature=temperature,
+            top_p=0.85,
+            top_k=10,
+            min_p=0.0,
+            repetition_penalty=1.05,
+            max_tokens=32,
+        )
+        record = SearchRecord(
+            id=case.id,
+            task=case.task.value,
+            prompt=case.prompt,
+            proposal=params.to_proposal_json(),
+            params=params.model_dump(),
+            score=1.0,
+            default_score=0.0,
+            prior_score=0.5,
+            evaluations=4,
+            budget=10,
+            model_calls=8,
+            completion_tokens=20,
+            wall_s=0.1,
+            samples=2,
+            seed=0,
+            evaluated=[],
+        )
+        append_line(path, record.model_dump_json())
+
+
+def test_oracle_uses_the_search_files_params(tmp_path: Path) -> None:
+    cases = tiny_suite()
+    search = tmp_path / "search.jsonl"
+    write_search_file(search, cases, temperature=0.37)
+    oracle = oracle_params(search, cases)
+    model = fake_model()
+    evaluate(
+        cases, Backend(model), tmp_path / "out", EvalSettings(proposers=["oracle"]), oracle=oracle
+    )
+    calls = model.calls_for("generate")
+    assert len(calls) == 3
+    assert {
+        (c.kwargs["temperature"], c.kwargs["top_k"], c.kwargs["max_tokens"]) for c in calls
+    } == {(0.37, 10, 32)}
+    assert all(r.metric == 1.0 for r in read_rows(tmp_path / "out" / "rows.jsonl"))
+
+
+def test_oracle_lists_the_missing_ids(tmp_path: Path) -> None:
+    cases = tiny_suite()
+    search = tmp_path / "search.jsonl"
+    write_search_file(search, cases[:1], temperature=0.3)
+    with pytest.raises(HAGInputError, match=r"no record for 2 of 3 case\(s\): m2, c1"):
+        oracle_params(search, cases)
+    with pytest.raises(HAGInputError, match="no such search file"):
+        oracle_params(tmp_path / "nope.jsonl", cases)
+    with pytest.raises(HAGInputError, match="missing: m1"):
+        evaluate(cases, Backend(fake_model()), tmp_path, EvalSettings(proposers=["oracle"]))
+
+
+def test_unknown_proposer_is_a_clear_error() -> None:
+    with pytest.raises(HAGInputError) as caught:
+        parse_proposers("default,hag,prior")
+    message = str(caught.value)
+    assert "'hag'" in message and "default, random, prior, self, oracle" in message
+    assert parse_proposers(" self ,prior,self") == ["self", "prior"]
+    with pytest.raises(HAGInputError, match="no proposer"):
+        parse_proposers(" , ")
+    assert PROPOSERS == ("default", "random", "prior", "self", "oracle")
+
+
+def test_resume_skips_finished_rows_and_a_failure_loses_nothing(tmp_path: Path) -> None:
+    from hag_agent.errors import BackendError
+
+    def flaky(messages: list[BaseMessage], kwargs: dict[str, Any]) -> str | Reply:
+        if "4 + 4" in str(messages[-1].content):
+            return Reply(text="", error=BackendError("connection reset"))
+        return answer_when_cold(messages, kwargs)
+
+    settings = EvalSettings(proposers=["default", "prior"])
+    first = evaluate(tiny_suite(), Backend(fake_model(generate=[flaky])), tmp_path, settings)
+    assert {(f.case_id, f.proposer) for f in first.failures} == {("m2", "default"), ("m2", "prior")}
+    assert first.rows == 4
+    assert len(read_rows(tmp_path / "rows.jsonl")) == 4
+    model = fake_model()
+    second = evaluate(tiny_suite(), Backend(model), tmp_path, settings)
+    assert len(model.calls_for("generate")) == 2  # only the two failed runs
+    assert second.rows == 6 and second.reused_rows == 4 and not second.failures
+
+
+def test_rows_of_another_setup_are_not_reused(tmp_path: Path) -> None:
+    evaluate(tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"]))
+    model = fake_model()
+    report = evaluate(
+        tiny_suite()[:1], Backend(model), tmp_path, EvalSettings(proposers=["prior"], max_tokens=8)
+    )
+    assert report.reused_rows == 0 and len(model.calls_for("generate")) == 1
+    assert len(read_rows(tmp_path / "rows.jsonl")) == 2
+
+
+def test_stop_on_error_stops_taking_runs(tmp_path: Path) -> None:
+    from hag_agent.errors import BackendError
+
+    model = fake_model(generate=[Reply(text="", error=BackendError("down"))])
+    report = evaluate(
+        tiny_suite(),
+        Backend(model),
+        tmp_path,
+        EvalSettings(proposers=["prior"], stop_on_error=True),
+    )
+    assert len(report.failures) == 1 and report.rows == 0
+
+
+def test_a_partial_last_row_is_dropped(tmp_path: Path) -> None:
+    settings = EvalSettings(proposers=["prior"])
+    evaluate(tiny_suite()[:2], Backend(fake_model()), tmp_path, settings)
+    rows_path = tmp_path / "rows.jsonl"
+    with rows_path.open("a", encoding="utf-8") as handle:
+        handle.write('{"case_id": "c1", "ta')
+    model = fake_model()
+    report = evaluate(tiny_suite(), Backend(model), tmp_path, settings)
+    assert report.rows == 3 and len(model.calls_for("generate")) == 1
+    assert all(json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines())
+
+
+def row(case_id: str, task: str, proposer: str, seed: int, metric: float) -> EvalRow:
+    return EvalRow(
+        case_id=case_id,
+        task=task,
+        metric_name="number",
+        proposer=proposer,
+        seed=seed,
+        prompt_sha="x",
+        critique=False,
+        setup="s",
+        metric=metric,
+        time_s=1.0 + seed,
+        tokens=10 * (seed + 1),
+        attempts=1,
+        params=None,
+        output="",
+    )
+
+
+def test_aggregate_mean_and_spread_across_seeds() -> None:
+    rows = [
+        row("a", "math", "self", 0, 1.0),
+        row("b", "math", "self", 0, 0.0),  # seed 0 mean 0.5
+        row("a", "math", "self", 1, 1.0),
+        row("b", "math", "self", 1, 1.0),  # seed 1 mean 1.0
+        row("c", "creative", "self", 0, 0.2),
+        row("c", "creative", "self", 1, 0.4),
+    ]
+    by = {(a.task, a.proposer): a for a in aggregate(rows, ["self", "prior"], ["math", "creative"])}
+    math_self = by["math", "self"]
+    assert math_self.mean == pytest.approx(0.75)
+    assert math_self.std == pytest.approx(0.35355339, rel=1e-6)  # stdev(0.5, 1.0)
+    assert math_self.cases == 2 and math_self.runs == 4
+    assert math_self.time_s == pytest.approx(1.5) and math_self.tokens == pytest.approx(15)
+    overall = by["overall", "self"]
+    # seed 0: (1 + 0 + 0.2) / 3 = 0.4; seed 1: (1 + 1 + 0.4) / 3 = 0.8
+    assert overall.mean == pytest.approx(0.6) and overall.std == pytest.approx(0.28284271)
+    assert by["math", "prior"].mean is None and by["math", "prior"].runs == 0
+
+
+def test_critique_option_allows_retries(tmp_path: Path) -> None:
+    model = fake_model()
+    settings = EvalSettings(proposers=["default"], critique=True, max_retries=1)
+    evaluate(tiny_suite()[:1], Backend(model), tmp_path, settings)
+    assert 1 <= len(model.calls_for("generate")) <= 2
+
+
+def test_missing_matplotlib_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import builtins
+
+    from hag_agent.errors import ConfigurationError
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    report = evaluate(
+        tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"])
+    )
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(ConfigurationError, match=r"pip install 'hag-agent\[eval\]'"):
+        write_reports(report, tmp_path)
+    assert (tmp_path / "report.json").exists() and (tmp_path / "report.md").exists()
+    assert write_reports(report, tmp_path, chart=False)[-1].name == "report.md"
