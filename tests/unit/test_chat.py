@@ -174,7 +174,9 @@ def test_new_sessions_and_save(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert sorted(names) == ["other", "s1"]
 
 
-def test_commands_that_need_a_turn_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_that_need_a_turn_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     chat, _, _ = session(tmp_path)
     chat.handle("/trace")
     chat.handle("/unset top_k")
@@ -199,7 +201,11 @@ def test_transcript_markdown_lists_params() -> None:
             HumanMessage("hi"),
             AIMessage(
                 "hello",
-                response_metadata={"hag_task": "chat", "hag_attempt": 0, "hag_params": {"top_k": 5}},
+                response_metadata={
+                    "hag_task": "chat",
+                    "hag_attempt": 0,
+                    "hag_params": {"top_k": 5},
+                },
             ),
         ],
     )

@@ -12,6 +12,7 @@ from hag_agent.visualization.topology import graph_shape
 def mermaid() -> str:
     return to_mermaid(graph_shape())
 
+
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 
 
