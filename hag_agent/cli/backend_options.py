@@ -1,11 +1,16 @@
-"""The backend options every command that talks to a model shares (run, chat, eval, search)."""
+"""Options shared by the commands that talk to a model.
+
+The backend (run, chat, eval, search), and the graph's strategies and seed (run, chat).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
+
+from hag_agent.context import ClassifierName, CriticName, ProposerName
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,11 +36,36 @@ _OPTIONS = (
 )
 
 
-def backend_options(command: F) -> F:
-    """Add --backend, --base-url, --model, --proposer-model and --model-path to a command."""
-    for option in reversed(_OPTIONS):
+_STRATEGY_OPTIONS = (
+    click.option("--seed", type=int, help="Sampling seed."),
+    click.option(
+        "--classifier", type=click.Choice(get_args(ClassifierName)), help="Task classifier."
+    ),
+    click.option(
+        "--proposer", type=click.Choice(get_args(ProposerName)), help="Who proposes the params."
+    ),
+    click.option(
+        "--critic",
+        type=click.Choice(get_args(CriticName)),
+        help="Critique by signals, or signals plus an LLM judge.",
+    ),
+)
+
+
+def _apply(command: F, options: tuple[Callable[[F], F], ...]) -> F:
+    for option in reversed(options):
         command = option(command)
     return command
+
+
+def backend_options(command: F) -> F:
+    """Add --backend, --base-url, --model, --proposer-model and --model-path to a command."""
+    return _apply(command, _OPTIONS)
+
+
+def strategy_options(command: F) -> F:
+    """Add --seed, --classifier, --proposer and --critic to a command."""
+    return _apply(command, _STRATEGY_OPTIONS)
 
 
 def backend_settings(

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.backend_options import backend_options, backend_settings, strategy_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED
 from hag_agent.cli.run_command import parse_pins
 
@@ -30,16 +30,7 @@ from hag_agent.cli.run_command import parse_pins
     help="Pin a hyperparameter for this session (repeatable; /set does it inside).",
 )
 @backend_options
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--classifier", type=click.Choice(["rules", "llm"]), help="Task classifier.")
-@click.option(
-    "--proposer", type=click.Choice(["self", "prior", "fixed"]), help="Who proposes the params."
-)
-@click.option(
-    "--critic",
-    type=click.Choice(["signals", "judge"]),
-    help="Critique by signals, or signals plus an LLM judge.",
-)
+@strategy_options
 def chat(
     session_name: str | None,
     data_dir: Path | None,

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.backend_options import backend_options, backend_settings, strategy_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.errors import BackendError, HAGError
 
@@ -67,16 +67,7 @@ def spinner(console: Console, message: str) -> Iterator[None]:
 )
 @click.option("--max-retries", type=int, help="Retries after the first attempt.")
 @click.option("--no-critique", is_flag=True, help="One attempt, no critique.")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--classifier", type=click.Choice(["rules", "llm"]), help="Task classifier.")
-@click.option(
-    "--proposer", type=click.Choice(["self", "prior", "fixed"]), help="Who proposes the params."
-)
-@click.option(
-    "--critic",
-    type=click.Choice(["signals", "judge"]),
-    help="Critique by signals, or signals plus an LLM judge.",
-)
+@strategy_options
 def run(
     prompt: str,
     show_trace: bool,
