@@ -21,7 +21,7 @@ from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
 from hag_agent.node_driver import CallResult, DecideCall, GenerateCall, Steps
 from hag_agent.prompt_templates import render
-from hag_agent.proposal import ProposalSchema, parse_proposal
+from hag_agent.proposal import ProposalSchema, parse_proposal, proposal_prompt
 from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
 
@@ -110,12 +110,7 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     bounds = context.bounds
     data: dict[str, Any] = {}
     if context.proposer == "self":
-        # Ranges are left out of the prompt: they cost ~60 prompt tokens on every call and the
-        # policy clamps whatever comes back anyway.
-        prompt = render(
-            "propose", task=task.value, example=prior.to_proposal_json(), prompt=state.prompt
-        )
-        result = yield DecideCall("propose", prompt, ProposalSchema)
+        result = yield DecideCall("propose", proposal_prompt(task, state.prompt), ProposalSchema)
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)
             reason = f"proposal call failed ({result}); fallback to the {task.value} prior"

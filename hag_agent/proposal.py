@@ -19,9 +19,22 @@ from hag_agent.hyperparameters import (
     ParamSource,
 )
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
+from hag_agent.prompt_templates import render
+from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 IMPLAUSIBLE_CLAMPS = 3
 """A proposal with this many values out of range is replaced by the prior, not clamped."""
+
+
+def proposal_prompt(task: TaskKind, prompt: str) -> str:
+    """The request the ``self`` proposer sends: also the prompt of every fine-tuning example.
+
+    Ranges are left out: they cost ~60 prompt tokens on every call and the policy clamps
+    whatever comes back anyway.
+    """
+    return render(
+        "propose", task=task.value, example=TASK_PRIORS[task].to_proposal_json(), prompt=prompt
+    )
 
 
 class ProposalSchema(BaseModel):
