@@ -20,16 +20,10 @@ import asyncio
 import statistics
 import time
 
-from hag_agent.data.search import (
-    Sampler,
-    SampleResult,
-    SearchSettings,
-    SearchSpace,
-    backend_sampler,
-    compare,
-    exhaustive_case,
-    search_case,
-)
+from hag_agent.data.sampling import Sampler, SampleResult, backend_sampler
+from hag_agent.data.search import exhaustive_case, search_case
+from hag_agent.data.search_records import compare
+from hag_agent.data.search_space import SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase, make_suite
 from hag_agent.hyperparameters import HyperParams
 

@@ -6,65 +6,34 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import BackendError, HAGError, HAGInputError
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
+from hag_agent.errors import HAGError
 
-if TYPE_CHECKING:
-    from hag_agent.data.suites import SuiteCase
-
-
-def load_suites(
-    spec: str,
-    *,
-    limit: int | None,
-    on_bad_line: Literal["skip", "fail"],
-    warn: Callable[[str], None],
-) -> list[SuiteCase]:
-    """Cases of one suite or several, comma-separated (names or files); ``limit`` is per suite.
-
-    Raises:
-        HAGInputError: For an unknown suite, a bad file, or an id found in two suites.
-    """
-    from hag_agent.data.suites import load_cases
-
-    parts = [spec] if Path(spec).is_file() else [p.strip() for p in spec.split(",") if p.strip()]
-    cases: list[SuiteCase] = []
-    origin: dict[str, str] = {}
-    for part in parts:
-        loaded = load_cases(part, on_bad_line=on_bad_line, warn=warn)
-        for case in loaded[:limit] if limit is not None else loaded:
-            if case.id in origin:
-                raise HAGInputError(f"case id {case.id!r} is in both {origin[case.id]} and {part}")
-            origin[case.id] = part
-            cases.append(case)
-    if not cases:
-        raise HAGInputError(f"no suite given in {spec!r}")
-    return cases
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def warner(console: Console) -> Callable[[str], None]:
-    """A callback printing warnings (skipped lines and the like) on ``console``."""
-
-    def warn(message: str) -> None:
-        console.print(
-            f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
-        )
-
-    return warn
+def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:
+    """An integer option with its default shown in --help."""
+    return click.option(flag, type=int, default=default, show_default=True, help=help_text)
 
 
-def fail(console: Console, exc: HAGError) -> NoReturn:
-    """Print a typed error and exit with its code (3 for a backend, else 2)."""
-    label = "backend error" if isinstance(exc, BackendError) else "error"
-    console.print(f"{label}: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(EXIT_BACKEND if isinstance(exc, BackendError) else EXIT_USAGE)
+def _output_option(help_text: str) -> Callable[[F], F]:
+    """The required ``-o/--output`` JSONL file."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
 
 
 @click.group("dataset")
@@ -77,18 +46,24 @@ def suites() -> None:
     """List the built-in suites with their tasks, metrics and sizes."""
     from hag_agent.data.suites import builtin_suites
 
-    table = Table(title="built-in suites")
-    for column in ("name", "task", "metric", "default size", "max size"):
+    # The short columns never wrap; the description takes the rest of the width and wraps, so
+    # the table stays readable on an 80-column terminal.
+    table = Table(
+        title="built-in suites",
+        caption="size: cases made without --n (any --n works unless a maximum is given)",
+    )
+    for column in ("name", "task", "metric"):
         table.add_column(column, no_wrap=True)
-    table.add_column("description", overflow="fold")
+    table.add_column("size", no_wrap=True, justify="right")
+    table.add_column("description", overflow="fold", ratio=1)
     for spec in builtin_suites().values():
+        maximum = f"; at most {spec.max_size} cases" if spec.max_size is not None else ""
         table.add_row(
             spec.name,
             spec.task.value,
             spec.metric,
             str(spec.default_size),
-            str(spec.max_size) if spec.max_size is not None else "unbounded",
-            spec.description,
+            spec.description + maximum,
         )
     Console().print(table)
 
@@ -97,13 +72,7 @@ def suites() -> None:
 @click.argument("name")
 @click.option("--n", "size", type=int, help="How many cases (default: the suite's default size).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The JSONL file to write.",
-)
+@_output_option("The JSONL file to write.")
 def make(name: str, size: int | None, seed: int, output: Path) -> None:
     """Write built-in suite NAME as JSONL; the same --n and --seed always give the same cases."""
     from hag_agent.data.suites import make_suite, write_cases
@@ -113,7 +82,7 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
         cases = make_suite(name, size, seed)
         write_cases(cases, output)
     except HAGError as exc:
-        fail(err, exc)
+        suite_job.fail(err, exc)
     except OSError as exc:
         err.print(f"error: cannot write {output}: {exc}", style="red", markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
@@ -124,56 +93,20 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
 
 @dataset.command("search")
 @click.argument("suite")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="JSONL file of search records (appended to; finished cases are skipped on rerun).",
+@_output_option("JSONL file of search records (appended to; finished cases are skipped on rerun).")
+@_int_option("--samples", 3, "K: samples per configuration.")
+@_int_option(
+    "--coarse-samples", 1, "Samples per coarse-grid configuration (the first of the K seeds)."
 )
-@click.option(
-    "--samples", type=int, default=3, show_default=True, help="K: samples per configuration."
-)
-@click.option(
-    "--coarse-samples",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Samples per coarse-grid configuration (the first of the K seeds).",
-)
-@click.option(
-    "--keep", type=int, default=3, show_default=True, help="Coarse-grid survivors refined."
-)
-@click.option(
-    "--budget",
-    type=int,
-    default=40,
-    show_default=True,
-    help="Maximum evaluations per case; one evaluation = K model calls.",
-)
-@click.option(
-    "--concurrency", type=int, default=1, show_default=True, help="Model calls in flight."
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Base seed: sample i uses seed+i."
-)
+@_int_option("--keep", 3, "Coarse-grid survivors refined.")
+@_int_option("--budget", 40, "Maximum evaluations per case; one evaluation = K model calls.")
+@_int_option("--concurrency", 1, "Model calls in flight.")
+@_int_option("--seed", 0, "Base seed: sample i uses seed+i.")
 @click.option("--max-tokens", type=int, help="Hold max_tokens at this (default: task prior's).")
-@click.option("--limit", type=int, help="Only the first N cases of each suite.")
+@suite_job.limit_option
 @backend_options
-@click.option(
-    "--on-bad-line",
-    type=click.Choice(["skip", "fail"]),
-    default="fail",
-    show_default=True,
-    help="A malformed line of a suite file: report and skip it, or stop.",
-)
-@click.option(
-    "--stop-on-error/--keep-going",
-    default=False,
-    show_default=True,
-    help="After a case fails on a backend error: stop, or go on with the rest.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@suite_job.failure_options("case")
+@suite_job.quiet_option
 def search(
     suite: str,
     output: Path,
@@ -205,32 +138,26 @@ def search(
 
     Exit codes: 0 all cases done, 2 bad usage or input, 3 a case failed on a backend error.
     """
-    from pydantic import ValidationError
-
-    from hag_agent.data.search import SearchSettings, backend_sampler, read_records, search_file
+    from hag_agent.data.sampling import backend_sampler
+    from hag_agent.data.search_run import read_records, search_file
+    from hag_agent.data.search_space import SearchSettings
 
     err = Console(stderr=True)
-    warn = warner(err)
-    if limit is not None and limit < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--limit")
-    if concurrency < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--concurrency")
-    try:
-        settings = SearchSettings(
-            samples=samples,
-            coarse_samples=coarse_samples,
-            keep=keep,
-            budget=budget,
-            seed=seed,
-            max_tokens=max_tokens,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        raise click.BadParameter(f"{where}: {first.get('msg')}") from None
+    warn = suite_job.warner(err)
+    suite_job.require_at_least_one(limit, "--limit")
+    suite_job.require_at_least_one(concurrency, "--concurrency")
+    settings = suite_job.settings_from_options(
+        SearchSettings,
+        samples=samples,
+        coarse_samples=coarse_samples,
+        keep=keep,
+        budget=budget,
+        seed=seed,
+        max_tokens=max_tokens,
+    )
     chosen = backend_settings(backend, base_url, model, proposer_model, model_path)
-    try:
-        cases = load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
+    with suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"):
+        cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
         sampler = backend_sampler(chosen["backend"], chosen["backend_options"])
         run = search_file(
             cases,
@@ -244,19 +171,6 @@ def search(
             warn=warn,
             on_failure=lambda case_id, error: warn(f"case {case_id} failed: {error}"),
         )
-    except KeyboardInterrupt:
-        err.print(
-            f"interrupted; finished cases are saved in {output}: rerun the same command to "
-            "continue",
-            markup=False,
-            soft_wrap=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except HAGError as exc:
-        fail(err, exc)
-    except OSError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
 
     wanted = {c.id for c in cases}
     records = [r for r in read_records(output) if r.id in wanted]

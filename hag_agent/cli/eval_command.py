@@ -11,11 +11,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.dataset_command import fail, load_suites, warner
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import HAGError, HAGInputError
-from hag_agent.evaluation import EvalReport
+from hag_agent.cli.exit_codes import EXIT_BACKEND
+from hag_agent.errors import HAGInputError
+from hag_agent.evaluation.report import EvalReport
 
 
 def command_line(ctx: click.Context) -> str:
@@ -51,7 +51,7 @@ def command_line(ctx: click.Context) -> str:
 
 def report_table(report: EvalReport) -> Table:
     """The report as a rich table: each task, then overall; one row per proposer."""
-    from hag_agent.evaluation import OVERALL, format_mean
+    from hag_agent.evaluation.report import OVERALL, summary_cells
 
     table = Table(title=f"{report.suite} on {report.backend}")
     table.add_column("task", no_wrap=True)
@@ -64,14 +64,10 @@ def report_table(report: EvalReport) -> Table:
     for g, task in enumerate(groups):
         metrics = ", ".join(report.metrics.get(task, []))
         for p, proposer in enumerate(report.settings.proposers):
-            item = report.aggregate(task, proposer)
             table.add_row(
                 (f"{task} ({metrics})" if metrics else task) if p == 0 else "",
                 proposer,
-                format_mean(item),
-                f"{item.time_s:.2f}" if item and item.time_s is not None else "-",
-                f"{item.tokens:.1f}" if item and item.tokens is not None else "-",
-                str(item.cases if item else 0),
+                *summary_cells(report.aggregate(task, proposer)),
                 end_section=p == len(report.settings.proposers) - 1 and g < len(groups) - 1,
             )
     return table
@@ -98,7 +94,7 @@ def report_table(report: EvalReport) -> Table:
 )
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per case.")
 @click.option("--seed", "base_seed", type=int, default=0, show_default=True, help="First seed.")
-@click.option("--limit", type=int, help="Only the first N cases of each suite.")
+@suite_job.limit_option
 @click.option(
     "--out",
     "out_dir",
@@ -116,21 +112,9 @@ def report_table(report: EvalReport) -> Table:
 @click.option("--max-retries", type=int, help="Retries when critique is on.")
 @click.option("--max-tokens", type=int, help="Pin max_tokens for every proposer.")
 @click.option("--concurrency", type=int, default=1, show_default=True, help="Runs in flight.")
-@click.option(
-    "--on-bad-line",
-    type=click.Choice(["skip", "fail"]),
-    default="fail",
-    show_default=True,
-    help="A malformed line of a suite file: report and skip it, or stop.",
-)
-@click.option(
-    "--stop-on-error/--keep-going",
-    default=False,
-    show_default=True,
-    help="After a run fails on a backend error: stop, or go on with the rest.",
-)
+@suite_job.failure_options("run")
 @click.option("--no-chart", is_flag=True, help="Skip the PNG chart (no matplotlib needed).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@suite_job.quiet_option
 @click.pass_context
 def eval_command(
     ctx: click.Context,
@@ -164,47 +148,36 @@ def eval_command(
 
     Exit codes: 0 success, 2 bad usage or input, 3 a run failed on a backend error.
     """
-    from pydantic import ValidationError
-
     from hag_agent.backends.registry import resolve_backend
     from hag_agent.context import resolve_context
-    from hag_agent.evaluation import (
-        EvalSettings,
-        evaluate,
-        oracle_params,
-        parse_proposers,
-        require_matplotlib,
-        write_reports,
-    )
+    from hag_agent.evaluation.harness import evaluate
+    from hag_agent.evaluation.proposers import oracle_params, parse_proposers
+    from hag_agent.evaluation.report_files import require_matplotlib, write_reports
+    from hag_agent.evaluation.settings import EvalSettings
 
     err = Console(stderr=True)
-    warn = warner(err)
-    if limit is not None and limit < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--limit")
-    try:
+    warn = suite_job.warner(err)
+    suite_job.require_at_least_one(limit, "--limit")
+    with suite_job.exit_on_failure(err, saved=f"finished runs are saved in {out_dir}"):
         chosen = parse_proposers(proposers)
         if "oracle" in chosen and search_file is None:
             raise HAGInputError(
                 "proposer oracle needs --search FILE (from `hag-agent dataset search`)"
             )
-        try:
-            settings = EvalSettings(
-                proposers=chosen,
-                seeds=seeds,
-                base_seed=base_seed,
-                critique=critique,
-                max_retries=max_retries,
-                max_tokens=max_tokens,
-                concurrency=concurrency,
-                stop_on_error=stop_on_error,
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-            raise click.BadParameter(f"{where}: {first.get('msg')}") from None
+        settings = suite_job.settings_from_options(
+            EvalSettings,
+            proposers=chosen,
+            seeds=seeds,
+            base_seed=base_seed,
+            critique=critique,
+            max_retries=max_retries,
+            max_tokens=max_tokens,
+            concurrency=concurrency,
+            stop_on_error=stop_on_error,
+        )
         if not no_chart:
             require_matplotlib()
-        cases = load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
+        cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
         oracle = (
             oracle_params(search_file, cases, warn=warn)
             if "oracle" in chosen and search_file is not None
@@ -230,19 +203,6 @@ def eval_command(
             on_failure=lambda f: warn(f"{f.case_id} / {f.proposer} / seed {f.seed}: {f.error}"),
         )
         written = write_reports(report, out_dir, chart=not no_chart)
-    except KeyboardInterrupt:
-        err.print(
-            f"interrupted; finished runs are saved in {out_dir}: rerun the same command to "
-            "continue",
-            markup=False,
-            soft_wrap=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except HAGError as exc:
-        fail(err, exc)
-    except OSError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
     Console().print(report_table(report))
     err.print(
         f"{report.rows} runs ({report.reused_rows} reused), {len(report.failures)} failed; "

@@ -16,7 +16,7 @@ from hag_agent.backends.registry import register_backend
 from hag_agent.cli.dataset_command import dataset
 from hag_agent.cli.eval_command import eval_command
 from hag_agent.context import HAGContext
-from hag_agent.data.search import read_records
+from hag_agent.data.search_run import read_records
 from hag_agent.data.suites import builtin_suites, load_cases
 from hag_agent.errors import BackendError
 from hag_agent.testing import Reply, ScriptedChatModel
@@ -44,6 +44,16 @@ def fake_backend(*, fail: bool = False) -> str:
     return name
 
 
+def search_args(suite: Path | str, output: Path, backend: str, *options: str) -> list[str]:
+    """``dataset search`` arguments: SUITE, -o OUTPUT, --backend, --quiet, then ``options``."""
+    return ["search", str(suite), "-o", str(output), "--backend", backend, "--quiet", *options]
+
+
+def eval_args(suite: Path | str, out: Path, backend: str, *options: str) -> list[str]:
+    """``eval`` arguments: --suite, --backend, --out, --quiet, then ``options``."""
+    return ["--suite", str(suite), "--backend", backend, "--out", str(out), "--quiet", *options]
+
+
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:
     path = tmp_path / "coin.jsonl"
@@ -59,6 +69,15 @@ def test_suites_lists_every_builtin_with_its_size() -> None:
     assert result.exit_code == 0
     for spec in builtin_suites().values():
         assert spec.name in result.stdout and str(spec.default_size) in result.stdout
+
+
+def test_suites_table_is_readable_at_80_columns() -> None:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(dataset, ["suites"])
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "Last-letter concatenation of" in result.stdout  # not squeezed to a few letters
+    words = " ".join(result.stdout.replace("│", " ").split())
+    assert "at most 210 cases" in words  # the translation suite's maximum, in its description
 
 
 def test_make_is_reproducible(tmp_path: Path, suite_file: Path) -> None:
@@ -81,8 +100,7 @@ def test_make_unknown_suite_lists_the_valid_ones(tmp_path: Path) -> None:
 def test_search_writes_records_and_resumes(tmp_path: Path, suite_file: Path) -> None:
     backend = fake_backend()
     out = tmp_path / "search.jsonl"
-    args = ["search", str(suite_file), "-o", str(out), "--samples", "2", "--budget", "6",
-            "--backend", backend, "--quiet"]  # fmt: skip
+    args = search_args(suite_file, out, backend, "--samples", "2", "--budget", "6")
     first = CliRunner().invoke(dataset, args)
     assert first.exit_code == 0, first.output
     records = read_records(out)
@@ -98,18 +116,7 @@ def test_search_writes_records_and_resumes(tmp_path: Path, suite_file: Path) -> 
 def test_search_backend_failure_exits_3_without_traceback(tmp_path: Path, suite_file: Path) -> None:
     out = tmp_path / "search.jsonl"
     result = CliRunner().invoke(
-        dataset,
-        [
-            "search",
-            str(suite_file),
-            "-o",
-            str(out),
-            "--budget",
-            "3",
-            "--backend",
-            fake_backend(fail=True),
-            "--quiet",
-        ],
+        dataset, search_args(suite_file, out, fake_backend(fail=True), "--budget", "3")
     )
     assert result.exit_code == 3
     assert "server down" in result.stderr and "3 failed" in result.stderr
@@ -120,21 +127,10 @@ def test_search_bad_line_skip_or_fail(tmp_path: Path, suite_file: Path) -> None:
     lines = suite_file.read_text(encoding="utf-8").splitlines()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n", encoding="utf-8")
-    backend = fake_backend()
-    common = [
-        "-o",
-        str(tmp_path / "s.jsonl"),
-        "--budget",
-        "2",
-        "--samples",
-        "1",
-        "--backend",
-        backend,
-        "--quiet",
-    ]
-    failed = CliRunner().invoke(dataset, ["search", str(bad), *common])
+    args = search_args(bad, tmp_path / "s.jsonl", fake_backend(), "--budget", "2", "--samples", "1")
+    failed = CliRunner().invoke(dataset, args)
     assert failed.exit_code == 2 and f"{bad}:2" in failed.stderr
-    skipped = CliRunner().invoke(dataset, ["search", str(bad), "--on-bad-line", "skip", *common])
+    skipped = CliRunner().invoke(dataset, [*args, "--on-bad-line", "skip"])
     assert skipped.exit_code == 0, skipped.output
     assert f"{bad}:2" in skipped.stderr and "2 searched" in skipped.stderr
 
@@ -151,19 +147,7 @@ def test_eval_prints_a_table_and_writes_reports(tmp_path: Path, suite_file: Path
     backend = fake_backend()
     result = CliRunner(env={"COLUMNS": "200"}).invoke(
         eval_command,
-        [
-            "--suite",
-            str(suite_file),
-            "--backend",
-            backend,
-            "--proposers",
-            "default,prior,self",
-            "--seeds",
-            "2",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
+        eval_args(suite_file, out, backend, "--proposers", "default,prior,self", "--seeds", "2"),
     )
     assert result.exit_code == 0, result.output
     for name in ("rows.jsonl", "report.json", "report.md", "chart.png"):
@@ -199,40 +183,15 @@ def test_eval_oracle_from_search_output(tmp_path: Path, suite_file: Path) -> Non
     backend = fake_backend()
     search = tmp_path / "search.jsonl"
     done = CliRunner().invoke(
-        dataset,
-        [
-            "search",
-            str(suite_file),
-            "-o",
-            str(search),
-            "--samples",
-            "1",
-            "--budget",
-            "4",
-            "--backend",
-            backend,
-            "--quiet",
-        ],
+        dataset, search_args(suite_file, search, backend, "--samples", "1", "--budget", "4")
     )
     assert done.exit_code == 0, done.output
     out = tmp_path / "eval"
     result = CliRunner().invoke(
         eval_command,
-        [
-            "--suite",
-            str(suite_file),
-            "--backend",
-            backend,
-            "--proposers",
-            "oracle,default",
-            "--search",
-            str(search),
-            "--out",
-            str(out),
-            "--quiet",
-            "--no-chart",
-        ],
-    )
+        eval_args(suite_file, out, backend, "--proposers", "oracle,default", "--search",
+                  str(search), "--no-chart"),
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     best = {r.id: r.params for r in read_records(search)}
@@ -245,18 +204,7 @@ def test_eval_oracle_from_search_output(tmp_path: Path, suite_file: Path) -> Non
 def test_eval_backend_failure_keeps_the_report(tmp_path: Path, suite_file: Path) -> None:
     out = tmp_path / "eval"
     result = CliRunner().invoke(
-        eval_command,
-        [
-            "--suite",
-            str(suite_file),
-            "--backend",
-            fake_backend(fail=True),
-            "--proposers",
-            "prior",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
+        eval_command, eval_args(suite_file, out, fake_backend(fail=True), "--proposers", "prior")
     )
     assert result.exit_code == 3
     assert "server down" in result.stderr and "Traceback" not in result.output
@@ -268,8 +216,8 @@ def test_several_suites_with_a_limit_each(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     result = CliRunner().invoke(
         eval_command,
-        ["--suite", "coinflip,arithmetic", "--limit", "2", "--backend", backend,
-         "--proposers", "prior", "--out", str(out), "--quiet", "--no-chart"],
+        eval_args("coinflip,arithmetic", out, backend, "--limit", "2", "--proposers", "prior",
+                  "--no-chart"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -277,8 +225,8 @@ def test_several_suites_with_a_limit_each(tmp_path: Path) -> None:
     search = tmp_path / "s.jsonl"
     done = CliRunner().invoke(
         dataset,
-        ["search", "coinflip,arithmetic", "--limit", "1", "-o", str(search), "--samples", "1",
-         "--budget", "2", "--backend", backend, "--quiet"],
+        search_args("coinflip,arithmetic", search, backend, "--limit", "1", "--samples", "1",
+                    "--budget", "2"),
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     assert [r.task for r in read_records(search)] == ["reasoning", "math"]

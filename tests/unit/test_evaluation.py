@@ -10,7 +10,8 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from hag_agent.backends.base import Backend
-from hag_agent.data.search import SearchRecord, append_line
+from hag_agent.data.jsonl_log import append_line
+from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.evaluation import (

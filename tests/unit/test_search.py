@@ -9,24 +9,16 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hag_agent.backends.base import Backend
-from hag_agent.data.search import (
-    SEARCH_KEYS,
-    BackendSampler,
-    SampleResult,
-    SearchRecord,
-    SearchSettings,
-    SearchSpace,
-    compare,
-    exhaustive_case,
-    read_records,
-    run_search,
-    search_case,
-    search_file,
-)
+from hag_agent.data.sampling import BackendSampler, SampleResult
+from hag_agent.data.search import exhaustive_case, search_case
+from hag_agent.data.search_records import SearchRecord, compare
+from hag_agent.data.search_run import SearchRun, read_records, run_search, search_file
+from hag_agent.data.search_space import SEARCH_KEYS, SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import BackendError
 from hag_agent.hyperparameters import HyperParams
@@ -273,17 +265,18 @@ def test_resume_after_an_interruption_redoes_nothing(tmp_path: Path) -> None:
     assert third.calls == [] and len(again.skipped) == 5 and again.completed == []
 
 
-def test_a_failing_case_gets_no_record_and_the_run_goes_on(tmp_path: Path) -> None:
+def search_four_cases(sampler: PlantedSampler, out: Path, **options: Any) -> SearchRun:
+    """case-0 .. case-3 searched into ``out`` (K = 2, budget 6), scored by `planted_scorer`."""
     cases = [make_case(i) for i in range(4)]
+    settings = SearchSettings(samples=2, budget=6)
+    return search_file(cases, sampler, out, settings, scorer=planted_scorer, **options)
+
+
+def test_a_failing_case_gets_no_record_and_the_run_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
     failures: list[tuple[str, str]] = []
-    run = search_file(
-        cases,
-        PlantedSampler(fail_on={"case-1"}),
-        out,
-        SearchSettings(samples=2, budget=6),
-        scorer=planted_scorer,
-        on_failure=lambda i, e: failures.append((i, e)),
+    run = search_four_cases(
+        PlantedSampler(fail_on={"case-1"}), out, on_failure=lambda i, e: failures.append((i, e))
     )
     assert set(run.failed) == {"case-1"} and "server went away" in run.failed["case-1"]
     assert failures and failures[0][0] == "case-1"
@@ -291,21 +284,13 @@ def test_a_failing_case_gets_no_record_and_the_run_goes_on(tmp_path: Path) -> No
     assert not run.stopped
     # The next run only redoes the failed case.
     retry = PlantedSampler()
-    search_file(cases, retry, out, SearchSettings(samples=2, budget=6), scorer=planted_scorer)
+    search_four_cases(retry, out)
     assert retry.case_ids() == {"case-1"}
 
 
 def test_stop_on_error_stops_taking_new_cases(tmp_path: Path) -> None:
-    cases = [make_case(i) for i in range(4)]
     out = tmp_path / "s.jsonl"
-    run = search_file(
-        cases,
-        PlantedSampler(fail_on={"case-1"}),
-        out,
-        SearchSettings(samples=2, budget=6),
-        scorer=planted_scorer,
-        stop_on_error=True,
-    )
+    run = search_four_cases(PlantedSampler(fail_on={"case-1"}), out, stop_on_error=True)
     assert run.stopped and run.completed == ["case-0"] and run.not_run == 2
     assert {r.id for r in read_records(out)} == {"case-0"}
 

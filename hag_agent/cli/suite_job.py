@@ -1,0 +1,161 @@
+"""What the commands that run a job over suite cases share (``dataset search``, ``eval``).
+
+Their common options, loading the suites, warnings, and turning what stops a job (Ctrl-C, a
+typed error, an unwritable file) into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+
+import click
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.errors import BackendError, HAGError, HAGInputError
+
+if TYPE_CHECKING:
+    from hag_agent.data.suites import SuiteCase
+
+F = TypeVar("F", bound=Callable[..., Any])
+Settings = TypeVar("Settings", bound=BaseModel)
+
+limit_option = click.option("--limit", type=int, help="Only the first N cases of each suite.")
+"""``--limit N``: only the first N cases of each suite."""
+
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+"""``--quiet``: no progress bar."""
+
+
+def failure_options(unit: str) -> Callable[[F], F]:
+    """Add --on-bad-line and --stop-on-error/--keep-going; ``unit`` names what fails."""
+    on_bad_line = click.option(
+        "--on-bad-line",
+        type=click.Choice(["skip", "fail"]),
+        default="fail",
+        show_default=True,
+        help="A malformed line of a suite file: report and skip it, or stop.",
+    )
+    stop_on_error = click.option(
+        "--stop-on-error/--keep-going",
+        default=False,
+        show_default=True,
+        help=f"After a {unit} fails on a backend error: stop, or go on with the rest.",
+    )
+
+    def add(command: F) -> F:
+        return on_bad_line(stop_on_error(command))
+
+    return add
+
+
+def require_at_least_one(value: int | None, option: str) -> None:
+    """Reject a count below 1 given for ``option`` (None means not given).
+
+    Raises:
+        click.BadParameter: Naming the option.
+    """
+    if value is not None and value < 1:
+        raise click.BadParameter("must be at least 1", param_hint=option)
+
+
+def settings_from_options(model: type[Settings], **values: Any) -> Settings:
+    """``model`` built from option values; the first value out of bounds is a usage error.
+
+    Raises:
+        click.BadParameter: Naming the setting and what is wrong with it.
+    """
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise click.BadParameter(f"{where}: {first.get('msg')}") from None
+
+
+def load_suites(
+    spec: str,
+    *,
+    limit: int | None,
+    on_bad_line: Literal["skip", "fail"],
+    warn: Callable[[str], None],
+) -> list[SuiteCase]:
+    """Cases of one suite or several, comma-separated (names or files); ``limit`` is per suite.
+
+    Raises:
+        HAGInputError: For an unknown suite, a bad file, or an id found in two suites.
+    """
+    from hag_agent.data.suites import load_cases
+
+    parts = [spec] if Path(spec).is_file() else [p.strip() for p in spec.split(",") if p.strip()]
+    cases: list[SuiteCase] = []
+    origin: dict[str, str] = {}
+    for part in parts:
+        loaded = load_cases(part, on_bad_line=on_bad_line, warn=warn)
+        for case in loaded[:limit] if limit is not None else loaded:
+            if case.id in origin:
+                raise HAGInputError(f"case id {case.id!r} is in both {origin[case.id]} and {part}")
+            origin[case.id] = part
+            cases.append(case)
+    if not cases:
+        raise HAGInputError(f"no suite given in {spec!r}")
+    return cases
+
+
+def warner(console: Console) -> Callable[[str], None]:
+    """A callback printing warnings (skipped lines and the like) on ``console``."""
+
+    def warn(message: str) -> None:
+        console.print(
+            f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
+
+    return warn
+
+
+def fail(console: Console, exc: HAGError) -> NoReturn:
+    """Print a typed error and exit with its code (3 for a backend, else 2)."""
+    label = "backend error" if isinstance(exc, BackendError) else "error"
+    console.print(f"{label}: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(EXIT_BACKEND if isinstance(exc, BackendError) else EXIT_USAGE)
+
+
+@contextmanager
+def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
+    """Turn what stops a job into a message on ``console`` and an exit code.
+
+    Ctrl-C exits 130, saying that ``saved`` (e.g. "finished cases are saved in out.jsonl") and
+    that rerunning resumes; a typed error exits as `fail` does; an `OSError` exits 2.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted; {saved}: rerun the same command to continue",
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except HAGError as exc:
+        fail(console, exc)
+    except OSError as exc:
+        console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+
+
+__all__ = [
+    "exit_on_failure",
+    "fail",
+    "failure_options",
+    "limit_option",
+    "load_suites",
+    "quiet_option",
+    "require_at_least_one",
+    "settings_from_options",
+    "warner",
+]

@@ -1,0 +1,105 @@
+"""How the search draws and scores samples: one model call per (case, configuration, seed)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from pydantic import BaseModel, ConfigDict
+
+from hag_agent.backends.base import Backend, tagged
+from hag_agent.data.suites import SuiteCase
+from hag_agent.hyperparameters import HyperParams
+
+
+class SampleResult(BaseModel):
+    """One generation: its text and what it cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str
+    """The generated text."""
+    completion_tokens: int | None = None
+    """Generated tokens, when the backend reports them."""
+    latency_s: float = 0.0
+    """Wall time of the call."""
+
+
+Sampler = Callable[[SuiteCase, HyperParams, int], Awaitable[SampleResult]]
+"""``sampler(case, params, seed)``: one generation for a case under a configuration."""
+
+Scorer = Callable[[SuiteCase, Sequence[str]], float]
+"""``scorer(case, outputs)``: K samples' outputs -> score in [0, 1]."""
+
+
+class BackendSampler:
+    """The real `Sampler`: one generation call through a hag_agent `Backend`.
+
+    The prompt is sent as one human message, as `HAGRunnable` sends it, with every sampling value
+    explicit (`Backend.call_kwargs`) and the sample's seed. No prompt cache is shared between
+    calls, so a sample depends only on (prompt, configuration, seed).
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        """Wrap a resolved backend."""
+        self.backend = backend
+
+    async def __call__(self, case: SuiteCase, params: HyperParams, seed: int) -> SampleResult:
+        """Generate once; a failed call raises `BackendError`."""
+        generation = await self.backend.agenerate(
+            [HumanMessage(case.prompt)], params, seed=seed, config=tagged(None, "generate")
+        )
+        return SampleResult(
+            text=generation.text,
+            completion_tokens=generation.completion_tokens,
+            latency_s=generation.latency_s,
+        )
+
+
+def backend_sampler(
+    backend: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    chat_model: Any = None,
+) -> BackendSampler:
+    """A `BackendSampler` for a backend given by name and options, as `HAGRunnable` resolves it.
+
+    Args:
+        backend: Registry name (``embedded``, ``vllm``, ``llamacpp-server`` or a plugin's);
+            None leaves it to ``HAG_BACKEND`` or the default (embedded).
+        options: The backend's options (``base_url``, ``model``, ``model_path`` ...).
+        chat_model: A `Backend` or LangChain chat model; overrides ``backend``.
+
+    Raises:
+        ConfigurationError: For an unknown backend or one that cannot be set up.
+        InvalidSettingsError: For a bad option.
+    """
+    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.context import resolve_context
+
+    context = resolve_context(
+        {
+            "backend": backend,
+            "backend_options": dict(options or {}) or None,
+            "chat_model": chat_model,
+        }
+    )
+    return BackendSampler(resolve_backend(context))
+
+
+def default_scorer() -> Scorer:
+    """`hag_agent.metrics.score_outputs` (imported on first use)."""
+    from hag_agent.metrics import score_outputs
+
+    return score_outputs
+
+
+__all__ = [
+    "BackendSampler",
+    "SampleResult",
+    "Sampler",
+    "Scorer",
+    "backend_sampler",
+    "default_scorer",
+]

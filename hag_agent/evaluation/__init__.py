@@ -1,0 +1,72 @@
+"""The evaluation harness: compare who chooses the decoding settings, on the same cases and seeds.
+
+- `hag_agent.evaluation.proposers`: the proposers compared (default, random, prior, self, oracle);
+- `hag_agent.evaluation.settings`: what to compare and how (`EvalSettings`);
+- `hag_agent.evaluation.rows`: one row per case x proposer x seed, kept for resuming;
+- `hag_agent.evaluation.harness`: the run (`run_eval`, `evaluate`);
+- `hag_agent.evaluation.report`: the aggregates (`EvalReport`);
+- `hag_agent.evaluation.report_files`: ``report.json``, ``report.md`` and ``chart.png``.
+
+The public names of those modules are re-exported here.
+"""
+
+from hag_agent.evaluation.harness import evaluate, run_eval
+from hag_agent.evaluation.proposers import (
+    PROPOSERS,
+    ProposerName,
+    oracle_params,
+    parse_proposers,
+    proposer_settings,
+    random_params,
+)
+from hag_agent.evaluation.report import OVERALL, Aggregate, EvalReport, aggregate, format_mean
+from hag_agent.evaluation.report_files import (
+    EVAL_EXTRA_HINT,
+    REPORT_JSON,
+    REPORT_MD,
+    REPORT_PNG,
+    draw_chart,
+    render_markdown,
+    require_matplotlib,
+    write_reports,
+)
+from hag_agent.evaluation.rows import (
+    ROWS_FILE,
+    EvalRow,
+    Failure,
+    prompt_digest,
+    read_rows,
+    setup_digest,
+)
+from hag_agent.evaluation.settings import EvalSettings
+
+__all__ = [
+    "EVAL_EXTRA_HINT",
+    "OVERALL",
+    "PROPOSERS",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "REPORT_PNG",
+    "ROWS_FILE",
+    "Aggregate",
+    "EvalReport",
+    "EvalRow",
+    "EvalSettings",
+    "Failure",
+    "ProposerName",
+    "aggregate",
+    "draw_chart",
+    "evaluate",
+    "format_mean",
+    "oracle_params",
+    "parse_proposers",
+    "prompt_digest",
+    "proposer_settings",
+    "random_params",
+    "read_rows",
+    "render_markdown",
+    "require_matplotlib",
+    "run_eval",
+    "setup_digest",
+    "write_reports",
+]
