@@ -54,7 +54,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-MODEL_CONFIG = {
+MODEL_CONFIG: dict[str, Any] = {
     "hidden_size": 128,
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
@@ -82,8 +82,10 @@ def _inputs_hash() -> str:
 
 
 def _build_tokenizer() -> Any:
+    import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+
+    hf: Any = transformers  # untyped calls; Any whether transformers is installed here or not
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -97,7 +99,7 @@ def _build_tokenizer() -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS.splitlines(keepends=True), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = hf.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
         eos_token="<|im_end|>",
@@ -116,13 +118,15 @@ def _build(target: Path, digest: str) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    import transformers
+
+    hf: Any = transformers
 
     tokenizer = _build_tokenizer()
     bos_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
 
-    config = LlamaConfig(
+    config = hf.LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=bos_id,
         eos_token_id=eos_id,
@@ -130,14 +134,14 @@ def _build(target: Path, digest: str) -> None:
         **MODEL_CONFIG,
     )
     torch.manual_seed(SEED)
-    model = LlamaForCausalLM(config).to(torch.float32).eval()
+    model = hf.LlamaForCausalLM(config).to(torch.float32).eval()
 
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     # Only token ids: no sampling defaults that vLLM would apply silently.
-    GenerationConfig(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=bos_id).save_pretrained(
-        target
-    )
+    hf.GenerationConfig(
+        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=bos_id
+    ).save_pretrained(target)
     (target / "BUILD_INFO.json").write_text(
         json.dumps({"version": BUILDER_VERSION, "hash": digest}, indent=1) + "\n"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from hag_agent.dev.server_process import ServerProcess, free_port, start_server
@@ -53,6 +54,7 @@ def start_vllm(
     *,
     deadline: float = 300,
     cpus: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start the server on a free loopback port and wait for ``/health``.
 
@@ -63,6 +65,8 @@ def start_vllm(
         deadline: Seconds to wait for health.
         cpus: Pin the server to these CPUs (``taskset`` list, e.g. ``"1"``), so a benchmark's
             client on the other CPUs is not starved.
+        extra_args: More server arguments, e.g. ``["--enable-lora", "--lora-modules",
+            "hag=ADAPTER_DIR", "--max-lora-rank", "8"]`` to serve a LoRA adapter as model ``hag``.
     """
     port = free_port()
     command = [
@@ -85,6 +89,7 @@ def start_vllm(
         "float32",
         "--max-model-len",
         "1024",
+        *extra_args,
     ]
     return start_server(
         command,

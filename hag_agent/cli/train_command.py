@@ -1,0 +1,221 @@
+"""``hag-agent train``: fine-tune a proposer on search output."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hag_agent.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.errors import HAGError
+from hag_agent.hyperparameters import HYPERPARAM_KEYS
+
+if TYPE_CHECKING:
+    from hag_agent.training.held_out import ProposerScore
+    from hag_agent.training.sft import SFTReport
+
+
+def fail(console: Console, exc: HAGError) -> NoReturn:
+    """Print a typed error and exit 2 (training has no backend to fail)."""
+    console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(EXIT_USAGE)
+
+
+def quiet_training_libraries() -> None:
+    """Keep transformers, datasets and TRL to errors: the command draws its own progress."""
+    import datasets
+    import transformers
+
+    hf_logging: Any = transformers.logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    data_logging: Any = datasets.logging
+    data_logging.set_verbosity_error()
+    data_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft)\.")
+
+
+def _rate(score: ProposerScore) -> str:
+    if score.parse_rate is None:
+        return "-"
+    return f"{score.parse_rate:.0%} ({score.parsed}/{score.cases})"
+
+
+def report_table(report: SFTReport) -> Table:
+    """The held-out report: strict parse rate and MAE per parameter, tuned against base."""
+    ids = ", ".join(report.held_out_ids[:6]) + (" ..." if len(report.held_out_ids) > 6 else "")
+    table = Table(title=f"held-out proposals: {report.tuned.cases} cases ({ids or 'none'})")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("tuned", justify="right", no_wrap=True)
+    base = report.base_model
+    if base is not None:
+        table.add_column("base", justify="right", no_wrap=True)
+    table.add_row(
+        "parse rate (strict)", _rate(report.tuned), *([_rate(base)] if base is not None else [])
+    )
+    for key in HYPERPARAM_KEYS:
+        cells = [f"{score.mae[key]:.3f}" if key in score.mae else "-" for score in (report.tuned,)]
+        if base is not None:
+            cells.append(f"{base.mae[key]:.3f}" if key in base.mae else "-")
+        table.add_row(f"MAE {key}", *cells)
+    return table
+
+
+def training_line(report: SFTReport) -> str:
+    """One line on what the training did."""
+    t = report.training
+    where = f"resumed at step {t.resumed_from}" if t.resumed_from is not None else "from scratch"
+    pace = f", {t.seconds_per_step:.2f} s/step" if t.seconds_per_step else ""
+    loss = f", last loss {t.final_loss:.4f}" if t.final_loss is not None else ""
+    return (
+        f"trained {t.steps_run} steps ({where}; {t.global_step} in all) on {t.examples} examples "
+        f"in {t.seconds:.1f} s{pace}{loss}; adapter: {report.adapter}"
+    )
+
+
+@click.group("train")
+def train() -> None:
+    """Fine-tune a proposer on the search's best configurations (needs the train extra)."""
+
+
+@train.command("sft")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Search JSONL file (from `hag-agent dataset search`).",
+)
+@click.option(
+    "--base",
+    required=True,
+    help="A local Hugging Face model folder, or smollm2 (the embedded default, converted from "
+    "its GGUF once and cached).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder: adapter/, report.json, held_out.jsonl, checkpoints/. Rerun to resume.",
+)
+@click.option(
+    "--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Peak learning rate (linear decay).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the adapter, the data order and the split.",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of case ids held out from training (by a hash of id and seed).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    help="Stop after this many optimizer steps in all (overrides --epochs).",
+)
+@click.option(
+    "--save-steps",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Checkpoint every this many steps.",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads.")
+@click.option(
+    "--no-base", "no_base", is_flag=True, help="Skip scoring the base model for contrast."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def sft(
+    data: Path,
+    base: str,
+    out: Path,
+    epochs: float,
+    lr: float,
+    batch_size: int,
+    rank: int,
+    seed: int,
+    held_out: float,
+    max_steps: int | None,
+    save_steps: int,
+    threads: int | None,
+    no_base: bool,
+    as_json: bool,
+) -> None:
+    """Fine-tune a LoRA proposer on DATA and report it on held-out cases.
+
+    Each example is the run-time proposal request for a case (the `self` proposer's prompt) with
+    the search's best configuration as the answer; the loss is on the answer only. Rerunning
+    with the same --out resumes from the last checkpoint; a larger --max-steps or --epochs
+    trains on.
+
+    Exit codes: 0 success, 2 bad usage or input (also: training packages missing), 130
+    interrupted (rerun the same command to resume).
+    """
+    from hag_agent.training.sft import SFTSettings, require_training_stack
+
+    err = Console(stderr=True)
+    out_console = Console()
+    settings = SFTSettings(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        rank=rank,
+        seed=seed,
+        held_out=held_out,
+        max_steps=max_steps,
+        save_steps=save_steps,
+        threads=threads,
+        compare_base=not no_base,
+    )
+    try:
+        from hag_agent.training.sft_data import load_search_records
+
+        load_search_records(data)  # a bad file fails before any model loading
+        require_training_stack()
+        quiet_training_libraries()
+        from hag_agent.training.base_models import resolve_base
+        from hag_agent.training.sft import train_sft
+
+        preparing = f"preparing the base model {base}..."
+        with err.status(preparing) if err.is_terminal else contextlib.nullcontext():
+            resolve_base(base)
+        report = train_sft(data, base, out, settings, console=err, show_progress=True)
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: rerun the same command to resume from the last checkpoint",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except HAGError as exc:
+        fail(err, exc)
+    except OSError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    err.print(training_line(report), markup=False, highlight=False, soft_wrap=True)
+    out_console.print(report_table(report))

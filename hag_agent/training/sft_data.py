@@ -1,0 +1,181 @@
+"""Search output -> fine-tuning examples, and the held-out split by case id.
+
+One example per search record, in TRL's conversational prompt-completion form, so the loss falls
+on the completion only::
+
+    {"prompt": [{"role": "user", "content": proposal_prompt(task, prompt)}],
+     "completion": [{"role": "assistant", "content": best_params.to_proposal_json()}]}
+
+The prompt is exactly what the ``self`` proposer sends at run time (`proposal_prompt`); the
+completion is the compact proposal JSON of the search's best configuration.
+
+The split is a property of each case id alone: a case is held out when a hash of ``seed`` and its
+id falls below ``fraction``. Adding cases to a data set never moves an existing case between the
+sides, and the same seed always gives the same split. With two or more cases and a fraction above
+zero, at least one case is held out and at least one is trained on.
+
+Needs no training packages (no torch): usable by the evaluation harness and in unit tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+from pydantic import ValidationError
+
+from hag_agent.data.search_records import SearchRecord
+from hag_agent.errors import HAGInputError
+from hag_agent.hyperparameters import HyperParams
+from hag_agent.proposal import proposal_prompt
+from hag_agent.tasks import TaskKind
+
+NOT_SEARCH_OUTPUT_HINT = "expected the output of `hag-agent dataset search`"
+
+
+class ChatMessage(TypedDict):
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+class SFTExample(TypedDict):
+    """One prompt-completion fine-tuning example (TRL's conversational form)."""
+
+    prompt: list[ChatMessage]
+    completion: list[ChatMessage]
+
+
+def load_search_records(path: str | Path) -> list[SearchRecord]:
+    """Every record of a search JSONL file, strictly.
+
+    Unlike `hag_agent.data.search_run.read_records` (which skips bad lines for a resuming search),
+    a fine-tuning run must not silently train on part of a file. Blank lines are ignored; a case
+    id seen twice keeps its last record (as `records_by_id` does).
+
+    Raises:
+        HAGInputError: For a missing or empty file, or a line (named ``FILE:LINE``) that is not a
+            search record or whose task is unknown.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HAGInputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HAGInputError(f"{path}: cannot read it: {exc}") from None
+    by_id: dict[str, SearchRecord] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = SearchRecord.model_validate_json(line)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+            raise HAGInputError(
+                f"{path}:{number}: not a search record ({where}: {first.get('msg')}); "
+                f"{NOT_SEARCH_OUTPUT_HINT}"
+            ) from None
+        if record.task not in {t.value for t in TaskKind}:
+            raise HAGInputError(
+                f"{path}:{number}: unknown task {record.task!r} "
+                f"(one of {', '.join(t.value for t in TaskKind)})"
+            )
+        try:
+            record.best_params()
+        except ValidationError as exc:
+            raise HAGInputError(
+                f"{path}:{number}: params are not a valid configuration: "
+                f"{exc.errors()[0].get('msg')}"
+            ) from None
+        by_id.pop(record.id, None)
+        by_id[record.id] = record
+    if not by_id:
+        raise HAGInputError(f"{path}: no search records; {NOT_SEARCH_OUTPUT_HINT}")
+    return list(by_id.values())
+
+
+def target_params(record: SearchRecord) -> HyperParams:
+    """The configuration a fine-tuned proposer should propose for this case."""
+    return record.best_params()
+
+
+def sft_example(record: SearchRecord) -> SFTExample:
+    """The fine-tuning example of one record: the run-time proposal request -> the best params."""
+    return {
+        "prompt": [
+            {"role": "user", "content": proposal_prompt(TaskKind(record.task), record.prompt)}
+        ],
+        "completion": [{"role": "assistant", "content": target_params(record).to_proposal_json()}],
+    }
+
+
+def held_out_score(case_id: str, seed: int) -> float:
+    """A case's position in [0, 1), from a hash of the seed and its id (stable across runs)."""
+    digest = hashlib.sha256(f"{seed}\x00{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def held_out_ids(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The ids held out from training (see the module docstring).
+
+    Args:
+        ids: Case ids (duplicates count once).
+        fraction: Expected share held out, in [0, 1).
+        seed: Changes which cases are held out.
+
+    Raises:
+        HAGInputError: For a fraction outside [0, 1).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise HAGInputError(f"the held-out fraction must be in [0, 1), not {fraction}")
+    unique = sorted(set(ids))
+    if fraction == 0.0 or len(unique) < 2:
+        return set()
+    scores = {case_id: held_out_score(case_id, seed) for case_id in unique}
+    held = {case_id for case_id, score in scores.items() if score < fraction}
+    if not held:
+        held = {min(unique, key=scores.__getitem__)}
+    if len(held) == len(unique):
+        held.discard(max(unique, key=scores.__getitem__))
+    return held
+
+
+@dataclass(frozen=True)
+class SFTSplit:
+    """Records for training and records held out for the report (disjoint by case id)."""
+
+    train: list[SearchRecord]
+    held_out: list[SearchRecord]
+
+    @property
+    def held_out_ids(self) -> list[str]:
+        """The held-out case ids, in file order."""
+        return [record.id for record in self.held_out]
+
+
+def split_records(records: Sequence[SearchRecord], fraction: float, seed: int) -> SFTSplit:
+    """Split records by case id (`held_out_ids`), keeping file order on each side."""
+    held = held_out_ids([record.id for record in records], fraction, seed)
+    return SFTSplit(
+        train=[r for r in records if r.id not in held],
+        held_out=[r for r in records if r.id in held],
+    )
+
+
+__all__ = [
+    "ChatMessage",
+    "SFTExample",
+    "SFTSplit",
+    "held_out_ids",
+    "held_out_score",
+    "load_search_records",
+    "sft_example",
+    "split_records",
+    "target_params",
+]
