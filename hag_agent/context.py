@@ -27,7 +27,7 @@ from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.tasks import TaskKind
 
 ClassifierName = Literal["llm", "rules"]
-ProposerName = Literal["self", "prior", "fixed"]
+ProposerName = Literal["self", "prior", "fixed", "learned"]
 CriticName = Literal["signals", "judge"]
 
 
@@ -45,7 +45,13 @@ class HAGContext(BaseModel):
     classifier: ClassifierName = "rules"
     """``llm`` (structured output, rules as fallback) or ``rules`` (keywords and patterns)."""
     proposer: ProposerName = "self"
-    """``self`` (the model proposes: HAG), ``prior`` (task prior), ``fixed`` (``fixed_params``)."""
+    """``self`` (the model proposes: HAG), ``prior`` (task prior), ``fixed`` (``fixed_params``),
+    ``learned`` (a head trained on search data maps the prompt's embedding to params; see
+    ``head_path``)."""
+    head_path: str | None = None
+    """The learned head file (``hag-agent train head``) for proposer ``learned``; also
+    ``HAG_HEAD_PATH``. Without it, or when it cannot be used, the task prior is used and the
+    reason recorded in the trace."""
     critic: CriticName = "signals"
     """``signals`` (objective signals) or ``judge`` (signals plus an LLM judge)."""
     critique: bool = True

@@ -38,6 +38,14 @@ class ConfigurationError(HAGError):
     """hag-agent is not set up to run: no backend, unknown strategy, missing package."""
 
 
+class LearnedHeadError(ConfigurationError):
+    """A learned proposer head file is missing, unreadable, or not a head file."""
+
+
+class HeadMismatchError(LearnedHeadError):
+    """A learned head does not fit the embeddings it is given (dimensions or model differ)."""
+
+
 class BackendError(HAGError):
     """The model backend failed after its retries.
 
@@ -63,3 +71,7 @@ class BackendTimeoutError(BackendError):
 
 class BackendUnavailableError(BackendError):
     """The backend could not be reached (refused, reset, dropped connection)."""
+
+
+class EmbeddingsUnsupportedError(BackendError):
+    """The backend cannot embed text (its `Capabilities.embeddings` is False)."""

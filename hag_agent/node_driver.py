@@ -1,7 +1,8 @@
 """How a node's logic meets the model: the calls it yields, and the drivers that answer them.
 
 Each node's logic is written once, as a generator that yields the model calls it needs
-(`DecideCall`, `GenerateCall`) and receives their results (or the `BackendError` they raised).
+(`DecideCall`, `GenerateCall`, `EmbedCall`) and receives their results (or the `BackendError` they
+raised).
 A sync and an async driver run the same logic, so ``invoke`` and ``ainvoke`` behave alike and
 async runs never block a thread. Every call carries the turn's request id in its config
 metadata, so a backend can tell the calls of one turn from another's.
@@ -9,6 +10,7 @@ metadata, so a backend can tell the calls of one turn from another's.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ except ImportError:  # pragma: no cover - a LangGraph that moved it: fall back t
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
-from hag_agent.backends.base import REQUEST_KEY, Decision, Generation, tagged
+from hag_agent.backends.base import REQUEST_KEY, Backend, Decision, Embedding, Generation, tagged
 from hag_agent.backends.registry import resolve_backend
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.errors import BackendError
@@ -50,8 +52,15 @@ class GenerateCall:
     planned: PlannedParams
 
 
-Call = DecideCall | GenerateCall
-CallResult = Decision | Generation | BackendError
+@dataclass(frozen=True)
+class EmbedCall:
+    """Ask for the model's own vector of a text: one pass over it, nothing generated."""
+
+    text: str
+
+
+Call = DecideCall | GenerateCall | EmbedCall
+CallResult = Decision | Generation | Embedding | BackendError
 Steps = Generator[Call, CallResult, dict[str, Any]]
 StepsFn = Callable[[HAGState, HAGContext], Steps]
 
@@ -65,7 +74,7 @@ def current_context() -> HAGContext:
 
 
 def _backend_call(
-    call: Call, context: HAGContext, config: RunnableConfig
+    call: DecideCall | GenerateCall, context: HAGContext, config: RunnableConfig
 ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """Which backend method answers a call, and its arguments (``a`` + name for async)."""
     if isinstance(call, GenerateCall):
@@ -82,15 +91,44 @@ def _backend_call(
     )
 
 
+def _embedding(backend: Backend, vector: list[float], start: float) -> Embedding:
+    return Embedding(
+        vector=vector,
+        model=backend.embedding_model(),
+        latency_s=time.perf_counter() - start,
+    )
+
+
+def _answer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
+    # The backend is resolved on the first call only (rules + prior need none), then cached.
+    backend = resolve_backend(context)
+    if isinstance(call, EmbedCall):
+        start = time.perf_counter()
+        vector = backend.embed(call.text, config=tagged(config, "embed"))
+        return _embedding(backend, vector, start)
+    name, args, kwargs = _backend_call(call, context, config)
+    result: Decision | Generation = getattr(backend, name)(*args, **kwargs)
+    return result
+
+
+async def _aanswer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
+    backend = resolve_backend(context)
+    if isinstance(call, EmbedCall):
+        start = time.perf_counter()
+        vector = await backend.aembed(call.text, config=tagged(config, "embed"))
+        return _embedding(backend, vector, start)
+    name, args, kwargs = _backend_call(call, context, config)
+    result: Decision | Generation = await getattr(backend, f"a{name}")(*args, **kwargs)
+    return result
+
+
 def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
     try:
         call = next(steps)
         while True:
-            name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                # Resolved on the first call only (rules + prior need no backend), then cached.
-                result = getattr(resolve_backend(context), name)(*args, **kwargs)
+                result = _answer(call, context, config)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)
@@ -103,10 +141,9 @@ async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) 
     try:
         call = next(steps)
         while True:
-            name, args, kwargs = _backend_call(call, context, config)
             result: CallResult
             try:
-                result = await getattr(resolve_backend(context), f"a{name}")(*args, **kwargs)
+                result = await _aanswer(call, context, config)
             except BackendError as exc:
                 result = exc
             call = steps.send(result)

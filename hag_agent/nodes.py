@@ -104,7 +104,7 @@ def classify_steps(state: HAGState, context: HAGContext) -> Steps:
 
 
 def propose_steps(state: HAGState, context: HAGContext) -> Steps:
-    """Choose the first configuration: the model's own (HAG), the prior, or the caller's."""
+    """Choose the first configuration: the model's, a learned head's, the prior or the caller's."""
     task = state.task or TaskKind.CHAT
     prior = TASK_PRIORS[task]
     bounds = context.bounds
@@ -129,6 +129,19 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
         values: dict[str, Any] = parsed.params.model_dump()
         sources = dict(parsed.sources)
         clamps = list(parsed.clamps)
+    elif context.proposer == "learned":
+        # Imported here: the head needs NumPy, which no other proposer loads.
+        from hag_agent.learned_head.proposer import learned_proposal
+
+        learned = yield from learned_proposal(state.prompt, task, context.head_path)
+        data.update(learned.data)
+        reason = learned.reason
+        if learned.values is None:
+            values, source = prior.model_dump(), ParamSource.PRIOR
+        else:
+            values, source = dict(learned.values), ParamSource.LEARNED
+        sources = dict.fromkeys(HYPERPARAM_KEYS, source)
+        clamps = []
     elif context.proposer == "prior":
         values, reason = prior.model_dump(), f"the {task.value} prior"
         sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.PRIOR)

@@ -3,7 +3,7 @@
 Replies are scripted per call purpose (``classify``, ``propose``, ``generate``, ``judge``), read
 from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template.
 A list is consumed in order and its last item repeats; a callable gets the messages and call
-arguments. Every call is recorded.
+arguments. Every call is recorded. `ScriptedEmbeddingBackend` adds scripted embeddings.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from hag_agent.backends.base import Backend, Capabilities
 from hag_agent.prompt_templates import PROMPT_NAMES, load_template
 
 
@@ -155,3 +157,37 @@ class ScriptedChatModel(BaseChatModel):
                 chunk_position="last",
             )
         )
+
+
+class ScriptedEmbeddingBackend(Backend):
+    """A backend over a (scripted) chat model whose `embed` gives known vectors.
+
+    ``vectors`` maps a text to its vector (a mapping, or a callable that may raise a
+    `BackendError` to script a failure). Every embedded text is recorded in ``embedded``.
+    """
+
+    name = "scripted-embeddings"
+    capabilities = Capabilities(embeddings=True)
+
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        vectors: Callable[[str], Sequence[float]] | dict[str, Sequence[float]],
+        *,
+        model: str | None = "scripted-embedder",
+    ) -> None:
+        """Wrap a chat model; ``model`` is what `embedding_model` reports."""
+        super().__init__(chat_model)
+        self.vectors = vectors
+        self.model = model
+        self.embedded: list[str] = []
+
+    def embedding_model(self) -> str | None:
+        """The scripted embedding model's name."""
+        return self.model
+
+    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+        """The scripted vector of ``text``."""
+        self.embedded.append(text)
+        vector = self.vectors(text) if callable(self.vectors) else self.vectors[text]
+        return [float(v) for v in vector]

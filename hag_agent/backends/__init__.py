@@ -1,6 +1,13 @@
 """Model backends: one interface, found by name."""
 
-from hag_agent.backends.base import Backend, Capabilities, Decision, Generation, as_backend
+from hag_agent.backends.base import (
+    Backend,
+    Capabilities,
+    Decision,
+    Embedding,
+    Generation,
+    as_backend,
+)
 from hag_agent.backends.registry import (
     backend_names,
     register_backend,
@@ -11,6 +18,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Decision",
+    "Embedding",
     "Generation",
     "as_backend",
     "backend_names",

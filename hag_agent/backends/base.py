@@ -3,7 +3,9 @@
 A backend turns `HyperParams` into its model's call arguments, declares what it can do, and
 makes two kinds of call: a generation (the answer) and a decision (classify, propose, judge) whose
 text is parsed into a pydantic schema. Any failure of the model call becomes a `BackendError`;
-model nonsense in a decision becomes ``value=None`` with the reason, never an exception.
+model nonsense in a decision becomes ``value=None`` with the reason, never an exception. A backend
+with the ``embeddings`` capability also embeds a text: the model's own vector for a prompt, for
+the learned proposer head.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hag_agent.errors import BackendError, ConfigurationError, HAGError
+from hag_agent.errors import (
+    BackendError,
+    ConfigurationError,
+    EmbeddingsUnsupportedError,
+    HAGError,
+)
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
@@ -56,6 +63,8 @@ class Capabilities(BaseModel):
     """Tokens can be streamed."""
     validates_params: bool = False
     """Invalid sampling values are rejected (e.g. vLLM's 400 for top_p 5), not silently used."""
+    embeddings: bool = False
+    """`Backend.embed` gives the serving model's own vector for a text (one pass, no generation)."""
 
 
 class Generation(BaseModel):
@@ -88,6 +97,19 @@ class Decision(BaseModel):
     """The validated schema instance, or None."""
     error: str | None = None
     """Why ``value`` is None."""
+    latency_s: float = 0.0
+    """Wall time of the call."""
+
+
+class Embedding(BaseModel):
+    """The result of one embedding pass over a text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vector: list[float]
+    """The text's vector."""
+    model: str | None = None
+    """The model that made it (`Backend.embedding_model`), when known."""
     latency_s: float = 0.0
     """Wall time of the call."""
 
@@ -303,6 +325,29 @@ class Backend:
         text = await self.adecision_text(model, list(messages), schema, max_tokens, config)
         return parse_decision(text, schema, time.perf_counter() - start)
 
+    # -- embeddings ----------------------------------------------------------------------
+
+    def embedding_model(self) -> str | None:
+        """Names the model behind `embed` (e.g. its file name and size), or None when unknown.
+
+        A learned head records the name it was trained with, so vectors of another model are
+        never fed to it.
+        """
+        return None
+
+    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+        """The serving model's vector for ``text`` (one pass over it, nothing generated).
+
+        Raises:
+            EmbeddingsUnsupportedError: When the backend has no ``embeddings`` capability.
+            BackendError: When the call fails.
+        """
+        raise EmbeddingsUnsupportedError(f"backend {self.name!r} cannot embed text")
+
+    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+        """Async `embed`."""
+        return self.embed(text, config=config)
+
 
 def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:
     """Validate decision text against a schema; failures become ``error``."""
@@ -404,6 +449,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Decision",
+    "Embedding",
     "Generation",
     "as_backend",
     "message_text",

@@ -50,6 +50,10 @@ class EmbeddedOptions(BaseSettings):
     """CPU threads for llama.cpp."""
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     """Context window in tokens."""
+    proposer_lora_path: Path | None = None
+    """A GGUF LoRA adapter for the proposal call only (a fine-tuned proposer: ``hag-agent train
+    sft --base smollm2`` writes ``OUT/adapter.gguf``); the base model still answers. It loads a
+    second copy of the model, with the adapter."""
 
 
 class EmbeddedBackend(Backend):
@@ -65,18 +69,27 @@ class EmbeddedBackend(Backend):
         min_p=True,
         repetition_penalty_name="repeat_penalty",
         streaming=True,
+        embeddings=True,
     )
 
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         """Create the backend; the model itself loads on the first call."""
         options = options or EmbeddedOptions()
         self.options = options
-        super().__init__(
-            ChatLlamaCppEmbedded(
-                model_path=options.model_path or default_model_path(),
+        model_path = options.model_path or default_model_path()
+        proposer = None
+        if options.proposer_lora_path is not None:
+            proposer = ChatLlamaCppEmbedded(
+                model_path=model_path,
                 n_ctx=options.n_ctx,
                 n_threads=options.n_threads,
+                lora_path=options.proposer_lora_path,
             )
+        super().__init__(
+            ChatLlamaCppEmbedded(
+                model_path=model_path, n_ctx=options.n_ctx, n_threads=options.n_threads
+            ),
+            proposal_model=proposer,
         )
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
@@ -128,6 +141,37 @@ class EmbeddedBackend(Backend):
         return await asyncio.to_thread(
             self.decision_text, model, messages, schema, max_tokens, config
         )
+
+    def embedding_model(self) -> str:
+        """The GGUF file's name and its size in bytes: ``NAME.gguf:BYTES``."""
+        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+        path = self.chat_model.model_path
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return path.name
+        return f"{path.name}:{size}"
+
+    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+        """The model's mean-pooled vector for ``text``, from the chat engine itself.
+
+        One pass over the text's first 512 tokens (llama.cpp's batch), nothing generated; it
+        drops the engine's prompt cache, so a later call of the same turn reads its prompt again.
+
+        Raises:
+            BackendError: When llama.cpp fails.
+        """
+        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+        try:
+            return self.chat_model.embed(text)
+        except HAGError:
+            raise
+        except Exception as exc:
+            raise self.to_backend_error(exc) from exc
+
+    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+        """Async `embed` (llama.cpp blocks: it runs in a thread)."""
+        return await asyncio.to_thread(self.embed, text, config=config)
 
     def load(self) -> float:
         """Load the model now; returns the seconds it took."""

@@ -6,6 +6,10 @@ queue on its lock. Call arguments use llama.cpp's own names (``repeat_penalty``)
 adapter maps HyperParams onto them. The calls of one HAG turn reuse llama.cpp's cache of the
 prompt prefix they share (the prompt templates put the user's request first, so classify,
 propose and generate share it); see `_Engine.before_call` for why nothing else is reused.
+
+The same engine also embeds a text (`ChatLlamaCppEmbedded.embed`, for the learned proposer
+head): it is created in llama.cpp's embedding mode, switched on only for that pass, so chat
+decodes exactly as in a plain instance (see `_Engine.embed`).
 """
 
 from __future__ import annotations
@@ -86,6 +90,40 @@ class _Engine:
         """The HAG turn of the last call."""
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
+        self._embedding_mode(False)
+
+    def _embedding_mode(self, on: bool) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_set_embeddings(self.llama.ctx, on)
+
+    def embed(self, text: str) -> list[float]:
+        """The model's mean-pooled vector for ``text``: one pass over its first ``n_batch`` tokens.
+
+        The caller holds the lock. Why it is done this way (measured on SmolLM2): with
+        llama.cpp's embedding mode on, chat gives the same text, but every call computes outputs
+        for all its prompt tokens and llama.cpp warns about that on stderr, so the mode is on
+        only during this pass. Pooling stays the model's own (none
+        for SmolLM2: asking for mean pooling prints a notice at each load) and the token
+        vectors are averaged here, which equals llama.cpp's mean pooling. A model with pooling
+        of its own (an embedding GGUF) gives its pooled vector as is.
+
+        The pass evaluates into the chat context and clears it, so nothing cached survives it:
+        the next chat call reads its whole prompt again, as after a change of turn.
+        """
+        import numpy as np
+
+        self.before_call(None)
+        self._embedding_mode(True)
+        try:
+            vectors = self.llama.embed(text, truncate=True)
+        finally:
+            self._embedding_mode(False)
+            self.llama.n_tokens = 0
+            self.prompt_tokens = 0
+        matrix = np.asarray(vectors, dtype=np.float64)
+        pooled = matrix.mean(axis=0) if matrix.ndim == 2 else matrix
+        return [float(value) for value in pooled]
 
     def before_call(self, scope: str | None) -> None:
         """Keep only the cache this call may reuse, so results never depend on other calls.
@@ -127,17 +165,17 @@ class _Engine:
         return self._grammars[text]
 
 
-_engines: dict[tuple[str, int, int], _Engine] = {}
+_engines: dict[tuple[str, int, int, str], _Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def load_engine(path: Path, n_ctx: int, n_threads: int) -> _Engine:
-    """Load a GGUF model once per process (thread-safe).
+def load_engine(path: Path, n_ctx: int, n_threads: int, lora_path: Path | None = None) -> _Engine:
+    """Load a GGUF model (with a GGUF LoRA adapter, if given) once per process (thread-safe).
 
     Raises:
-        ConfigurationError: When llama-cpp-python is missing or the file cannot be loaded.
+        ConfigurationError: When llama-cpp-python is missing or a file cannot be loaded.
     """
-    key = (str(path), n_ctx, n_threads)
+    key = (str(path), n_ctx, n_threads, str(lora_path) if lora_path else "")
     with _engines_lock:
         engine = _engines.get(key)
         if engine is not None:
@@ -150,8 +188,17 @@ def load_engine(path: Path, n_ctx: int, n_threads: int) -> _Engine:
             ) from exc
         if not path.is_file():
             raise ConfigurationError(f"no GGUF model file at {path}")
+        if lora_path is not None and not lora_path.is_file():
+            raise ConfigurationError(f"no GGUF LoRA adapter file at {lora_path}")
         try:
-            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                embedding=True,  # switched off at once; on only for `_Engine.embed`
+                lora_path=str(lora_path) if lora_path else None,
+                verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigurationError(f"cannot load {path}: {exc}") from exc
         engine = _Engine(llama)
@@ -195,6 +242,8 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     """Context window in tokens."""
     n_threads: int = 1
     """CPU threads; 1 stays steady on a 2-core machine where 2 collapses under other load."""
+    lora_path: Path | None = None
+    """A GGUF LoRA adapter applied on top of the model (e.g. a fine-tuned proposer)."""
 
     @property
     def _llm_type(self) -> str:
@@ -202,11 +251,27 @@ class ChatLlamaCppEmbedded(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_path": str(self.model_path), "n_ctx": self.n_ctx}
+        return {
+            "model_path": str(self.model_path),
+            "n_ctx": self.n_ctx,
+            "lora": str(self.lora_path),
+        }
 
     def engine(self) -> _Engine:
         """The loaded engine (loads it on first use)."""
-        return load_engine(self.model_path, self.n_ctx, self.n_threads)
+        return load_engine(self.model_path, self.n_ctx, self.n_threads, self.lora_path)
+
+    def embed(self, text: str) -> list[float]:
+        """The model's mean-pooled vector for ``text`` (see `_Engine.embed`).
+
+        Raises:
+            HAGInputError: For an empty text.
+        """
+        if not text:
+            raise HAGInputError("cannot embed an empty text")
+        engine = self.engine()
+        with engine.lock:
+            return engine.embed(text)
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

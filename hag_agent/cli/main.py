@@ -17,6 +17,7 @@ from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
 from hag_agent.cli.train_command import train
+from hag_agent.cli.train_head_command import head
 from hag_agent.errors import BackendError, HAGError
 
 
@@ -30,6 +31,7 @@ cli.add_command(run)
 cli.add_command(chat)
 cli.add_command(dataset)
 cli.add_command(eval_command)
+train.add_command(head)
 cli.add_command(train)
 cli.add_command(graph)
 

@@ -66,6 +66,12 @@ def spinner(console: Console, message: str) -> Iterator[None]:
     "--param", "pins", multiple=True, metavar="KEY=VALUE", help="Pin a hyperparameter (repeatable)."
 )
 @click.option("--max-retries", type=int, help="Retries after the first attempt.")
+@click.option(
+    "--head",
+    "head_path",
+    type=click.Path(dir_okay=False),
+    help="A learned head file (`hag-agent train head`) for --proposer learned (implied).",
+)
 @click.option("--no-critique", is_flag=True, help="One attempt, no critique.")
 @strategy_options
 def run(
@@ -81,6 +87,7 @@ def run(
     task: str | None,
     pins: tuple[str, ...],
     max_retries: int | None,
+    head_path: str | None,
     no_critique: bool,
     seed: int | None,
     classifier: str | None,
@@ -104,7 +111,8 @@ def run(
         "critique": False if no_critique else None,
         "seed": seed,
         "classifier": classifier,
-        "proposer": proposer,
+        "proposer": proposer or ("learned" if head_path else None),
+        "head_path": head_path,
         "critic": critic,
     }
     try:

@@ -8,6 +8,7 @@ concurrency. A backend that lacks a capability declares it, and the test is skip
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from langchain_core.messages import HumanMessage
 
 from hag_agent import BackendError, DecodingBounds, HAGRunnable, HyperParams
 from hag_agent.backends import Backend
+from hag_agent.errors import EmbeddingsUnsupportedError
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 
@@ -126,6 +128,26 @@ class BackendConformance:
         with pytest.raises(BackendError) as info:
             backend.generate(PROMPT, unchecked(top_p=5.0))
         assert info.value.status is not None and 400 <= info.value.status < 500
+
+    def test_embeddings(self, backend: Backend) -> None:
+        """One pass over a text gives a fixed-size vector: the same for the same text."""
+        if not backend.capabilities.embeddings:
+            with pytest.raises(EmbeddingsUnsupportedError):
+                backend.embed("hello")
+            return
+        first = backend.embed("Write a poem about the sea.")
+        assert first and all(math.isfinite(v) for v in first)
+        assert backend.embed("Write a poem about the sea.") == first
+        other = backend.embed("What is 12 times 7?")
+        assert len(other) == len(first) and other != first
+
+    async def test_embedding_leaves_generation_unchanged(self, backend: Backend) -> None:
+        """A seeded generation is the same before and after an embedding pass."""
+        self.require(backend, "embeddings")
+        self.require(backend, "reproducible")
+        before = backend.generate(PROMPT, SAMPLED, seed=5).text
+        await backend.aembed("Something else entirely.")
+        assert backend.generate(PROMPT, SAMPLED, seed=5).text == before
 
     async def test_concurrent_runs_all_complete(self, backend: Backend) -> None:
         runnable = HAGRunnable(

@@ -1,0 +1,215 @@
+"""Fitting a learned head on search records: ridge regression in closed form, or kNN.
+
+Ridge: on standardized features (embedding, then task one-hot) and centered targets, through one
+SVD of the feature matrix, ``W = V diag(s / (s^2 + alpha)) U^T Y``; the intercept is the target
+mean. Each hyperparameter gets its own ``alpha``: the given one, or the one of `DEFAULT_ALPHAS`
+with the least leave-one-out error (exact for ridge, from the same SVD, no refitting). kNN keeps
+the standardized training embeddings and targets (`hag_agent.learned_head.head`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from hag_agent.data.search_records import SearchRecord
+from hag_agent.errors import HAGInputError
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
+from hag_agent.learned_head.head import HeadInfo, HeadKind, LearnedHead, Matrix, Vector
+from hag_agent.learned_head.targets import encode
+from hag_agent.tasks import TaskKind
+
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 33))
+"""The ridge strengths leave-one-out chooses from (per hyperparameter)."""
+FEW_CASES_ALPHA = 10.0
+"""The ridge strength when there are too few cases (under 3) to choose one."""
+DEFAULT_NEIGHBOURS = 5
+"""kNN: neighbours averaged."""
+
+EmbedFn = Callable[[str], Sequence[float]]
+"""``embed(text)``: the serving model's vector for a text (e.g. `Backend.embed`)."""
+
+
+def fit_head(
+    records: Sequence[SearchRecord],
+    embed: EmbedFn,
+    *,
+    kind: HeadKind = "ridge",
+    alpha: float | None = None,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    model: str | None = None,
+    held_out_ids: Sequence[str] = (),
+    seed: int | None = None,
+    data: str | None = None,
+) -> LearnedHead:
+    """Fit a head on search records, embedding each record's prompt with ``embed``.
+
+    Args:
+        records: The training records (each prompt, task and best configuration).
+        embed: Gives the serving model's vector for a prompt.
+        kind: ``ridge`` or ``knn``.
+        alpha: Ridge strength for every hyperparameter; None chooses each by leave-one-out.
+        neighbours: kNN: how many neighbours to average.
+        model: The embedding model's name (`Backend.embedding_model`), saved with the head.
+        held_out_ids: Case ids kept out of training, saved with the head.
+        seed: The split's seed, saved with the head.
+        data: The search file's name, saved with the head.
+
+    Raises:
+        HAGInputError: For no records, an unknown task, or embeddings of unequal size.
+    """
+    vectors = [embed(record.prompt) for record in records]
+    return fit_vectors(
+        vectors,
+        [record.task for record in records],
+        [record.best_params() for record in records],
+        kind=kind,
+        alpha=alpha,
+        neighbours=neighbours,
+        model=model,
+        held_out_ids=held_out_ids,
+        seed=seed,
+        data=data,
+    )
+
+
+def fit_vectors(
+    vectors: Sequence[Sequence[float]],
+    tasks: Sequence[str],
+    params: Sequence[HyperParams],
+    *,
+    kind: HeadKind = "ridge",
+    alpha: float | None = None,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    model: str | None = None,
+    held_out_ids: Sequence[str] = (),
+    seed: int | None = None,
+    data: str | None = None,
+) -> LearnedHead:
+    """Fit a head on embeddings already made (see `fit_head` for the arguments).
+
+    Raises:
+        HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
+            size or not finite, a non-positive ``alpha`` or ``neighbours``.
+    """
+    if not vectors:
+        raise HAGInputError("a learned head needs at least one training case")
+    if not len(vectors) == len(tasks) == len(params):
+        raise HAGInputError(
+            f"{len(vectors)} embeddings, {len(tasks)} tasks and {len(params)} configurations"
+        )
+    if alpha is not None and not alpha > 0:
+        raise HAGInputError(f"alpha must be positive, not {alpha}")
+    if neighbours < 1:
+        raise HAGInputError(f"neighbours must be at least 1, not {neighbours}")
+    task_names = [t.value for t in TaskKind]
+    unknown = sorted({t for t in tasks if t not in task_names})
+    if unknown:
+        raise HAGInputError(f"unknown task kinds {unknown} (one of {', '.join(task_names)})")
+    sizes = {len(v) for v in vectors}
+    if len(sizes) != 1:
+        raise HAGInputError(f"the embeddings differ in size: {sorted(sizes)}")
+    embeddings = np.asarray(vectors, dtype=np.float64)
+    if not np.all(np.isfinite(embeddings)):
+        raise HAGInputError("an embedding has values that are not finite numbers")
+    n, dims = embeddings.shape
+    task_index = np.array([task_names.index(t) for t in tasks], dtype=np.int64)
+    one_hot = np.zeros((n, len(task_names)), dtype=np.float64)
+    one_hot[np.arange(n), task_index] = 1.0
+    features = np.concatenate([embeddings, one_hot], axis=1)
+    mean = features.mean(axis=0)
+    spread = features.std(axis=0)
+    scale = np.where(spread > 1e-12, spread, 1.0)
+    standardized = (features - mean) / scale
+    targets = np.stack([encode(p) for p in params])
+    info = HeadInfo(
+        kind=kind,
+        dims=dims,
+        model=model,
+        training_cases=n,
+        tasks=task_names,
+        held_out_ids=list(held_out_ids),
+        seed=seed,
+        data=data,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if kind == "ridge":
+        weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
+        return LearnedHead(
+            info=info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))}),
+            feature_mean=mean,
+            feature_scale=scale,
+            weights=weights,
+            intercept=intercept,
+        )
+    unit = standardized[:, :dims]
+    norms = np.linalg.norm(unit, axis=1, keepdims=True)
+    unit = unit / np.where(norms > 0, norms, 1.0)
+    return LearnedHead(
+        info=info.model_copy(update={"neighbours": neighbours}),
+        feature_mean=mean,
+        feature_scale=scale,
+        train_vectors=unit,
+        train_tasks=task_index,
+        train_targets=targets,
+    )
+
+
+def fit_ridge(
+    features: Matrix, targets: Matrix, alpha: float | None = None
+) -> tuple[Matrix, Vector, list[float]]:
+    """Ridge regression of each target column on centered features, in closed form.
+
+    Args:
+        features: Cases x features, each column centered (standardized).
+        targets: Cases x targets.
+        alpha: The strength for every column; None chooses each column's by leave-one-out
+            from `DEFAULT_ALPHAS` (`FEW_CASES_ALPHA` under 3 cases).
+
+    Returns:
+        The weights (features x targets), the intercept (the target means) and the alphas.
+    """
+    n = features.shape[0]
+    intercept = targets.mean(axis=0)
+    centered = targets - intercept
+    u, s, vt = np.linalg.svd(features, full_matrices=False)
+    projected = u.T @ centered
+    columns = targets.shape[1]
+    if alpha is not None:
+        alphas = [float(alpha)] * columns
+    elif n < 3:
+        alphas = [FEW_CASES_ALPHA] * columns
+    else:
+        errors = np.stack(
+            [_leave_one_out_errors(u, s, projected, centered, a, n) for a in DEFAULT_ALPHAS]
+        )
+        alphas = [DEFAULT_ALPHAS[int(i)] for i in np.argmin(errors, axis=0)]
+    weights = np.empty((features.shape[1], columns), dtype=np.float64)
+    for j, a in enumerate(alphas):
+        weights[:, j] = vt.T @ (s / (s**2 + a) * projected[:, j])
+    return weights, intercept, alphas
+
+
+def _leave_one_out_errors(
+    u: Matrix, s: Vector, projected: Matrix, centered: Matrix, alpha: float, n: int
+) -> Vector:
+    """Mean squared leave-one-out error of each target column at one ``alpha``."""
+    shrink = s**2 / (s**2 + alpha)
+    fitted = u @ (shrink[:, None] * projected)
+    leverage = (u**2) @ shrink + 1.0 / n  # + 1/n: the intercept
+    residual = (centered - fitted) / np.maximum(1.0 - leverage, 1e-9)[:, None]
+    errors: Vector = np.mean(residual**2, axis=0)
+    return errors
+
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_NEIGHBOURS",
+    "FEW_CASES_ALPHA",
+    "EmbedFn",
+    "fit_head",
+    "fit_ridge",
+    "fit_vectors",
+]
