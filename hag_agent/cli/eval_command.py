@@ -84,13 +84,29 @@ def report_table(report: EvalReport) -> Table:
     "--proposers",
     default="default,random,prior,self",
     show_default=True,
-    help="Comma-separated: default, random, prior, self, oracle.",
+    help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle.",
 )
 @click.option(
     "--search",
     "search_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Search records (`hag-agent dataset search`) giving the oracle's configurations.",
+)
+@click.option(
+    "--tuned-proposer",
+    help="For self-tuned: a served model name (endpoints, e.g. a LoRA) or a GGUF LoRA file "
+    "(embedded, from `hag-agent train sft`).",
+)
+@click.option(
+    "--head",
+    "head_path",
+    type=click.Path(dir_okay=False),
+    help="For learned: the head file from `hag-agent train head`.",
+)
+@click.option(
+    "--cases-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only the cases whose ids this JSONL file names (e.g. a training run's held_out.jsonl).",
 )
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per case.")
 @click.option("--seed", "base_seed", type=int, default=0, show_default=True, help="First seed.")
@@ -126,6 +142,9 @@ def eval_command(
     model_path: str | None,
     proposers: str,
     search_file: Path | None,
+    tuned_proposer: str | None,
+    head_path: str | None,
+    cases_from: Path | None,
     seeds: int,
     base_seed: int,
     limit: int | None,
@@ -141,6 +160,8 @@ def eval_command(
 ) -> None:
     """Compare proposers of decoding settings on a suite: default, random, prior, self, oracle.
 
+    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers.
+
     Every case runs once per proposer and seed, with the task pinned to the case's and critique
     off unless asked. Prints a table per task and overall (mean metric ± std across seeds, time
     and tokens per case) and writes report.json, report.md and chart.png to --out. Finished runs
@@ -151,7 +172,12 @@ def eval_command(
     from hag_agent.backends.registry import resolve_backend
     from hag_agent.context import resolve_context
     from hag_agent.evaluation.harness import evaluate
-    from hag_agent.evaluation.proposers import oracle_params, parse_proposers
+    from hag_agent.evaluation.proposers import (
+        case_ids_from,
+        oracle_params,
+        parse_proposers,
+        tuned_proposer_option,
+    )
     from hag_agent.evaluation.report_files import require_matplotlib, write_reports
     from hag_agent.evaluation.settings import EvalSettings
 
@@ -174,10 +200,19 @@ def eval_command(
             max_tokens=max_tokens,
             concurrency=concurrency,
             stop_on_error=stop_on_error,
+            head_path=head_path,
+            tuned_proposer=tuned_proposer,
         )
+        if "learned" in chosen and head_path is None:
+            raise HAGInputError("proposer learned needs --head FILE (from `hag-agent train head`)")
         if not no_chart:
             require_matplotlib()
         cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
+        if cases_from is not None:
+            keep = case_ids_from(cases_from)
+            cases = [c for c in cases if c.id in keep]
+            if not cases:
+                raise HAGInputError(f"no case of {suite} is named in {cases_from}")
         oracle = (
             oracle_params(search_file, cases, warn=warn)
             if "oracle" in chosen and search_file is not None
@@ -187,12 +222,27 @@ def eval_command(
             backend_settings(backend, base_url, model, proposer_model, model_path)
         )
         resolved = resolve_backend(context)
+        tuned_model = None
+        if "self-tuned" in chosen:
+            if tuned_proposer is None:
+                raise HAGInputError(
+                    "proposer self-tuned needs --tuned-proposer (a served model or a GGUF LoRA)"
+                )
+            tuned_model = resolve_backend(
+                resolve_context(
+                    {
+                        "backend_options": tuned_proposer_option(context.backend, tuned_proposer),
+                    },
+                    context,
+                )
+            )
         report = evaluate(
             cases,
             resolved,
             out_dir,
             settings,
             oracle=oracle,
+            tuned_model=tuned_model,
             suite=suite,
             backend_label=context.backend,
             backend_options=context.backend_options,

@@ -79,6 +79,7 @@ async def run_eval(
     settings: EvalSettings | None = None,
     *,
     oracle: Mapping[str, HyperParams] | None = None,
+    tuned_model: Any = None,
     suite: str = "",
     backend_label: str = "",
     backend_options: Mapping[str, Any] | None = None,
@@ -96,6 +97,8 @@ async def run_eval(
         out_dir: The output folder (created); rows are appended to ``rows.jsonl`` there.
         settings: Proposers, seeds, critique, concurrency.
         oracle: Best configurations by case id (needed for proposer ``oracle``).
+        tuned_model: The backend whose proposal calls go to the fine-tuned proposer (needed
+            for proposer ``self-tuned``).
         suite: How to name the suite in the report.
         backend_label: How to name the backend in the report.
         backend_options: The backend's options, for the report.
@@ -140,6 +143,9 @@ async def run_eval(
         if (case.id, proposer, seed, prompt_digest(case.prompt), setup) not in done
     ]
     runnable = HAGRunnable(model=model)
+    if "self-tuned" in settings.proposers and tuned_model is None:
+        raise HAGInputError("proposer self-tuned needs the tuned proposer (--tuned-proposer)")
+    tuned = HAGRunnable(model=tuned_model) if tuned_model is not None else runnable
     fixed: dict[str, Any] = {"critique": settings.critique}
     if settings.critique and settings.max_retries is not None:
         fixed["max_retries"] = settings.max_retries
@@ -149,9 +155,11 @@ async def run_eval(
     stop = asyncio.Event()
 
     async def one(case: SuiteCase, proposer: ProposerName, seed: int) -> EvalRow:
-        chosen = proposer_settings(proposer, case, seed, oracle=oracle)
+        chosen = proposer_settings(
+            proposer, case, seed, oracle=oracle, head_path=settings.head_path
+        )
         began = time.perf_counter()
-        result = await runnable.ainvoke(
+        result = await (tuned if proposer == "self-tuned" else runnable).ainvoke(
             {"prompt": case.prompt, "task": case.task, "seed": seed, **fixed, **chosen}
         )
         elapsed = time.perf_counter() - began

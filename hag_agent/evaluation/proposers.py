@@ -6,6 +6,10 @@
   0 and the task prior's max_tokens; drawn from ``(seed, case id)`` only, so reproducible;
 - ``prior``: the task prior (proposer ``prior``);
 - ``self``: the model proposes its own settings (proposer ``self``: HAG);
+- ``self-tuned``: the same, but the proposal comes from a fine-tuned proposer (``hag-agent train
+  sft``): a served LoRA model on an endpoint (``proposer_model``), a GGUF LoRA on the embedded
+  backend (``proposer_lora_path``); the base model still answers;
+- ``learned``: the learned head (``hag-agent train head``) maps the prompt's embedding to params;
 - ``oracle``: the best configuration per case from a search file (`hag_agent.data.search`).
 """
 
@@ -22,7 +26,7 @@ from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS
 
-ProposerName = Literal["default", "random", "prior", "self", "oracle"]
+ProposerName = Literal["default", "random", "prior", "self", "self-tuned", "learned", "oracle"]
 PROPOSERS: tuple[str, ...] = get_args(ProposerName)
 """Every proposer the harness knows, in report order."""
 
@@ -108,26 +112,74 @@ def proposer_settings(
     *,
     oracle: Mapping[str, HyperParams] | None = None,
     bounds: DecodingBounds | None = None,
+    head_path: str | None = None,
 ) -> dict[str, Any]:
-    """The `HAGContext` settings that make a run use one proposer's configuration."""
+    """The `HAGContext` settings that make a run use one proposer's configuration.
+
+    ``self-tuned`` is ``self`` here: the harness runs it on the backend with the tuned proposer.
+    """
     if proposer == "default":
         return {"proposer": "fixed", "fixed_params": DEFAULT_PARAMS}
     if proposer == "random":
         return {"proposer": "fixed", "fixed_params": random_params(case, seed, bounds)}
     if proposer == "prior":
         return {"proposer": "prior"}
-    if proposer == "self":
+    if proposer in ("self", "self-tuned"):
         return {"proposer": "self"}
+    if proposer == "learned":
+        if head_path is None:
+            raise HAGInputError("proposer learned needs a head file (--head)")
+        return {"proposer": "learned", "head_path": head_path}
     if oracle is None or case.id not in oracle:
         raise HAGInputError(f"proposer oracle has no configuration for case {case.id!r}")
     return {"proposer": "fixed", "fixed_params": oracle[case.id]}
 
 
+def tuned_proposer_option(backend: str, tuned: str) -> dict[str, str]:
+    """The backend option that routes proposal calls to a fine-tuned proposer.
+
+    On an endpoint, ``tuned`` is a served model name (e.g. the LoRA ``hag``); on the embedded
+    backend, a GGUF LoRA file (``hag-agent train sft`` writes ``OUT/adapter.gguf``).
+    """
+    return {"proposer_lora_path" if backend == "embedded" else "proposer_model": tuned}
+
+
+def case_ids_from(path: str | Path) -> set[str]:
+    """The case ids in a JSONL file (a suite, search records or ``held_out.jsonl``).
+
+    Raises:
+        HAGInputError: The file is missing or names no id.
+    """
+    import json
+
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise HAGInputError(f"cannot read {file}: {exc}") from None
+    ids: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise HAGInputError(f"{file}:{number}: not JSON") from None
+        value = item.get("id", item.get("case_id")) if isinstance(item, dict) else None
+        if isinstance(value, str):
+            ids.add(value)
+    if not ids:
+        raise HAGInputError(f"{file} names no case id (lines need an 'id' field)")
+    return ids
+
+
 __all__ = [
     "PROPOSERS",
     "ProposerName",
+    "case_ids_from",
     "oracle_params",
     "parse_proposers",
     "proposer_settings",
     "random_params",
+    "tuned_proposer_option",
 ]

@@ -32,6 +32,10 @@ class EvalSettings(BaseModel):
     """Runs in flight at once."""
     stop_on_error: bool = False
     """Stop taking new runs after the first failed one."""
+    head_path: str | None = None
+    """The learned head file, for proposer ``learned``."""
+    tuned_proposer: str | None = None
+    """The fine-tuned proposer for ``self-tuned``: a served model name or a GGUF LoRA file."""
 
     def seed_list(self) -> list[int]:
         """The seeds, in order."""

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from hag_agent.errors import ConfigurationError
+
 from .tiny_training import require_train_extra, write_search_file
 
 PROMPT = (
@@ -268,3 +270,40 @@ def test_query_and_key_adapter_needs_llama_cpp_row_permutation(
     # The control: without the permutation the error is as large as the adapter itself.
     assert wrong.mismatch > 3 * right.mismatch, (right, wrong)
     assert wrong.delta_corr < right.delta_corr - 0.1, (right, wrong)
+
+
+def test_embedded_backend_proposes_with_the_adapter_and_answers_with_the_base(
+    trained_run: dict[str, Any],
+) -> None:
+    from hag_agent import HAGRunnable
+    from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
+    from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
+
+    adapter = Path(trained_run["out"]) / "adapter.gguf"
+    tuned = EmbeddedBackend(EmbeddedOptions(n_threads=1, proposer_lora_path=adapter))
+    base = EmbeddedBackend(EmbeddedOptions(n_threads=1))
+    assert isinstance(tuned.proposal_model, ChatLlamaCppEmbedded)
+    assert tuned.proposal_model.lora_path == adapter
+    assert isinstance(tuned.chat_model, ChatLlamaCppEmbedded) and tuned.chat_model.lora_path is None
+    # The answering engine is the very one the base backend uses: only proposals change.
+    assert tuned.chat_model.engine() is base.chat_model.engine()
+    assert tuned.proposal_model.engine() is not base.chat_model.engine()
+
+    prompts = ["Write a poem about the moon.", "What is 7 * 8?", "Translate 'cat' into French."]
+    settings = {"critique": False, "seed": 1, "params": {"max_tokens": 8}}
+    proposed = {}
+    for name, backend in (("base", base), ("tuned", tuned)):
+        runnable = HAGRunnable(model=backend)
+        proposed[name] = [
+            next(
+                e.data["raw"]
+                for e in runnable.invoke({"prompt": p, **settings}).trace
+                if e.node == "propose"
+            )
+            for p in prompts
+        ]
+    assert proposed["tuned"] != proposed["base"]  # the adapter changed what was proposed
+
+    missing = EmbeddedBackend(EmbeddedOptions(proposer_lora_path=adapter.with_name("none.gguf")))
+    with pytest.raises(ConfigurationError, match="no GGUF LoRA adapter file"):
+        missing.proposal_model.invoke("hi")  # type: ignore[union-attr]

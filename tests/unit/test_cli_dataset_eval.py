@@ -169,7 +169,7 @@ def test_eval_unknown_proposer_lists_the_valid_ones(suite_file: Path, tmp_path: 
     )
     assert result.exit_code == 2
     assert "unknown proposer 'magic'" in result.stderr
-    assert "default, random, prior, self, oracle" in result.stderr
+    assert "default, random, prior, self, self-tuned, learned, oracle" in result.stderr
 
 
 def test_eval_oracle_needs_a_search_file(suite_file: Path, tmp_path: Path) -> None:

@@ -199,11 +199,14 @@ def test_unknown_proposer_is_a_clear_error() -> None:
     with pytest.raises(HAGInputError) as caught:
         parse_proposers("default,hag,prior")
     message = str(caught.value)
-    assert "'hag'" in message and "default, random, prior, self, oracle" in message
+    assert (
+        "'hag'" in message
+        and "default, random, prior, self, self-tuned, learned, oracle" in message
+    )
     assert parse_proposers(" self ,prior,self") == ["self", "prior"]
     with pytest.raises(HAGInputError, match="no proposer"):
         parse_proposers(" , ")
-    assert PROPOSERS == ("default", "random", "prior", "self", "oracle")
+    assert PROPOSERS == ("default", "random", "prior", "self", "self-tuned", "learned", "oracle")
 
 
 def test_resume_skips_finished_rows_and_a_failure_loses_nothing(tmp_path: Path) -> None:
@@ -329,3 +332,50 @@ def test_missing_matplotlib_names_the_extra(
         write_reports(report, tmp_path)
     assert (tmp_path / "report.json").exists() and (tmp_path / "report.md").exists()
     assert write_reports(report, tmp_path, chart=False)[-1].name == "report.md"
+
+
+def test_self_tuned_uses_the_tuned_backend_and_base_self_does_not(tmp_path: Path) -> None:
+    base = fake_model(
+        propose=[
+            '{"temperature":0.9,"top_p":0.9,"top_k":20,"min_p":0.0,'
+            '"repetition_penalty":1.0,"max_tokens":64}'
+        ]
+    )
+    tuned = fake_model()  # proposes temperature 0.2: right answers under answer_when_cold
+    settings = EvalSettings(proposers=["self", "self-tuned"], tuned_proposer="adapter.gguf")
+    report = evaluate(tiny_suite(), Backend(base), tmp_path, settings, tuned_model=Backend(tuned))
+    rows = read_rows(tmp_path / "rows.jsonl")
+    by = {(r.case_id, r.proposer): r for r in rows}
+    assert all(by[c.id, "self"].params["temperature"] == 0.9 for c in tiny_suite())
+    assert all(by[c.id, "self-tuned"].params["temperature"] == 0.2 for c in tiny_suite())
+    assert report.aggregate("overall", "self-tuned").mean == 1.0
+    assert report.aggregate("overall", "self").mean == 0.0
+    with pytest.raises(HAGInputError, match="--tuned-proposer"):
+        evaluate(tiny_suite(), Backend(base), tmp_path / "x", settings)
+
+
+def test_learned_needs_a_head_and_cases_can_be_restricted(tmp_path: Path) -> None:
+    from hag_agent.evaluation.proposers import (
+        case_ids_from,
+        proposer_settings,
+        tuned_proposer_option,
+    )
+
+    case = tiny_suite()[0]
+    assert proposer_settings("learned", case, 0, head_path="h.npz") == {
+        "proposer": "learned",
+        "head_path": "h.npz",
+    }
+    with pytest.raises(HAGInputError, match="head"):
+        proposer_settings("learned", case, 0)
+    assert tuned_proposer_option("embedded", "a.gguf") == {"proposer_lora_path": "a.gguf"}
+    assert tuned_proposer_option("vllm", "hag") == {"proposer_model": "hag"}
+    held = tmp_path / "held_out.jsonl"
+    held.write_text('{"id": "m1", "x": 1}\n\n{"id": "c1"}\n{"id": "m1"}\n', encoding="utf-8")
+    assert case_ids_from(held) == {"m1", "c1"}
+    (tmp_path / "empty.jsonl").write_text('{"x": 1}\n', encoding="utf-8")
+    with pytest.raises(HAGInputError, match="names no case id"):
+        case_ids_from(tmp_path / "empty.jsonl")
+    (tmp_path / "bad.jsonl").write_text("{nope\n", encoding="utf-8")
+    with pytest.raises(HAGInputError, match=r"bad\.jsonl:1: not JSON"):
+        case_ids_from(tmp_path / "bad.jsonl")
