@@ -91,6 +91,16 @@ def gguf_line(info: GGUFAdapterInfo) -> str:
     )
 
 
+held_out_option = click.option(
+    "--held-out",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of case ids held out from training (by a hash of id and seed).",
+)
+"""The held-out share; `train sft` and `train head` split the same way."""
+
+
 @click.group("train")
 def train() -> None:
     """Fine-tune a proposer on the search's best configurations (needs the train extra)."""
@@ -134,13 +144,7 @@ def train() -> None:
     show_default=True,
     help="Seeds the adapter, the data order and the split.",
 )
-@click.option(
-    "--held-out",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="Share of case ids held out from training (by a hash of id and seed).",
-)
+@held_out_option
 @click.option(
     "--max-steps",
     type=click.IntRange(min=1),

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.cli.train_command import held_out_option
 from hag_agent.errors import BackendError, HAGError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 
@@ -96,13 +97,7 @@ def evaluation_table(evaluation: HeadEvaluation) -> Table:
     show_default=True,
     help="Seeds the split (the same split as `train sft` with the same seed).",
 )
-@click.option(
-    "--held-out",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="Share of case ids held out from training (by a hash of id and seed).",
-)
+@held_out_option
 @backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def head(
