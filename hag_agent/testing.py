@@ -21,6 +21,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from hag_agent.backends.base import Backend, Capabilities
+from hag_agent.data.search_records import SearchRecord
+from hag_agent.hyperparameters import HyperParams
 from hag_agent.prompt_templates import PROMPT_NAMES, load_template
 
 
@@ -191,3 +193,25 @@ class ScriptedEmbeddingBackend(Backend):
         self.embedded.append(text)
         vector = self.vectors(text) if callable(self.vectors) else self.vectors[text]
         return [float(v) for v in vector]
+
+
+def search_record(case_id: str, task: str, prompt: str, params: HyperParams) -> SearchRecord:
+    """A search record whose best configuration is ``params`` (other fields plausible)."""
+    return SearchRecord(
+        id=case_id,
+        task=task,
+        prompt=prompt,
+        proposal=params.to_proposal_json(),
+        params=params.model_dump(),
+        score=1.0,
+        default_score=0.5,
+        prior_score=0.5,
+        evaluations=1.0,
+        budget=10,
+        model_calls=2,
+        completion_tokens=20,
+        wall_s=0.1,
+        samples=2,
+        seed=0,
+        evaluated=[],
+    )

@@ -16,8 +16,8 @@ from hag_agent import HAGRunnable, HyperParams, ParamSource
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.backends.llama_cpp_chat import DEFAULT_GGUF_FILE
 from hag_agent.cli.train_head_command import head
-from hag_agent.data.search_records import SearchRecord
 from hag_agent.learned_head import load_head
+from hag_agent.testing import search_record as record
 
 POEMS = [
     "Write a short poem about the sea.",
@@ -41,27 +41,6 @@ WARM = HyperParams(
 COLD = HyperParams(
     temperature=0.1, top_p=0.9, top_k=20, min_p=0.0, repetition_penalty=1.0, max_tokens=32
 )
-
-
-def record(case_id: str, task: str, prompt: str, params: HyperParams) -> SearchRecord:
-    return SearchRecord(
-        id=case_id,
-        task=task,
-        prompt=prompt,
-        proposal=params.to_proposal_json(),
-        params=params.model_dump(),
-        score=1.0,
-        default_score=0.5,
-        prior_score=0.5,
-        evaluations=1.0,
-        budget=10,
-        model_calls=2,
-        completion_tokens=20,
-        wall_s=0.1,
-        samples=2,
-        seed=0,
-        evaluated=[],
-    )
 
 
 def test_embed_gives_576_floats_the_same_for_the_same_text(embedded: EmbeddedBackend) -> None:

@@ -15,11 +15,11 @@ from hag_agent.backends.base import Backend
 from hag_agent.cli.run_command import run
 from hag_agent.cli.train_head_command import head
 from hag_agent.context import HAGContext
-from hag_agent.data.search_records import SearchRecord
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
+from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.learned_head import load_head
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 from hag_agent.testing import ScriptedChatModel, ScriptedEmbeddingBackend
+from hag_agent.testing import search_record as record
 
 BACKEND = "test-scripted-embeddings"
 
@@ -28,27 +28,6 @@ def vector_of(text: str) -> list[float]:
     rng = np.random.default_rng(zlib.crc32(text.encode()))
     warm = 2.0 if "poem" in text else -2.0
     return [warm, *rng.normal(size=7).tolist()]
-
-
-def record(case_id: str, task: str, prompt: str, params: HyperParams) -> SearchRecord:
-    return SearchRecord(
-        id=case_id,
-        task=task,
-        prompt=prompt,
-        proposal=params.to_proposal_json(),
-        params=params.model_dump(),
-        score=1.0,
-        default_score=0.5,
-        prior_score=0.5,
-        evaluations=1.0,
-        budget=10,
-        model_calls=2,
-        completion_tokens=20,
-        wall_s=0.1,
-        samples=2,
-        seed=0,
-        evaluated=[],
-    )
 
 
 @pytest.fixture

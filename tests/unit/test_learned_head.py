@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import HAGInputError, HeadMismatchError, LearnedHeadError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams
 from hag_agent.learned_head import (
@@ -23,30 +22,10 @@ from hag_agent.learned_head import (
 from hag_agent.learned_head.held_out import evaluate_head
 from hag_agent.learned_head.targets import TOP_K_OFF_AS, decode, encode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.testing import search_record as record
 
 DIMS = 8
 TASKS = [TaskKind.MATH, TaskKind.CREATIVE, TaskKind.TRANSLATION]
-
-
-def record(case_id: str, task: str, prompt: str, params: HyperParams) -> SearchRecord:
-    return SearchRecord(
-        id=case_id,
-        task=task,
-        prompt=prompt,
-        proposal=params.to_proposal_json(),
-        params=params.model_dump(),
-        score=1.0,
-        default_score=0.5,
-        prior_score=0.5,
-        evaluations=1.0,
-        budget=10,
-        model_calls=2,
-        completion_tokens=20,
-        wall_s=0.1,
-        samples=2,
-        seed=0,
-        evaluated=[],
-    )
 
 
 def planted(embedding: np.ndarray, task: TaskKind) -> dict[str, float]:
