@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# The same prompts and seed as the embedded overhead benchmark, so the figures compare.
+from embedded_overhead import PROMPTS, SEED  # run as a script from benchmarks/
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable
@@ -32,22 +34,6 @@ from hag_agent.classification import classify_by_rules
 from hag_agent.learned_head import fit_vectors, load_head, load_head_cached, save_head
 from hag_agent.proposal import ProposalSchema, proposal_prompt
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS
-
-PROMPTS = [
-    "What is 23 + 58?",
-    "A farmer has 12 cows and buys 7 more. How many cows does he have?",
-    "If all cats are animals and Tom is a cat, is Tom an animal?",
-    "A coin is heads up. Bob flips it twice. Is it heads up?",
-    "Translate 'where is the train station' into French.",
-    "Translate 'I like green apples' into Spanish.",
-    "Write a haiku about the moon.",
-    "Write a slogan for a tea shop.",
-    "Write a Python function that checks if a number is even.",
-    "What is the capital of Italy?",
-    "Who wrote Romeo and Juliet?",
-    "Hi! What should I cook tonight?",
-]
-SEED = 11
 
 
 def ms(seconds: float) -> str:
