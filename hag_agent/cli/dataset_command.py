@@ -15,6 +15,7 @@ from rich.table import Table
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
+from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
 from hag_agent.errors import HAGError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +40,10 @@ def _output_option(help_text: str) -> Callable[[F], F]:
 @click.group("dataset")
 def dataset() -> None:
     """Task suites and the hyperparameter search that turns them into fine-tuning data."""
+
+
+for _command in (grid_plan, grid_sample, grid_score):
+    dataset.add_command(_command)
 
 
 @dataset.command("suites")

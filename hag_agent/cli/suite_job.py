@@ -32,15 +32,18 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 """``--quiet``: no progress bar."""
 
 
+on_bad_line_option = click.option(
+    "--on-bad-line",
+    type=click.Choice(["skip", "fail"]),
+    default="fail",
+    show_default=True,
+    help="A malformed line of a suite file: report and skip it, or stop.",
+)
+"""``--on-bad-line skip|fail``: what a malformed suite line does."""
+
+
 def failure_options(unit: str) -> Callable[[F], F]:
     """Add --on-bad-line and --stop-on-error/--keep-going; ``unit`` names what fails."""
-    on_bad_line = click.option(
-        "--on-bad-line",
-        type=click.Choice(["skip", "fail"]),
-        default="fail",
-        show_default=True,
-        help="A malformed line of a suite file: report and skip it, or stop.",
-    )
     stop_on_error = click.option(
         "--stop-on-error/--keep-going",
         default=False,
@@ -49,7 +52,7 @@ def failure_options(unit: str) -> Callable[[F], F]:
     )
 
     def add(command: F) -> F:
-        return on_bad_line(stop_on_error(command))
+        return on_bad_line_option(stop_on_error(command))
 
     return add
 
@@ -154,6 +157,7 @@ __all__ = [
     "failure_options",
     "limit_option",
     "load_suites",
+    "on_bad_line_option",
     "quiet_option",
     "require_at_least_one",
     "settings_from_options",
