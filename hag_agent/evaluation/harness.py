@@ -29,8 +29,10 @@ from hag_agent.evaluation.rows import (
     ROWS_FILE,
     EvalRow,
     Failure,
+    file_digest,
     prompt_digest,
     read_rows,
+    row_setup,
     setup_digest,
 )
 from hag_agent.evaluation.settings import EvalSettings
@@ -124,12 +126,18 @@ async def run_eval(
     folder.mkdir(parents=True, exist_ok=True)
     rows_path = folder / ROWS_FILE
     setup = setup_digest(backend_label or type(model).__name__, backend_options, settings)
-    wanted = {
-        (c.id, p, s, prompt_digest(c.prompt), setup)
-        for c in cases
-        for p in settings.proposers
-        for s in settings.seed_list()
+    inputs = {
+        "learned": file_digest(settings.head_path),
+        "self-tuned": file_digest(settings.tuned_proposer),
     }
+
+    def key(case: SuiteCase, proposer: str, seed: int) -> RowKey:
+        read = inputs.get(proposer, "")
+        if proposer == "oracle" and oracle is not None and case.id in oracle:
+            read = oracle[case.id].model_dump_json()
+        return (case.id, proposer, seed, prompt_digest(case.prompt), row_setup(setup, read))
+
+    wanted = {key(c, p, s) for c in cases for p in settings.proposers for s in settings.seed_list()}
     done: dict[RowKey, EvalRow] = {}
     for row in read_rows(rows_path, warn=warn):
         if row.key() in wanted:
@@ -140,7 +148,7 @@ async def run_eval(
         for seed in settings.seed_list()
         for case in cases
         for proposer in settings.proposers
-        if (case.id, proposer, seed, prompt_digest(case.prompt), setup) not in done
+        if key(case, proposer, seed) not in done
     ]
     runnable = HAGRunnable(model=model)
     if "self-tuned" in settings.proposers and tuned_model is None:
@@ -171,7 +179,7 @@ async def run_eval(
             seed=seed,
             prompt_sha=prompt_digest(case.prompt),
             critique=settings.critique,
-            setup=setup,
+            setup=key(case, proposer, seed)[4],
             metric=float(metric_value(case, result.text)),
             time_s=round(elapsed, 4),
             tokens=_tokens(result),

@@ -44,6 +44,32 @@ def setup_digest(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def file_digest(spec: str | None) -> str:
+    """A fingerprint of a proposer's input: a file's content, or the name when it is no file."""
+    if spec is None:
+        return ""
+    path = Path(spec)
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:16]
+    return spec
+
+
+def row_setup(setup: str, proposer_input: str) -> str:
+    """The setup digest of one row: ``setup``, extended by what the proposer read.
+
+    Proposers that read nothing (default, random, prior, self) keep ``setup`` itself, so their
+    rows stay reusable; oracle, learned and self-tuned rows change with the search record, the
+    head file or the tuned adapter they used.
+    """
+    if not proposer_input:
+        return setup
+    return hashlib.sha256(f"{setup}|{proposer_input}".encode()).hexdigest()[:16]
+
+
 class EvalRow(BaseModel):
     """One case x proposer x seed run."""
 

@@ -238,6 +238,37 @@ def test_rows_of_another_setup_are_not_reused(tmp_path: Path) -> None:
     assert len(read_rows(tmp_path / "rows.jsonl")) == 2
 
 
+def test_oracle_rows_are_redone_for_another_search_and_the_rest_reused(tmp_path: Path) -> None:
+    cases = tiny_suite()
+    search = tmp_path / "search.jsonl"
+    write_search_file(search, cases, temperature=0.37)
+    settings = EvalSettings(proposers=["prior", "oracle"])
+    out = tmp_path / "out"
+    evaluate(cases, Backend(fake_model()), out, settings, oracle=oracle_params(search, cases))
+    model = fake_model()
+    again = evaluate(cases, Backend(model), out, settings, oracle=oracle_params(search, cases))
+    assert again.reused_rows == 6 and not model.calls_for("generate")
+
+    search.unlink()
+    write_search_file(search, cases, temperature=0.81)  # a new search: new oracle settings
+    model = fake_model()
+    report = evaluate(cases, Backend(model), out, settings, oracle=oracle_params(search, cases))
+    assert report.reused_rows == 3  # the prior rows
+    assert {c.kwargs["temperature"] for c in model.calls_for("generate")} == {0.81}
+
+
+def test_learned_and_tuned_rows_key_on_their_files_content(tmp_path: Path) -> None:
+    from hag_agent.evaluation.rows import file_digest, row_setup
+
+    assert file_digest(None) == "" and file_digest("served-name") == "served-name"
+    assert row_setup("abc", "") == "abc" and row_setup("abc", "x") != row_setup("abc", "y")
+    head = tmp_path / "head.npz"
+    head.write_bytes(b"one")
+    first = file_digest(str(head))
+    head.write_bytes(b"two")
+    assert file_digest(str(head)) not in ("", first)
+
+
 def test_stop_on_error_stops_taking_runs(tmp_path: Path) -> None:
     from hag_agent.errors import BackendError
 
