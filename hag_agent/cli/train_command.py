@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from hag_agent.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import HAGError
+from hag_agent.cli import suite_job
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
 
@@ -21,12 +19,6 @@ if TYPE_CHECKING:
     from hag_agent.training.gguf_adapter import GGUFAdapterInfo, OutType
     from hag_agent.training.held_out import ProposerScore
     from hag_agent.training.sft import SFTReport
-
-
-def fail(console: Console, exc: HAGError) -> NoReturn:
-    """Print a typed error and exit 2 (training has no backend to fail)."""
-    console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(EXIT_USAGE)
 
 
 def quiet_training_libraries() -> None:
@@ -204,7 +196,7 @@ def sft(
         threads=threads,
         compare_base=not no_base,
     )
-    try:
+    with suite_job.exit_on_failure(err, saved=f"the last checkpoint is in {out / 'checkpoints'}"):
         from hag_agent.training.sft_data import load_search_records
 
         load_search_records(data)  # a bad file fails before any model loading
@@ -217,18 +209,6 @@ def sft(
         with err.status(preparing) if err.is_terminal else contextlib.nullcontext():
             resolve_base(base)
         report = train_sft(data, base, out, settings, console=err, show_progress=True)
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted: rerun the same command to resume from the last checkpoint",
-            markup=False,
-            highlight=False,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except HAGError as exc:
-        fail(err, exc)
-    except OSError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
@@ -279,18 +259,13 @@ def export_gguf(
     from hag_agent.training.gguf_adapter import export_gguf_adapter
 
     err = Console(stderr=True)
-    try:
+    with suite_job.exit_on_failure(err, saved="nothing was written"):
         info = export_gguf_adapter(
             adapter_dir,
             out,
             base=base,
             out_type=cast("OutType", out_type),
         )
-    except HAGError as exc:
-        fail(err, exc)
-    except OSError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(info.model_dump_json(indent=2))
         return

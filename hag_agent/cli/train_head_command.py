@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +12,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.cli.train_command import held_out_option
-from hag_agent.errors import BackendError, HAGError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 
 if TYPE_CHECKING:
@@ -125,7 +123,7 @@ def head(
     Exit codes: 0 success, 2 bad usage or input, 3 backend failure, 130 interrupted.
     """
     err = Console(stderr=True)
-    try:
+    with suite_job.exit_on_failure(err, saved="nothing was written"):
         report = _train(
             data,
             out,
@@ -137,15 +135,6 @@ def head(
             backend_settings(backend, base_url, model, proposer_model, model_path),
             err,
         )
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except BackendError as exc:
-        err.print(f"backend error: {exc}", style="red", markup=False, highlight=False)
-        sys.exit(EXIT_BACKEND)
-    except HAGError as exc:
-        err.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
