@@ -6,7 +6,7 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import click
 from rich.console import Console
@@ -16,9 +16,8 @@ from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
 from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
+from hag_agent.cli.suite_job import F
 from hag_agent.errors import HAGError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:

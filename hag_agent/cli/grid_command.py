@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import click
 from rich.console import Console
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.suite_job import F
 from hag_agent.errors import ConfigurationError, HAGInputError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _plan_option(command: F) -> F:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hag_agent.data.suites import SuiteCase
 
 F = TypeVar("F", bound=Callable[..., Any])
+"""A decorated command (what an option decorator takes and returns)."""
 Settings = TypeVar("Settings", bound=BaseModel)
 
 limit_option = click.option("--limit", type=int, help="Only the first N cases of each suite.")
@@ -152,6 +153,7 @@ def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
 
 
 __all__ = [
+    "F",
     "exit_on_failure",
     "fail",
     "failure_options",
