@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hag_agent.data.search_records import ScoredConfig, SearchRecord
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.testing import search_record
 
 from .conftest import MODEL_CACHE, VLLM_PYTHON
 
@@ -30,25 +30,8 @@ def write_search_file(path: Path, n: int = 12) -> Path:
         task = TASKS[i % len(TASKS)]
         temperature = {TaskKind.CREATIVE: 1.2, TaskKind.TRANSLATION: 0.3}.get(task, 0.0)
         params = TASK_PRIORS[task].model_copy(update={"temperature": temperature})
-        record = SearchRecord(
-            id=f"{task.value}-{i}",
-            task=task.value,
-            prompt=f"Case {i}: {task.value} question number {i}?",
-            proposal=params.to_proposal_json(),
-            params=params.model_dump(),
-            score=0.9,
-            default_score=0.4,
-            prior_score=0.6,
-            evaluations=3.0,
-            budget=40,
-            model_calls=9,
-            completion_tokens=120,
-            wall_s=1.0,
-            samples=3,
-            seed=0,
-            evaluated=[
-                ScoredConfig(params=params.model_dump(), score=0.9, samples=3, stage="refine")
-            ],
+        record = search_record(
+            f"{task.value}-{i}", task.value, f"Case {i}: {task.value} question number {i}?", params
         )
         lines.append(record.model_dump_json())
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -12,11 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.cli.train_command import report_table, train
-from hag_agent.data.search_records import ScoredConfig, SearchRecord
+from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds
 from hag_agent.proposal import parse_proposal, proposal_prompt
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.testing import search_record
 from hag_agent.training.held_out import ProposerScore, score_proposals, strictly_parsed
 from hag_agent.training.sft import SFTReport, SFTSettings, TrainingSummary, planned_steps
 from hag_agent.training.sft_data import (
@@ -34,24 +35,7 @@ def record(i: int, task: TaskKind | None = None, temperature: float | None = Non
     params = TASK_PRIORS[task].model_copy(
         update={"temperature": temperature if temperature is not None else round(0.1 * (i % 13), 1)}
     )
-    return SearchRecord(
-        id=f"case-{i}",
-        task=task.value,
-        prompt=f"Prompt number {i}: is {i} odd?",
-        proposal=params.to_proposal_json(),
-        params=params.model_dump(),
-        score=0.8,
-        default_score=0.5,
-        prior_score=0.6,
-        evaluations=3.0,
-        budget=40,
-        model_calls=9,
-        completion_tokens=100,
-        wall_s=1.5,
-        samples=3,
-        seed=0,
-        evaluated=[ScoredConfig(params=params.model_dump(), score=0.8, samples=3, stage="prior")],
-    )
+    return search_record(f"case-{i}", task.value, f"Prompt number {i}: is {i} odd?", params)
 
 
 def write(path: Path, lines: list[str]) -> Path:
