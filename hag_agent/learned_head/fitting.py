@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -32,47 +33,34 @@ EmbedFn = Callable[[str], Sequence[float]]
 """``embed(text)``: the serving model's vector for a text (e.g. `Backend.embed`)."""
 
 
+class FitOptions(TypedDict, total=False):
+    """`fit_vectors`' keyword arguments, for `fit_head` to pass on."""
+
+    kind: HeadKind
+    alpha: float | None
+    neighbours: int
+    model: str | None
+    held_out_ids: Sequence[str]
+    seed: int | None
+    data: str | None
+
+
 def fit_head(
-    records: Sequence[SearchRecord],
-    embed: EmbedFn,
-    *,
-    kind: HeadKind = "ridge",
-    alpha: float | None = None,
-    neighbours: int = DEFAULT_NEIGHBOURS,
-    model: str | None = None,
-    held_out_ids: Sequence[str] = (),
-    seed: int | None = None,
-    data: str | None = None,
+    records: Sequence[SearchRecord], embed: EmbedFn, **options: Unpack[FitOptions]
 ) -> LearnedHead:
     """Fit a head on search records, embedding each record's prompt with ``embed``.
 
     Args:
         records: The training records (each prompt, task and best configuration).
         embed: Gives the serving model's vector for a prompt.
-        kind: ``ridge`` or ``knn``.
-        alpha: Ridge strength for every hyperparameter; None chooses each by leave-one-out.
-        neighbours: kNN: how many neighbours to average.
-        model: The embedding model's name (`Backend.embedding_model`), saved with the head.
-        held_out_ids: Case ids kept out of training, saved with the head.
-        seed: The split's seed, saved with the head.
-        data: The search file's name, saved with the head.
+        **options: As `fit_vectors`.
 
     Raises:
         HAGInputError: For no records, an unknown task, or embeddings of unequal size.
     """
     vectors = [embed(record.prompt) for record in records]
-    return fit_vectors(
-        vectors,
-        [record.task for record in records],
-        [record.best_params() for record in records],
-        kind=kind,
-        alpha=alpha,
-        neighbours=neighbours,
-        model=model,
-        held_out_ids=held_out_ids,
-        seed=seed,
-        data=data,
-    )
+    tasks = [record.task for record in records]
+    return fit_vectors(vectors, tasks, [r.best_params() for r in records], **options)
 
 
 def fit_vectors(
@@ -88,7 +76,19 @@ def fit_vectors(
     seed: int | None = None,
     data: str | None = None,
 ) -> LearnedHead:
-    """Fit a head on embeddings already made (see `fit_head` for the arguments).
+    """Fit a head on embeddings already made.
+
+    Args:
+        vectors: One embedding per case.
+        tasks: Each case's task kind.
+        params: Each case's best configuration (the targets).
+        kind: ``ridge`` or ``knn``.
+        alpha: Ridge strength for every hyperparameter; None chooses each by leave-one-out.
+        neighbours: kNN: how many neighbours to average.
+        model: The embedding model's name (`Backend.embedding_model`), saved with the head.
+        held_out_ids: Case ids kept out of training, saved with the head.
+        seed: The split's seed, saved with the head.
+        data: The search file's name, saved with the head.
 
     Raises:
         HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
@@ -209,6 +209,7 @@ __all__ = [
     "DEFAULT_NEIGHBOURS",
     "FEW_CASES_ALPHA",
     "EmbedFn",
+    "FitOptions",
     "fit_head",
     "fit_ridge",
     "fit_vectors",
