@@ -25,17 +25,6 @@ def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:
     return click.option(flag, type=int, default=default, show_default=True, help=help_text)
 
 
-def _output_option(help_text: str) -> Callable[[F], F]:
-    """The required ``-o/--output`` JSONL file."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help=help_text,
-    )
-
-
 @click.group("dataset")
 def dataset() -> None:
     """Task suites and the hyperparameter search that turns them into fine-tuning data."""
@@ -76,7 +65,7 @@ def suites() -> None:
 @click.argument("name")
 @click.option("--n", "size", type=int, help="How many cases (default: the suite's default size).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
-@_output_option("The JSONL file to write.")
+@suite_job.output_option("The JSONL file to write.")
 def make(name: str, size: int | None, seed: int, output: Path) -> None:
     """Write built-in suite NAME as JSONL; the same --n and --seed always give the same cases."""
     from hag_agent.data.suites import make_suite, write_cases
@@ -97,7 +86,9 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
 
 @dataset.command("search")
 @click.argument("suite")
-@_output_option("JSONL file of search records (appended to; finished cases are skipped on rerun).")
+@suite_job.output_option(
+    "JSONL file of search records (appended to; finished cases are skipped on rerun)."
+)
 @_int_option("--samples", 3, "K: samples per configuration.")
 @_int_option(
     "--coarse-samples", 1, "Samples per coarse-grid configuration (the first of the K seeds)."

@@ -32,13 +32,7 @@ def _plan_option(command: F) -> F:
 
 @click.command("grid-plan")
 @click.argument("suite")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The plan JSON file to write.",
-)
+@suite_job.output_option("The plan JSON file to write.")
 @click.option(
     "--samples",
     type=click.IntRange(1, 256),
@@ -175,13 +169,7 @@ def grid_sample(
     required=True,
     help="The folder `grid-sample` wrote.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="JSONL file of search records to write (replaced).",
-)
+@suite_job.output_option("JSONL file of search records to write (replaced).")
 @suite_job.limit_option
 @suite_job.on_bad_line_option
 def grid_score(

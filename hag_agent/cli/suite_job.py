@@ -43,6 +43,17 @@ on_bad_line_option = click.option(
 """``--on-bad-line skip|fail``: what a malformed suite line does."""
 
 
+def output_option(help_text: str) -> Callable[[F], F]:
+    """The required ``-o/--output`` file."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
 def failure_options(unit: str) -> Callable[[F], F]:
     """Add --on-bad-line and --stop-on-error/--keep-going; ``unit`` names what fails."""
     stop_on_error = click.option(
@@ -160,6 +171,7 @@ __all__ = [
     "limit_option",
     "load_suites",
     "on_bad_line_option",
+    "output_option",
     "quiet_option",
     "require_at_least_one",
     "settings_from_options",
