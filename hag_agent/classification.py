@@ -58,6 +58,7 @@ _RULES: list[tuple[TaskKind, tuple[str, ...]]] = [
             r"\b(?:write|compose|invent|imagine)\b.*\b(?:story|poem|haiku|song|lyrics|slogan|"
             r"limerick|tale|essay|joke|names?)\b",
             r"\b(?:story|poem|haiku|limerick|fiction|creative|brainstorm|slogan)\b",
+            r"\b(?:write|compose)\b.*\b(?:sentence|paragraph)\b.*\b(?:uses?|using|with)\b",
         ),
     ),
     (
@@ -66,6 +67,8 @@ _RULES: list[tuple[TaskKind, tuple[str, ...]]] = [
             r"\b(?:if|then|therefore|implies|deduce|logic|puzzle|riddle|true or false|yes or no)\b",
             r"\b(?:flips?|coin|heads up|tails up)\b",
             r"\bstep by step\b|\bwhy\b",
+            # symbolic manipulation (the paper's last-letter task, Pig Latin)
+            r"\b(?:last|first) letters?\b|\bconcatenat\w*|\bpig latin\b",
         ),
     ),
     (
