@@ -22,7 +22,7 @@ from hag_agent.data.search import search_case
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.search_space import SearchSettings
 from hag_agent.data.suites import SuiteCase
-from hag_agent.errors import HAGError
+from hag_agent.errors import HAGError, HAGInputError
 
 
 class SearchRun(BaseModel):
@@ -79,9 +79,25 @@ def _scan(path: Path, warn: Callable[[str], None] | None) -> Iterator[SearchReco
         yield record
 
 
-def _prepare_output(path: Path, warn: Callable[[str], None] | None) -> set[str]:
-    """The ids already recorded; a partial last line is cut off so appends stay line-aligned."""
-    done = {record.id for record in _scan(path, warn)}
+def _prepare_output(
+    path: Path, settings: SearchSettings, warn: Callable[[str], None] | None
+) -> set[str]:
+    """The ids already recorded; a partial last line is cut off so appends stay line-aligned.
+
+    Raises:
+        HAGInputError: When the file holds records made with another K, budget or seed: a
+            resume would mix them with these settings' records.
+    """
+    records = list(_scan(path, warn))
+    wanted = (settings.samples, settings.budget, settings.seed)
+    other = next((r for r in records if (r.samples, r.budget, r.seed) != wanted), None)
+    if other is not None:
+        raise HAGInputError(
+            f"{path} holds records made with --samples {other.samples} --budget {other.budget} "
+            f"--seed {other.seed} (e.g. {other.id}), not --samples {settings.samples} --budget "
+            f"{settings.budget} --seed {settings.seed}: resume with those, or write a new file"
+        )
+    done = {record.id for record in records}
     if path.exists():
         drop_partial_line(path)
     else:
@@ -144,7 +160,7 @@ async def run_search(
     scorer = scorer or default_scorer()
     path = Path(output)
     start = time.perf_counter()
-    done = _prepare_output(path, warn)
+    done = _prepare_output(path, settings, warn)
     unique = _unique(cases)
     run = SearchRun(output=str(path), total=len(unique))
     run.skipped = [c.id for c in unique if c.id in done]

@@ -20,7 +20,7 @@ from hag_agent.data.search_records import SearchRecord, compare
 from hag_agent.data.search_run import SearchRun, read_records, run_search, search_file
 from hag_agent.data.search_space import SEARCH_KEYS, SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase
-from hag_agent.errors import BackendError
+from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS, TaskKind
 from hag_agent.testing import ScriptedChatModel
@@ -263,6 +263,19 @@ def test_resume_after_an_interruption_redoes_nothing(tmp_path: Path) -> None:
     third = PlantedSampler()
     again = search_file(cases, third, out, settings, scorer=planted_scorer)
     assert third.calls == [] and len(again.skipped) == 5 and again.completed == []
+
+
+def test_resume_refuses_a_file_made_with_other_settings(tmp_path: Path) -> None:
+    cases = [make_case(i) for i in range(2)]
+    out = tmp_path / "search.jsonl"
+    search_file(cases[:1], PlantedSampler(), out, SearchSettings(samples=2, budget=8),
+                scorer=planted_scorer)  # fmt: skip
+    before = out.read_text(encoding="utf-8")
+    sampler = PlantedSampler()
+    with pytest.raises(HAGInputError, match=r"--samples 2 --budget 8 --seed 0 .*not --samples 3"):
+        search_file(cases, sampler, out, SearchSettings(samples=3, budget=8),
+                    scorer=planted_scorer)  # fmt: skip
+    assert sampler.calls == [] and out.read_text(encoding="utf-8") == before
 
 
 def search_four_cases(sampler: PlantedSampler, out: Path, **options: Any) -> SearchRun:
