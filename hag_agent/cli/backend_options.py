@@ -1,6 +1,7 @@
 """Options shared by the commands that talk to a model.
 
-The backend (run, chat, eval, search), and the graph's strategies and seed (run, chat).
+The backend (run, chat, eval, search), and the graph's strategies, seed and learned head
+(run, chat).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ _STRATEGY_OPTIONS = (
         type=click.Choice(get_args(CriticName)),
         help="Critique by signals, or signals plus an LLM judge.",
     ),
+    click.option(
+        "--head",
+        "head_path",
+        type=click.Path(dir_okay=False),
+        help="A learned head file (`hag-agent train head`) for --proposer learned (implied).",
+    ),
 )
 
 
@@ -64,8 +71,25 @@ def backend_options(command: F) -> F:
 
 
 def strategy_options(command: F) -> F:
-    """Add --seed, --classifier, --proposer and --critic to a command."""
+    """Add --seed, --classifier, --proposer, --critic and --head to a command."""
     return _apply(command, _STRATEGY_OPTIONS)
+
+
+def strategy_settings(
+    seed: int | None,
+    classifier: str | None,
+    proposer: str | None,
+    critic: str | None,
+    head_path: str | None,
+) -> dict[str, Any]:
+    """The `HAGContext` settings of the strategy options; a head alone implies proposer learned."""
+    return {
+        "seed": seed,
+        "classifier": classifier,
+        "proposer": proposer or ("learned" if head_path else None),
+        "head_path": head_path,
+        "critic": critic,
+    }
 
 
 def backend_settings(

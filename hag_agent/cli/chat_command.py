@@ -9,7 +9,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, backend_settings, strategy_options
+from hag_agent.cli.backend_options import (
+    backend_options,
+    backend_settings,
+    strategy_options,
+    strategy_settings,
+)
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED
 from hag_agent.cli.run_command import parse_pins
 
@@ -45,6 +50,7 @@ def chat(
     classifier: str | None,
     proposer: str | None,
     critic: str | None,
+    head_path: str | None,
 ) -> None:
     """Talk with the model; under each answer, the task, the params it chose and their sources.
 
@@ -61,10 +67,7 @@ def chat(
     interactive = sys.stdin.isatty()
     settings: dict[str, Any] = {
         **backend_settings(backend, base_url, model, proposer_model, model_path),
-        "seed": seed,
-        "classifier": classifier,
-        "proposer": proposer,
-        "critic": critic,
+        **strategy_settings(seed, classifier, proposer, critic, head_path),
     }
     settings = {k: v for k, v in settings.items() if v is not None}
     store = SessionStore(data_dir or default_data_dir())

@@ -12,7 +12,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, backend_settings, strategy_options
+from hag_agent.cli.backend_options import (
+    backend_options,
+    backend_settings,
+    strategy_options,
+    strategy_settings,
+)
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.errors import BackendError, HAGError
 
@@ -66,12 +71,6 @@ def spinner(console: Console, message: str) -> Iterator[None]:
     "--param", "pins", multiple=True, metavar="KEY=VALUE", help="Pin a hyperparameter (repeatable)."
 )
 @click.option("--max-retries", type=int, help="Retries after the first attempt.")
-@click.option(
-    "--head",
-    "head_path",
-    type=click.Path(dir_okay=False),
-    help="A learned head file (`hag-agent train head`) for --proposer learned (implied).",
-)
 @click.option("--no-critique", is_flag=True, help="One attempt, no critique.")
 @strategy_options
 def run(
@@ -87,12 +86,12 @@ def run(
     task: str | None,
     pins: tuple[str, ...],
     max_retries: int | None,
-    head_path: str | None,
     no_critique: bool,
     seed: int | None,
     classifier: str | None,
     proposer: str | None,
     critic: str | None,
+    head_path: str | None,
 ) -> None:
     """Answer PROMPT (or - for stdin) under decoding settings the model chooses itself.
 
@@ -109,11 +108,7 @@ def run(
         "params": parse_pins(pins) or None,
         "max_retries": max_retries,
         "critique": False if no_critique else None,
-        "seed": seed,
-        "classifier": classifier,
-        "proposer": proposer or ("learned" if head_path else None),
-        "head_path": head_path,
-        "critic": critic,
+        **strategy_settings(seed, classifier, proposer, critic, head_path),
     }
     try:
         runnable = HAGRunnable()

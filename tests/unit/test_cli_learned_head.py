@@ -116,3 +116,19 @@ def test_run_with_a_head_uses_the_learned_proposer(search_file: Path, tmp_path: 
     assert result["params"]["temperature"] == pytest.approx(1.2, abs=0.15)
     propose = next(e for e in result["trace"] if e["node"] == "propose")
     assert propose["message"].startswith("predicted by the learned head")
+
+
+def test_chat_with_a_head_uses_the_learned_proposer(search_file: Path, tmp_path: Path) -> None:
+    from hag_agent.cli.chat_command import chat
+
+    out = tmp_path / "head.npz"
+    args = ["--data", str(search_file), "--out", str(out), "--backend", BACKEND]
+    assert CliRunner().invoke(head, args).exit_code == 0
+    done = CliRunner().invoke(
+        chat,
+        ["--backend", BACKEND, "--head", str(out), "--json", "--data-dir", str(tmp_path / "d")],
+        input="Write a poem about the rain.\n",
+    )
+    assert done.exit_code == 0, done.output
+    turn = json.loads(done.stdout.splitlines()[0])
+    assert set(turn["attempts"][0]["sources"].values()) == {"learned"}
