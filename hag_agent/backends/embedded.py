@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hag_agent.assets import BUILTIN, builtin_proposer_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
@@ -26,7 +27,7 @@ from hag_agent.backends.base import (
     request_of,
 )
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
-from hag_agent.errors import HAGError
+from hag_agent.errors import ConfigurationError, HAGError
 from hag_agent.hyperparameters import HyperParams
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ class EmbeddedOptions(BaseSettings):
     """Context window in tokens."""
     proposer_lora_path: Path | None = None
     """A GGUF LoRA adapter for the proposal call only (a fine-tuned proposer: ``hag-agent train
-    sft --base smollm2`` writes ``OUT/adapter.gguf``); the base model still answers. It loads a
-    second copy of the model, with the adapter."""
+    sft --base smollm2`` writes ``OUT/adapter.gguf``), or ``builtin`` for the one that ships with
+    hag-agent (`hag_agent.assets`; default model only); the base model still answers. It loads
+    a second copy of the model, with the adapter."""
 
 
 class EmbeddedBackend(Backend):
@@ -78,12 +80,13 @@ class EmbeddedBackend(Backend):
         self.options = options
         model_path = options.model_path or default_model_path()
         proposer = None
-        if options.proposer_lora_path is not None:
+        lora_path = self._proposer_adapter(options)
+        if lora_path is not None:
             proposer = ChatLlamaCppEmbedded(
                 model_path=model_path,
                 n_ctx=options.n_ctx,
                 n_threads=options.n_threads,
-                lora_path=options.proposer_lora_path,
+                lora_path=lora_path,
             )
         super().__init__(
             ChatLlamaCppEmbedded(
@@ -91,6 +94,25 @@ class EmbeddedBackend(Backend):
             ),
             proposal_model=proposer,
         )
+
+    @staticmethod
+    def _proposer_adapter(options: EmbeddedOptions) -> Path | None:
+        """The adapter file ``proposer_lora_path`` names, ``builtin`` resolved.
+
+        Raises:
+            ConfigurationError: For ``builtin`` with a model other than the default, which the
+                packaged adapter was not trained on.
+        """
+        path = options.proposer_lora_path
+        if path is None or str(path) != BUILTIN:
+            return path
+        if options.model_path is not None and options.model_path != default_model_path():
+            raise ConfigurationError(
+                f"the builtin tuned proposer fits only the embedded default model, not "
+                f"{options.model_path}: train one for it (hag-agent train sft) and give its "
+                "adapter.gguf"
+            )
+        return builtin_proposer_adapter()
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
         """llama.cpp's name for the repetition penalty is ``repeat_penalty``; top_k 0 is off."""

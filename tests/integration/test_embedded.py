@@ -145,3 +145,32 @@ def test_calls_of_one_request_share_the_prompt_cache(monkeypatch: pytest.MonkeyP
     # The generation call's first (prompt) evaluation is only the part after the shared prefix.
     prompt_batches = [n for n in evaluated if n > 1]
     assert prompt_batches[-1] < attempt.prompt_tokens / 4, prompt_batches
+
+
+def test_builtin_tuned_proposer_speaks_the_proposal_format() -> None:
+    """The packaged adapter: every value of every proposal comes from the model, none falls back."""
+    from hag_agent.backends.embedded import EmbeddedOptions
+
+    tuned = EmbeddedBackend(EmbeddedOptions(n_threads=1, proposer_lora_path="builtin"))
+    runnable = HAGRunnable(model=tuned)
+    prompts = {
+        TaskKind.CREATIVE: "Write one sentence that uses all of these words: moon, bread, river.",
+        TaskKind.MATH: "A box holds 6 eggs. How many eggs are in 7 boxes?",
+        TaskKind.TRANSLATION: "Translate into French: The train leaves at noon.",
+        TaskKind.REASONING: "A coin is heads up. Ann flips the coin. Is it still heads up?",
+    }
+    proposed = {}
+    for task, prompt in prompts.items():
+        result = runnable.invoke(
+            {"prompt": prompt, "task": task, "critique": False, "seed": 3,
+             "params": {"max_tokens": 4}}
+        )  # fmt: skip
+        sources = result.attempts[0].sources
+        assert {k: v for k, v in sources.items() if k != "max_tokens"} == {
+            k: ParamSource.MODEL for k in sources if k != "max_tokens"
+        }, (task, sources)
+        proposed[task] = result.params
+    # It learned a creative configuration of its own, away from the creative prior.
+    assert proposed[TaskKind.CREATIVE] != TASK_PRIORS[TaskKind.CREATIVE].model_copy(
+        update={"max_tokens": 4}
+    )

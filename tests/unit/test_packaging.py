@@ -42,6 +42,12 @@ def test_wheel_contains_every_prompt(wheel: Path) -> None:
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
+def test_wheel_contains_the_packaged_tuned_proposer(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "hag_agent/assets/smollm2-proposer-lora.gguf" in names
+    assert "hag_agent/assets/smollm2-proposer-lora.json" in names
+
+
 def test_import_from_the_wheel_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

