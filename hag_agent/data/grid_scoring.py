@@ -8,14 +8,13 @@ change rather than whichever tied configuration came first.
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hag_agent.data.grid_plan import GridPlan
-from hag_agent.data.grid_sampler import INFO_FILE, SAMPLES_GLOB
+from hag_agent.data.grid_sampler import INFO_FILE, SAMPLES_GLOB, read_sample_lines
 from hag_agent.data.sampling import Scorer, default_scorer
 from hag_agent.data.search_records import ScoredConfig, SearchRecord, Stage
 from hag_agent.data.suites import SuiteCase
@@ -46,26 +45,12 @@ def read_samples(folder: Path) -> dict[int, dict[str, list[str]]]:
     Raises:
         HAGInputError: When the folder has no sample files.
     """
-    files = sorted(folder.glob(SAMPLES_GLOB))
-    if not files:
+    if not any(folder.glob(SAMPLES_GLOB)):
         raise HAGInputError(f"{folder}: no {SAMPLES_GLOB} files (not a grid sampler output)")
     samples: dict[int, dict[str, list[str]]] = {}
-    for path in files:
-        for line in _lines(path):
-            try:
-                item = json.loads(line)
-                samples.setdefault(int(item["config"]), item["texts"])
-            except (ValueError, KeyError, TypeError):
-                break
+    for item in read_sample_lines(folder):
+        samples.setdefault(int(item["config"]), item["texts"])
     return samples
-
-
-def _lines(path: Path) -> Iterator[str]:
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            yield from handle
-    except (OSError, EOFError):  # a gzip stream cut short: keep what was read
-        return
 
 
 def sampler_info(folder: Path) -> dict[str, Any]:
