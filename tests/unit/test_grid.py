@@ -206,3 +206,10 @@ def test_grid_commands_fail_cleanly(tmp_path: Path) -> None:
               "--out", str(tmp_path / "o")]
     )  # fmt: skip
     assert result.exit_code == 2 and "no such file" in result.output
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(build_plan(CASES, samples=1, max_tokens=2).model_dump_json())
+    result = runner.invoke(
+        cli, ["dataset", "grid-sample", "--plan", str(plan_file), "--out", str(tmp_path / "o"),
+              "--model-dir", str(tmp_path / "no-model"), "--device", "cpu"]
+    )  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
