@@ -148,6 +148,8 @@ def grid_sample(
             raise HAGInputError(f"--plan {plan_path}: no such file")
         args = ["--plan", str(plan_path), "--out", str(out), "--batch-size", str(batch_size)]
         if model_dir is not None:
+            if not (model_dir / "config.json").is_file():
+                raise HAGInputError(f"--model-dir {model_dir}: not a model folder (no config.json)")
             args += ["--model", str(model_dir)]
         else:
             from hag_agent.backends.llama_cpp_chat import default_model_path
