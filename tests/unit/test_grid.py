@@ -213,3 +213,11 @@ def test_grid_commands_fail_cleanly(tmp_path: Path) -> None:
               "--model-dir", str(tmp_path / "no-model"), "--device", "cpu"]
     )  # fmt: skip
     assert result.exit_code == 2 and "not a model folder" in result.output, result.output
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    result = runner.invoke(
+        cli, ["dataset", "grid-sample", "--plan", str(plan_file), "--out", str(tmp_path / "o"),
+              "--model-dir", str(broken), "--device", "cpu"]
+    )  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
