@@ -11,7 +11,6 @@ from langchain_core.messages import BaseMessage
 
 from hag_agent.backends.base import Backend
 from hag_agent.data.jsonl_log import append_line
-from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.evaluation import (
@@ -28,7 +27,7 @@ from hag_agent.evaluation import (
 )
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.tasks import TaskKind
-from hag_agent.testing import Reply, ScriptedChatModel
+from hag_agent.testing import Reply, ScriptedChatModel, search_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -145,24 +144,7 @@ def write_search_file(path: Path, cases: list[SuiteCase], temperature: float) ->
             repetition_penalty=1.05,
             max_tokens=32,
         )
-        record = SearchRecord(
-            id=case.id,
-            task=case.task.value,
-            prompt=case.prompt,
-            proposal=params.to_proposal_json(),
-            params=params.model_dump(),
-            score=1.0,
-            default_score=0.0,
-            prior_score=0.5,
-            evaluations=4,
-            budget=10,
-            model_calls=8,
-            completion_tokens=20,
-            wall_s=0.1,
-            samples=2,
-            seed=0,
-            evaluated=[],
-        )
+        record = search_record(case.id, case.task.value, case.prompt, params)
         append_line(path, record.model_dump_json())
 
 
