@@ -106,8 +106,12 @@ def test_search_writes_records_and_resumes(tmp_path: Path, suite_file: Path) -> 
     records = read_records(out)
     assert len(records) == 3 and all(r.evaluations <= 6 for r in records)
     assert "3 searched, 0 already done, 0 failed" in first.stderr
-    # The fake answers "yes" when cold: a cold configuration scores 1 on "yes" cases.
+    # The fake answers "yes" when cold, "no" when hot: every case has a configuration that
+    # scores 1, cold for the "yes" cases and hot for the "no" ones.
+    answers = {c.id: c.answer for c in load_cases(str(suite_file))}
     for record in records:
+        assert record.score == 1.0
+        assert (record.params["temperature"] < 0.5) == (answers[record.id] == "yes")
         assert json.loads(record.proposal) == record.params
     second = CliRunner().invoke(dataset, args)
     assert second.exit_code == 0 and "0 searched, 3 already done" in second.stderr
@@ -195,9 +199,10 @@ def test_eval_oracle_from_search_output(tmp_path: Path, suite_file: Path) -> Non
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     best = {r.id: r.params for r in read_records(search)}
-    for row in rows:
-        if row["proposer"] == "oracle":
-            assert row["params"] == best[row["case_id"]]
+    oracle = [row for row in rows if row["proposer"] == "oracle"]
+    assert len(oracle) == 3
+    for row in oracle:
+        assert row["params"] == best[row["case_id"]]
     assert not (out / "chart.png").exists()
 
 

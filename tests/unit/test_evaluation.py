@@ -129,7 +129,9 @@ def test_random_proposer_is_reproducible_by_seed() -> None:
 def test_random_rows_use_the_seeded_configuration(tmp_path: Path) -> None:
     model = fake_model()
     evaluate(tiny_suite(), Backend(model), tmp_path, EvalSettings(proposers=["random"], seeds=2))
-    for row in read_rows(tmp_path / "rows.jsonl"):
+    rows = read_rows(tmp_path / "rows.jsonl")
+    assert len(rows) == 6
+    for row in rows:
         case = next(c for c in tiny_suite() if c.id == row.case_id)
         assert row.params == random_params(case, row.seed).model_dump()
 
@@ -317,10 +319,17 @@ def test_aggregate_mean_and_spread_across_seeds() -> None:
 
 
 def test_critique_option_allows_retries(tmp_path: Path) -> None:
-    model = fake_model()
-    settings = EvalSettings(proposers=["default"], critique=True, max_retries=1)
-    evaluate(tiny_suite()[:1], Backend(model), tmp_path, settings)
-    assert 1 <= len(model.calls_for("generate")) <= 2
+    # An empty first answer fails the critique; the retry answers.
+    script = {"generate": [Reply(text=""), answer_when_cold]}
+    model = fake_model(**script)
+    settings = EvalSettings(proposers=["prior"], critique=True, max_retries=1)
+    evaluate(tiny_suite()[:1], Backend(model), tmp_path / "on", settings)
+    assert len(model.calls_for("generate")) == 2
+    assert [r.attempts for r in read_rows(tmp_path / "on" / "rows.jsonl")] == [2]
+    model = fake_model(**script)
+    settings = EvalSettings(proposers=["prior"], critique=False)
+    evaluate(tiny_suite()[:1], Backend(model), tmp_path / "off", settings)
+    assert len(model.calls_for("generate")) == 1
 
 
 def test_missing_matplotlib_names_the_extra(
