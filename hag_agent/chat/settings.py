@@ -47,7 +47,7 @@ class ChatSettings(BaseModel):
 
 
 def parse_assignment(text: str) -> tuple[str, float]:
-    """``KEY=VALUE`` (or ``KEY VALUE``) for ``/set``: a known hyperparameter and a number.
+    """``KEY=VALUE`` (or ``KEY VALUE``) for ``/set`` and ``--param``: a known key and a number.
 
     Raises:
         ValueError: With a message that says what is wrong and what would be right.
@@ -56,7 +56,7 @@ def parse_assignment(text: str) -> tuple[str, float]:
     key, sep, value = (text if "=" in text else text.replace(" ", "=", 1)).partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not key or not value:
-        raise ValueError(f"expected KEY=VALUE, e.g. /set temperature=0.3 (got {text!r})")
+        raise ValueError(f"expected KEY=VALUE, e.g. temperature=0.3 (got {text!r})")
     if key not in HYPERPARAM_KEYS:
         raise ValueError(f"unknown hyperparameter {key!r}; one of: {', '.join(HYPERPARAM_KEYS)}")
     try:

@@ -21,7 +21,9 @@ from hag_agent.visualization.topology import SHORT_KEYS
 SOURCE_STYLES: dict[ParamSource, str] = {
     ParamSource.MODEL: "green",
     ParamSource.PRIOR: "yellow",
+    ParamSource.LEARNED: "blue",
     ParamSource.PINNED: "cyan",
+    ParamSource.FIXED: "white",
     ParamSource.RETRY: "magenta",
 }
 

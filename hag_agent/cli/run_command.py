@@ -23,18 +23,16 @@ from hag_agent.errors import BackendError, HAGError
 
 
 def parse_pins(pairs: tuple[str, ...]) -> dict[str, float]:
-    """``KEY=VALUE`` pairs as numbers (bounds are checked later, with the field named)."""
+    """``--param KEY=VALUE`` pairs, parsed as chat's ``/set`` parses one (bounds come later)."""
+    from hag_agent.chat.settings import parse_assignment
+
     pins: dict[str, float] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
         try:
-            pins[key.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(
-                f"{pair!r}: {value!r} is not a number", param_hint="--param"
-            ) from None
+            key, value = parse_assignment(pair)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--param") from None
+        pins[key] = value
     return pins
 
 
