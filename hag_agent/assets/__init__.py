@@ -28,6 +28,13 @@ def builtin_proposer_adapter() -> Path:
     return Path(str(resources.files(__name__) / PROPOSER_ADAPTER))
 
 
+def resolve_adapter(spec: str | Path | None) -> Path | None:
+    """An adapter setting as a file: ``builtin`` is the packaged adapter, anything else a path."""
+    if spec is None:
+        return None
+    return builtin_proposer_adapter() if str(spec) == BUILTIN else Path(spec)
+
+
 def proposer_provenance() -> dict[str, Any]:
     """The packaged adapter's provenance record."""
     text = (resources.files(__name__) / PROPOSER_PROVENANCE).read_text(encoding="utf-8")
@@ -41,4 +48,5 @@ __all__ = [
     "PROPOSER_PROVENANCE",
     "builtin_proposer_adapter",
     "proposer_provenance",
+    "resolve_adapter",
 ]

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hag_agent.assets import BUILTIN, builtin_proposer_adapter
+from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
@@ -55,7 +55,20 @@ class EmbeddedOptions(BaseSettings):
     """A GGUF LoRA adapter for the proposal call only (a fine-tuned proposer: ``hag-agent train
     sft --base smollm2`` writes ``OUT/adapter.gguf``), or ``builtin`` for the one that ships with
     hag-agent (`hag_agent.assets`; default model only); the base model still answers. It loads
-    a second copy of the model, with the adapter."""
+    a second copy of the model, with the adapter. ``proposer_model``, the endpoints' name for
+    the proposal call's own model, is accepted for it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _proposer_model_is_the_adapter(cls, data: Any) -> Any:
+        """``proposer_model=FILE`` (what the CLI and eval pass any backend) means the adapter."""
+        if isinstance(data, dict) and "proposer_model" in data:
+            data = dict(data)
+            model = data.pop("proposer_model")
+            if data.get("proposer_lora_path") not in (None, model):
+                raise ValueError("give proposer_model or proposer_lora_path, not both")
+            data["proposer_lora_path"] = model
+        return data
 
 
 class EmbeddedBackend(Backend):
@@ -112,7 +125,7 @@ class EmbeddedBackend(Backend):
                 f"{options.model_path}: train one for it (hag-agent train sft) and give its "
                 "adapter.gguf"
             )
-        return builtin_proposer_adapter()
+        return resolve_adapter(path)
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
         """llama.cpp's name for the repetition penalty is ``repeat_penalty``; top_k 0 is off."""

@@ -6,7 +6,6 @@ The backend (run, chat, eval, search), and the graph's strategies, seed and lear
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar, get_args
 
@@ -101,23 +100,14 @@ def backend_settings(
     proposer_model: str | None,
     model_path: str | None,
 ) -> dict[str, Any]:
-    """The `HAGContext` settings those options stand for (unset ones left to the environment).
-
-    ``proposer_model`` becomes the embedded backend's ``proposer_lora_path`` when that backend
-    is the one in use (named, or ``HAG_BACKEND``, or the default).
-    """
-    from hag_agent.evaluation.proposers import tuned_proposer_option
-
-    name = backend or ("vllm" if base_url else None)
-    options: dict[str, str | None] = {
+    """The `HAGContext` settings those options stand for (unset ones left to the environment)."""
+    options = {
         "base_url": base_url,
         "model": model,
+        "proposer_model": proposer_model,
         "model_path": model_path,
     }
-    if proposer_model is not None:
-        in_use = name or os.environ.get("HAG_BACKEND") or "embedded"
-        options.update(tuned_proposer_option(in_use, proposer_model))
     return {
-        "backend": name,
+        "backend": backend or ("vllm" if base_url else None),
         "backend_options": {k: v for k, v in options.items() if v is not None} or None,
     }

@@ -176,7 +176,6 @@ def eval_command(
         case_ids_from,
         oracle_params,
         parse_proposers,
-        tuned_proposer_option,
     )
     from hag_agent.evaluation.report_files import require_matplotlib, write_reports
     from hag_agent.evaluation.settings import EvalSettings
@@ -203,8 +202,6 @@ def eval_command(
             head_path=head_path,
             tuned_proposer=tuned_proposer,
         )
-        if "learned" in chosen and head_path is None:
-            raise HAGInputError("proposer learned needs --head FILE (from `hag-agent train head`)")
         if not no_chart:
             require_matplotlib()
         cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
@@ -231,7 +228,7 @@ def eval_command(
             tuned_model = resolve_backend(
                 resolve_context(
                     {
-                        "backend_options": tuned_proposer_option(context.backend, tuned_proposer),
+                        "backend_options": {"proposer_model": tuned_proposer},
                     },
                     context,
                 )

@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
-from hag_agent.assets import BUILTIN, builtin_proposer_adapter
+from hag_agent.assets import resolve_adapter
 from hag_agent.batch_run import drain, progress_bar
 from hag_agent.data.jsonl_log import append_line
 from hag_agent.data.suites import SuiteCase
@@ -129,11 +129,7 @@ async def run_eval(
     setup = setup_digest(backend_label or type(model).__name__, backend_options, settings)
     inputs = {
         "learned": file_digest(settings.head_path),
-        "self-tuned": file_digest(
-            str(builtin_proposer_adapter())
-            if settings.tuned_proposer == BUILTIN
-            else settings.tuned_proposer
-        ),
+        "self-tuned": file_digest(resolve_adapter(settings.tuned_proposer)),
     }
 
     def key(case: SuiteCase, proposer: str, seed: int) -> RowKey:

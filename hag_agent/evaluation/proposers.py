@@ -135,15 +135,6 @@ def proposer_settings(
     return {"proposer": "fixed", "fixed_params": oracle[case.id]}
 
 
-def tuned_proposer_option(backend: str, tuned: str) -> dict[str, str]:
-    """The backend option that routes proposal calls to a fine-tuned proposer.
-
-    On an endpoint, ``tuned`` is a served model name (e.g. the LoRA ``hag``); on the embedded
-    backend, a GGUF LoRA file (``hag-agent train sft`` writes ``OUT/adapter.gguf``).
-    """
-    return {"proposer_lora_path" if backend == "embedded" else "proposer_model": tuned}
-
-
 def case_ids_from(path: str | Path) -> set[str]:
     """The case ids in a JSONL file (a suite, search records or ``held_out.jsonl``).
 
@@ -181,5 +172,4 @@ __all__ = [
     "parse_proposers",
     "proposer_settings",
     "random_params",
-    "tuned_proposer_option",
 ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hag_agent.data.jsonl_log import drop_partial_line, read_jsonl
 from hag_agent.evaluation.settings import EvalSettings
+from hag_agent.file_hash import sha256_file
 
 ROWS_FILE = "rows.jsonl"
 
@@ -44,18 +45,14 @@ def setup_digest(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def file_digest(spec: str | None) -> str:
+def file_digest(spec: str | Path | None) -> str:
     """A fingerprint of a proposer's input: a file's content, or the name when it is no file."""
     if spec is None:
         return ""
     path = Path(spec)
     if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()[:16]
-    return spec
+        return sha256_file(path)[:16]
+    return str(spec)
 
 
 def row_setup(setup: str, proposer_input: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hag_agent.evaluation.proposers import ProposerName
 
@@ -36,6 +36,13 @@ class EvalSettings(BaseModel):
     """The learned head file, for proposer ``learned``."""
     tuned_proposer: str | None = None
     """The fine-tuned proposer for ``self-tuned``: a served model name or a GGUF LoRA file."""
+
+    @model_validator(mode="after")
+    def _learned_has_a_head(self) -> EvalSettings:
+        # Checked here, before any run, rather than failing every learned row alike.
+        if "learned" in self.proposers and self.head_path is None:
+            raise ValueError("proposer learned needs a head file (--head FILE, from `train head`)")
+        return self
 
     def seed_list(self) -> list[int]:
         """The seeds, in order."""

@@ -24,7 +24,6 @@ Needs the ``train`` extra (torch, transformers, trl, peft, datasets, accelerate)
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -40,6 +39,7 @@ from rich.progress import Progress
 from hag_agent.batch_run import progress_bar
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import ConfigurationError, HAGError, HAGInputError
+from hag_agent.file_hash import sha256_file
 from hag_agent.training.base_models import SMOLLM2, resolve_base
 from hag_agent.training.gguf_adapter import (
     GGUFAdapterInfo,
@@ -157,18 +157,10 @@ def require_training_stack() -> None:
         raise ConfigurationError(f"fine-tuning needs {', '.join(missing)}: {INSTALL_HINT}")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _bind_run(out: Path, data: Path, base_folder: Path, settings: SFTSettings) -> None:
     """Write ``OUT/run.json``, or check a rerun matches it."""
     binding: dict[str, Any] = {
-        "data_sha256": _file_sha256(data),
+        "data_sha256": sha256_file(data),
         "base_folder": str(base_folder.resolve()),
         "settings": settings.model_dump(exclude=set(CONTINUABLE)),
     }

@@ -39,19 +39,18 @@ def test_builtin_refuses_another_model(tmp_path: Path) -> None:
         )
 
 
-def test_proposer_model_means_an_adapter_file_on_the_embedded_backend(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert backend_settings(None, None, None, "builtin", None)["backend_options"] == {
-        "proposer_lora_path": "builtin"
-    }
+def test_proposer_model_means_an_adapter_file_on_the_embedded_backend() -> None:
+    settings = backend_settings(None, None, None, "builtin", None)
+    assert settings["backend_options"] == {"proposer_model": "builtin"}
+    options = EmbeddedOptions(**settings["backend_options"])
+    assert options.proposer_lora_path == Path("builtin")
+    backend = EmbeddedBackend(options)
+    assert backend.proposal_model.lora_path == builtin_proposer_adapter()  # type: ignore[union-attr]
     served = backend_settings(None, "http://127.0.0.1:8000/v1", "m", "hag", None)
     assert served["backend_options"] == {
         "base_url": "http://127.0.0.1:8000/v1",
         "model": "m",
         "proposer_model": "hag",
     }
-    monkeypatch.setenv("HAG_BACKEND", "vllm")
-    assert backend_settings(None, None, None, "hag", None)["backend_options"] == {
-        "proposer_model": "hag"
-    }
+    with pytest.raises(ValueError, match="not both"):
+        EmbeddedOptions(proposer_model="a.gguf", proposer_lora_path="b.gguf")

@@ -377,11 +377,10 @@ def test_self_tuned_uses_the_tuned_backend_and_base_self_does_not(tmp_path: Path
 
 
 def test_learned_needs_a_head_and_cases_can_be_restricted(tmp_path: Path) -> None:
-    from hag_agent.evaluation.proposers import (
-        case_ids_from,
-        proposer_settings,
-        tuned_proposer_option,
-    )
+    from pydantic import ValidationError
+
+    from hag_agent.backends.embedded import EmbeddedOptions
+    from hag_agent.evaluation.proposers import case_ids_from, proposer_settings
 
     case = tiny_suite()[0]
     assert proposer_settings("learned", case, 0, head_path="h.npz") == {
@@ -390,8 +389,10 @@ def test_learned_needs_a_head_and_cases_can_be_restricted(tmp_path: Path) -> Non
     }
     with pytest.raises(HAGInputError, match="head"):
         proposer_settings("learned", case, 0)
-    assert tuned_proposer_option("embedded", "a.gguf") == {"proposer_lora_path": "a.gguf"}
-    assert tuned_proposer_option("vllm", "hag") == {"proposer_model": "hag"}
+    with pytest.raises(ValidationError, match="learned needs a head file"):
+        EvalSettings(proposers=["prior", "learned"])  # before any run, not per row
+    # --tuned-proposer is passed as proposer_model: an adapter file on the embedded backend.
+    assert EmbeddedOptions(proposer_model="a.gguf").proposer_lora_path == Path("a.gguf")
     held = tmp_path / "held_out.jsonl"
     held.write_text('{"id": "m1", "x": 1}\n\n{"id": "c1"}\n{"id": "m1"}\n', encoding="utf-8")
     assert case_ids_from(held) == {"m1", "c1"}
