@@ -234,7 +234,6 @@ async def _search(
     coarse = await state.score_many(grid, c, "coarse")
     ranked = sorted(coarse, key=lambda item: -item[1])  # stable: grid order breaks ties
     survivors = [p for p, _ in ranked[: settings.keep]]
-    state.exhausted = False
     rescored = await state.score_many(survivors, k, "rescore")
 
     current_best = _best([prior_scored, *rescored, default_scored])

@@ -205,9 +205,4 @@ def search_file(
     return asyncio.run(run_search(cases, sampler, output, settings, **options))
 
 
-def records_by_id(path: str | Path) -> dict[str, SearchRecord]:
-    """A search file's records by case id (the last record of an id wins)."""
-    return {record.id: record for record in read_records(path)}
-
-
-__all__ = ["SearchRun", "read_records", "records_by_id", "run_search", "search_file"]
+__all__ = ["SearchRun", "read_records", "run_search", "search_file"]

@@ -55,7 +55,7 @@ def load_search_records(path: str | Path) -> list[SearchRecord]:
 
     Unlike `hag_agent.data.search_run.read_records` (which skips bad lines for a resuming search),
     a fine-tuning run must not silently train on part of a file. Blank lines are ignored; a case
-    id seen twice keeps its last record (as `records_by_id` does).
+    id seen twice keeps its last record.
 
     Raises:
         HAGInputError: For a missing or empty file, or a line (named ``FILE:LINE``) that is not a

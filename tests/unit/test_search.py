@@ -390,3 +390,18 @@ def test_backend_sampler_sends_every_value_and_the_seed() -> None:
     assert call.kwargs["seed"] == 42
     assert {k: call.kwargs[k] for k in params.model_dump()} == params.model_dump()
     assert call.messages[-1].content == case.prompt
+
+
+def test_drop_partial_line_cuts_back_to_the_last_newline(tmp_path: Path) -> None:
+    from hag_agent.data.jsonl_log import drop_partial_line
+
+    path = tmp_path / "log.jsonl"
+    whole = b'{"a": 1}\n{"b": 2}\n'
+    path.write_bytes(whole + b"x" * 200_000)  # a cut line longer than one read block
+    drop_partial_line(path)
+    assert path.read_bytes() == whole
+    drop_partial_line(path)  # whole lines: untouched
+    assert path.read_bytes() == whole
+    path.write_bytes(b"no newline at all")
+    drop_partial_line(path)
+    assert path.read_bytes() == b""
