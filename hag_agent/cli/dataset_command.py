@@ -178,9 +178,7 @@ def search(
     err.print(summary, markup=False, highlight=False, soft_wrap=True)
     if records:
         err.print(
-            f"mean score: best {statistics.fmean(r.score for r in records):.3f}, "
-            f"default {statistics.fmean(r.default_score for r in records):.3f}, "
-            f"prior {statistics.fmean(r.prior_score for r in records):.3f}; "
+            f"{suite_job.mean_scores(records)}; "
             f"{statistics.fmean(r.evaluations for r in records):.1f} evaluations, "
             f"{statistics.fmean(r.model_calls for r in records):.0f} model calls and "
             f"{statistics.fmean(r.wall_s for r in records):.1f} s per case",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 from rich.console import Console
@@ -15,7 +15,9 @@ from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND
 from hag_agent.errors import HAGInputError
-from hag_agent.evaluation.report import EvalReport
+
+if TYPE_CHECKING:
+    from hag_agent.evaluation.report import EvalReport
 
 
 def command_line(ctx: click.Context) -> str:

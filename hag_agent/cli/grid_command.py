@@ -8,7 +8,6 @@ hag_agent/data/grid_sampler.py`` where hag-agent is not installed), score here.
 from __future__ import annotations
 
 import importlib.util
-import statistics
 from pathlib import Path
 from typing import Literal
 
@@ -223,9 +222,7 @@ def grid_score(
     )
     if records:
         err.print(
-            f"mean score: best {statistics.fmean(r.score for r in records):.3f}, "
-            f"default {statistics.fmean(r.default_score for r in records):.3f}, "
-            f"prior {statistics.fmean(r.prior_score for r in records):.3f} "
+            f"{suite_job.mean_scores(records)} "
             f"(K={plan.samples}, in-sample: the best is optimistic)",
             markup=False,
             highlight=False,

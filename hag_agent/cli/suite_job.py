@@ -6,8 +6,9 @@ typed error, an unwritable file) into a message and an exit code.
 
 from __future__ import annotations
 
+import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
@@ -20,6 +21,7 @@ from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
 from hag_agent.errors import BackendError, HAGError, HAGInputError
 
 if TYPE_CHECKING:
+    from hag_agent.data.search_records import SearchRecord
     from hag_agent.data.suites import SuiteCase
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,6 +124,17 @@ def load_suites(
     return cases
 
 
+def mean_scores(records: Sequence[SearchRecord]) -> str:
+    """``mean score: best B, default D, prior P`` over search records (none: empty)."""
+    if not records:
+        return ""
+    return (
+        f"mean score: best {statistics.fmean(r.score for r in records):.3f}, "
+        f"default {statistics.fmean(r.default_score for r in records):.3f}, "
+        f"prior {statistics.fmean(r.prior_score for r in records):.3f}"
+    )
+
+
 def warner(console: Console) -> Callable[[str], None]:
     """A callback printing warnings (skipped lines and the like) on ``console``."""
 
@@ -170,6 +183,7 @@ __all__ = [
     "failure_options",
     "limit_option",
     "load_suites",
+    "mean_scores",
     "on_bad_line_option",
     "output_option",
     "quiet_option",
