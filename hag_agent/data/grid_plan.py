@@ -10,13 +10,12 @@ turns the samples into ordinary `SearchRecord` lines.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hag_agent.data.search_space import SEARCH_KEYS
+from hag_agent.data.search_space import SearchSpace
 from hag_agent.data.suites import SuiteCase
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS
@@ -92,28 +91,22 @@ def build_plan(
     corner of it; the default and the priors come first because every record needs them.
     """
     values = grid or DEFAULT_GRID
-    if set(values) != set(SEARCH_KEYS):
-        raise ValueError(f"the grid needs exactly the keys {', '.join(SEARCH_KEYS)}")
+    space = SearchSpace(ladders=values, coarse=values)  # checks keys, bounds and order
     base = DEFAULT_PARAMS.model_copy(update={"max_tokens": max_tokens})
     configs: list[HyperParams] = [base]
     labels = ["default"]
     for task in dict.fromkeys(case.task for case in cases):
         configs.append(TASK_PRIORS[task].model_copy(update={"max_tokens": max_tokens}))
         labels.append(f"prior:{task.value}")
-    grid_configs = [
-        base.model_copy(update=dict(zip(SEARCH_KEYS, combo, strict=True)))
-        for combo in itertools.product(*(values[key] for key in SEARCH_KEYS))
-    ]
-    grid_configs += [
-        base.model_copy(update={"temperature": 0.0, "repetition_penalty": penalty})
+    grid_configs = space.grid(base, "ladders") + [
+        space.configure(base, {"temperature": 0.0, "repetition_penalty": penalty})
         for penalty in values["repetition_penalty"]
     ]
     random.Random(seed).shuffle(grid_configs)
-    seen = {config.model_dump_json() for config in configs}
+    seen = {config.key() for config in configs}
     for config in grid_configs:
-        key = config.model_dump_json()
-        if key not in seen:
-            seen.add(key)
+        if config.key() not in seen:
+            seen.add(config.key())
             configs.append(config)
             labels.append("grid")
     return GridPlan(
