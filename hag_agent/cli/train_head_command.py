@@ -124,7 +124,7 @@ def head(
     """
     err = Console(stderr=True)
     with suite_job.exit_on_failure(err, saved="nothing was written"):
-        report = _train(
+        report, evaluation = _train(
             data,
             out,
             kind,
@@ -138,11 +138,8 @@ def head(
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    from hag_agent.learned_head.held_out import HeadEvaluation
-
     console = Console()
     console.print(report["summary"], markup=False, highlight=False, soft_wrap=True)
-    evaluation = HeadEvaluation.model_validate(report["evaluation"])
     if evaluation.cases:
         console.print(evaluation_table(evaluation))
     else:
@@ -159,7 +156,8 @@ def _train(
     held_out: float,
     settings: dict[str, Any],
     err: Console,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], HeadEvaluation]:
+    """Embed, fit, save and evaluate; the JSON report and the held-out evaluation."""
     from hag_agent.backends.registry import resolve_backend
     from hag_agent.context import resolve_context
     from hag_agent.errors import ConfigurationError
@@ -200,7 +198,7 @@ def _train(
     relative = evaluation.mean_relative_error("head") if evaluation.cases else None
     if relative is not None:
         summary += f"; held-out error {relative:.2f}x the train-mean baseline's (mean over params)"
-    return {
+    report = {
         "head": str(out),
         "summary": summary,
         "info": fitted.info.model_dump(mode="json"),
@@ -208,6 +206,7 @@ def _train(
         "embed_s": round(embed_s, 3),
         "evaluation": evaluation.model_dump(mode="json"),
     }
+    return report, evaluation
 
 
 __all__ = ["embed_prompts", "evaluation_table", "head"]
