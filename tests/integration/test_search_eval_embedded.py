@@ -66,6 +66,6 @@ def test_search_then_eval_with_the_oracle(tmp_path: Path) -> None:
     oracle = {r["case_id"]: r["params"] for r in rows if r["proposer"] == "oracle"}
     for record in found:
         assert oracle[record.id] == {**record.params, "max_tokens": 12}
-    assert (out / "report.md").read_text().count("| oracle |") >= 1
+    assert (out / "report.md").read_text().count("| oracle |") >= 1  # overall and per task
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert report
+    assert report["rows"] == 6 and report["settings"]["proposers"] == ["default", "prior", "oracle"]

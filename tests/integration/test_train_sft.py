@@ -88,6 +88,13 @@ def test_run_writes_the_adapter_and_the_report(first_run: Path) -> None:
     assert sorted(line["proposer"] for line in lines) == ["base"] * len(held) + ["tuned"] * len(
         held
     )
+    # The report's figures are those of the proposals it lists.
+    for name, score in (("tuned", report["tuned"]), ("base", report["base_model"])):
+        mine = [line for line in lines if line["proposer"] == name]
+        assert score["parse_rate"] == pytest.approx(sum(m["parsed"] for m in mine) / len(mine))
+        for key in HYPERPARAM_KEYS:
+            errors = [abs(float(m["params"][key]) - float(m["target"][key])) for m in mine]
+            assert score["mae"][key] == pytest.approx(sum(errors) / len(errors))
     assert {line["id"] for line in lines} == set(held)
 
 
