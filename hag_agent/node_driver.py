@@ -10,7 +10,6 @@ metadata, so a backend can tell the calls of one turn from another's.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ except ImportError:  # pragma: no cover - a LangGraph that moved it: fall back t
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
-from hag_agent.backends.base import REQUEST_KEY, Backend, Decision, Embedding, Generation, tagged
+from hag_agent.backends.base import REQUEST_KEY, Decision, Embedding, Generation, tagged
 from hag_agent.backends.registry import resolve_backend
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.errors import BackendError
@@ -74,12 +73,14 @@ def current_context() -> HAGContext:
 
 
 def _backend_call(
-    call: DecideCall | GenerateCall, context: HAGContext, config: RunnableConfig
+    call: Call, context: HAGContext, config: RunnableConfig
 ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """Which backend method answers a call, and its arguments (``a`` + name for async)."""
     if isinstance(call, GenerateCall):
         args: tuple[Any, ...] = (call.messages, call.planned.params)
         return "generate", args, {"seed": context.seed, "config": tagged(config, "generate")}
+    if isinstance(call, EmbedCall):
+        return "embedding", (call.text,), {"config": tagged(config, "embed")}
     return (
         "decide",
         ([HumanMessage(call.prompt)], call.schema),
@@ -91,34 +92,20 @@ def _backend_call(
     )
 
 
-def _embedding(backend: Backend, vector: list[float], start: float) -> Embedding:
-    return Embedding(
-        vector=vector,
-        model=backend.embedding_model(),
-        latency_s=time.perf_counter() - start,
-    )
-
-
 def _answer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
     # The backend is resolved on the first call only (rules + prior need none), then cached.
-    backend = resolve_backend(context)
-    if isinstance(call, EmbedCall):
-        start = time.perf_counter()
-        vector = backend.embed(call.text, config=tagged(config, "embed"))
-        return _embedding(backend, vector, start)
     name, args, kwargs = _backend_call(call, context, config)
-    result: Decision | Generation = getattr(backend, name)(*args, **kwargs)
+    result: Decision | Generation | Embedding = getattr(resolve_backend(context), name)(
+        *args, **kwargs
+    )
     return result
 
 
 async def _aanswer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
-    backend = resolve_backend(context)
-    if isinstance(call, EmbedCall):
-        start = time.perf_counter()
-        vector = await backend.aembed(call.text, config=tagged(config, "embed"))
-        return _embedding(backend, vector, start)
     name, args, kwargs = _backend_call(call, context, config)
-    result: Decision | Generation = await getattr(backend, f"a{name}")(*args, **kwargs)
+    result: Decision | Generation | Embedding = await getattr(resolve_backend(context), f"a{name}")(
+        *args, **kwargs
+    )
     return result
 
 

@@ -348,6 +348,22 @@ class Backend:
         """Async `embed`."""
         return self.embed(text, config=config)
 
+    def embedding(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
+        """`embed` with its model and wall time, as `decide` returns a `Decision`."""
+        start = time.perf_counter()
+        vector = self.embed(text, config=config)
+        return Embedding(
+            vector=vector, model=self.embedding_model(), latency_s=time.perf_counter() - start
+        )
+
+    async def aembedding(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
+        """Async `embedding`."""
+        start = time.perf_counter()
+        vector = await self.aembed(text, config=config)
+        return Embedding(
+            vector=vector, model=self.embedding_model(), latency_s=time.perf_counter() - start
+        )
+
 
 def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:
     """Validate decision text against a schema; failures become ``error``."""
