@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -23,8 +22,11 @@ if TYPE_CHECKING:
 
 def quiet_training_libraries() -> None:
     """Keep transformers, datasets and TRL to errors: the command draws its own progress."""
-    import datasets
-    import transformers
+    try:
+        import datasets
+        import transformers
+    except ImportError:  # train_sft names what to install
+        return
 
     hf_logging: Any = transformers.logging
     hf_logging.set_verbosity_error()
@@ -180,7 +182,7 @@ def sft(
     Exit codes: 0 success, 2 bad usage or input (also: training packages missing), 130
     interrupted (rerun the same command to resume).
     """
-    from hag_agent.training.sft import SFTSettings, require_training_stack
+    from hag_agent.training.sft import SFTSettings
 
     err = Console(stderr=True)
     out_console = Console()
@@ -197,17 +199,9 @@ def sft(
         compare_base=not no_base,
     )
     with suite_job.exit_on_failure(err, saved=f"the last checkpoint is in {out / 'checkpoints'}"):
-        from hag_agent.training.sft_data import load_search_records
-
-        load_search_records(data)  # a bad file fails before any model loading
-        require_training_stack()
-        quiet_training_libraries()
-        from hag_agent.training.base_models import resolve_base
         from hag_agent.training.sft import train_sft
 
-        preparing = f"preparing the base model {base}..."
-        with err.status(preparing) if err.is_terminal else contextlib.nullcontext():
-            resolve_base(base)
+        quiet_training_libraries()
         report = train_sft(data, base, out, settings, console=err, show_progress=True)
     if as_json:
         click.echo(report.model_dump_json(indent=2))

@@ -24,6 +24,7 @@ Needs the ``train`` extra (torch, transformers, trl, peft, datasets, accelerate)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -264,14 +265,21 @@ def train_sft(
         HAGInputError: For a data file that is not search output, too few cases, an unusable
             base, or an OUT bound to another run.
     """
-    require_training_stack()
     settings = settings or SFTSettings()
     data_path, out_path = Path(data), Path(out)
-    records = load_search_records(data_path)
+    records = load_search_records(data_path)  # a bad file fails before anything else
+    require_training_stack()
     split = split_records(records, settings.held_out, settings.seed)
     if not split.train:
         raise HAGInputError(f"{data_path}: no case left to train on")
-    base_folder = resolve_base(base)
+    console = console or Console(stderr=True)
+    preparing = f"preparing the base model {base}..."
+    with (
+        console.status(preparing)
+        if show_progress and console.is_terminal
+        else contextlib.nullcontext()
+    ):
+        base_folder = resolve_base(base)  # converted once, then cached
     _bind_run(out_path, data_path, base_folder, settings)
 
     import torch
