@@ -7,7 +7,6 @@ hag_agent/data/grid_sampler.py`` where hag-agent is not installed), score here.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Literal
 
@@ -138,11 +137,9 @@ def grid_sample(
 
     err = Console(stderr=True)
     with suite_job.exit_on_failure(err, saved=f"finished configurations are saved in {out}"):
-        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ConfigurationError(
-                f"grid-sample needs {', '.join(missing)}: pip install 'hag-agent[train]'"
-            )
+        from hag_agent.training.extra import missing_packages, require_packages
+
+        require_packages(missing_packages(("torch", "transformers")), "grid-sample")
         if not plan_path.is_file():
             raise HAGInputError(f"--plan {plan_path}: no such file")
         args = ["--plan", str(plan_path), "--out", str(out), "--batch-size", str(batch_size)]

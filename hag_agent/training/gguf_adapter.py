@@ -25,7 +25,6 @@ Needs ``gguf`` and ``numpy`` (the ``train`` extra); both are imported lazily.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -39,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.errors import HAGInputError
+from hag_agent.training.extra import INSTALL_HINT, missing_packages, require_packages
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 EXPORT_PACKAGES = ("gguf", "numpy")
 """What the export needs (both come with the ``train`` extra)."""
-INSTALL_HINT = "pip install 'hag-agent[train]'"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 OutType = Literal["f32", "f16", "q8_0"]
@@ -118,16 +117,12 @@ class GGUFAdapterInfo(BaseModel):
 
 def missing_export_packages() -> list[str]:
     """The packages the export needs that are not installed."""
-    return [name for name in EXPORT_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing_packages(EXPORT_PACKAGES)
 
 
 def require_export_packages() -> None:
     """Raise `ConfigurationError` naming what to install when ``gguf`` or ``numpy`` is missing."""
-    missing = missing_export_packages()
-    if missing:
-        raise ConfigurationError(
-            f"exporting a GGUF adapter needs {', '.join(missing)}: {INSTALL_HINT}"
-        )
+    require_packages(missing_export_packages(), "exporting a GGUF adapter")
 
 
 def find_adapter_folder(path: str | Path) -> Path:

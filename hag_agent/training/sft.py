@@ -25,7 +25,6 @@ Needs the ``train`` extra (torch, transformers, trl, peft, datasets, accelerate)
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import math
 import time
@@ -39,9 +38,10 @@ from rich.progress import Progress
 
 from hag_agent.batch_run import progress_bar
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.errors import ConfigurationError, HAGError, HAGInputError
+from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.file_hash import sha256_file
 from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
+from hag_agent.training.extra import INSTALL_HINT, missing_packages, require_packages
 from hag_agent.training.gguf_adapter import (
     GGUFAdapterInfo,
     export_gguf_adapter,
@@ -57,7 +57,6 @@ from hag_agent.training.sft_data import load_search_records, sft_example, split_
 
 TRAINING_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 """What the ``train`` extra installs (imported lazily)."""
-INSTALL_HINT = "pip install 'hag-agent[train]'"
 
 CONTINUABLE = frozenset(
     {"epochs", "max_steps", "save_steps", "max_new_tokens", "threads", "compare_base"}
@@ -148,14 +147,12 @@ class SFTReport(BaseModel):
 
 def missing_training_packages() -> list[str]:
     """The packages of the ``train`` extra that are not installed."""
-    return [name for name in TRAINING_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing_packages(TRAINING_PACKAGES)
 
 
 def require_training_stack() -> None:
     """Raise `ConfigurationError` naming what to install when a training package is missing."""
-    missing = missing_training_packages()
-    if missing:
-        raise ConfigurationError(f"fine-tuning needs {', '.join(missing)}: {INSTALL_HINT}")
+    require_packages(missing_training_packages(), "fine-tuning")
 
 
 def _bind_run(out: Path, data: Path, base_folder: Path, settings: SFTSettings) -> None:
