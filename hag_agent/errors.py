@@ -6,6 +6,8 @@ mistakes and for a backend that fails after its own retries.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class HAGError(Exception):
     """Base class of every error hag-agent raises on purpose."""
@@ -75,3 +77,10 @@ class BackendUnavailableError(BackendError):
 
 class EmbeddingsUnsupportedError(BackendError):
     """The backend cannot embed text (its `Capabilities.embeddings` is False)."""
+
+
+def first_error(exc: ValidationError, default: str) -> tuple[str, str]:
+    """Where the first validation error is (dotted field path, ``default`` at the top) and why."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or default
+    return where, str(first.get("msg", ""))

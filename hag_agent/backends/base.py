@@ -24,6 +24,7 @@ from hag_agent.errors import (
     ConfigurationError,
     EmbeddingsUnsupportedError,
     HAGError,
+    first_error,
 )
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
@@ -373,11 +374,8 @@ def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Deci
     except NoJSONObjectError as exc:
         return Decision(raw_text=text, error=f"not JSON: {exc}", latency_s=latency_s)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or schema.__name__
-        return Decision(
-            raw_text=text, error=f"invalid {where}: {first.get('msg')}", latency_s=latency_s
-        )
+        where, message = first_error(exc, schema.__name__)
+        return Decision(raw_text=text, error=f"invalid {where}: {message}", latency_s=latency_s)
     return Decision(raw_text=text, value=value, latency_s=latency_s)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import BackendError, HAGError, HAGInputError
+from hag_agent.errors import BackendError, HAGError, HAGInputError, first_error
 
 if TYPE_CHECKING:
     from hag_agent.data.search_records import SearchRecord
@@ -90,9 +90,8 @@ def settings_from_options(model: type[Settings], **values: Any) -> Settings:
     try:
         return model(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        raise click.BadParameter(f"{where}: {first.get('msg')}") from None
+        where, message = first_error(exc, "settings")
+        raise click.BadParameter(f"{where}: {message}") from None
 
 
 def load_suites(

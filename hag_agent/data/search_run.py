@@ -22,7 +22,7 @@ from hag_agent.data.search import search_case
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.search_space import SearchSettings
 from hag_agent.data.suites import SuiteCase
-from hag_agent.errors import HAGError, HAGInputError
+from hag_agent.errors import HAGError, HAGInputError, first_error
 
 
 class SearchRun(BaseModel):
@@ -67,9 +67,8 @@ def read_records(
 def _scan(path: Path, warn: Callable[[str], None] | None) -> Iterator[SearchRecord]:
     def invalid(number: int, exc: ValidationError) -> None:
         if warn is not None:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "record"
-            warn(f"{path}:{number}: not a search record ({where}: {first.get('msg')}); skipped")
+            where, message = first_error(exc, "record")
+            warn(f"{path}:{number}: not a search record ({where}: {message}); skipped")
 
     def partial(number: int) -> None:
         if warn is not None:

@@ -28,7 +28,7 @@ from typing import TypedDict
 from pydantic import ValidationError
 
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.errors import HAGInputError
+from hag_agent.errors import HAGInputError, first_error
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.proposal import proposal_prompt
 from hag_agent.tasks import TaskKind
@@ -75,10 +75,9 @@ def load_search_records(path: str | Path) -> list[SearchRecord]:
         try:
             record = SearchRecord.model_validate_json(line)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+            where, message = first_error(exc, "record")
             raise HAGInputError(
-                f"{path}:{number}: not a search record ({where}: {first.get('msg')}); "
+                f"{path}:{number}: not a search record ({where}: {message}); "
                 f"{NOT_SEARCH_OUTPUT_HINT}"
             ) from None
         if record.task not in {t.value for t in TaskKind}:
