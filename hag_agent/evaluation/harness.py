@@ -21,7 +21,7 @@ from rich.console import Console
 
 from hag_agent.assets import resolve_adapter
 from hag_agent.batch_run import drain, progress_bar
-from hag_agent.data.jsonl_log import append_line
+from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.evaluation.proposers import ProposerName, proposer_settings
@@ -140,7 +140,9 @@ async def run_eval(
 
     wanted = {key(c, p, s) for c in cases for p in settings.proposers for s in settings.seed_list()}
     done: dict[RowKey, EvalRow] = {}
-    for row in read_rows(rows_path, warn=warn):
+    rows = read_rows(rows_path, warn=warn)
+    drop_partial_line(rows_path)  # the writer's job: appends then start on a fresh line
+    for row in rows:
         if row.key() in wanted:
             done[row.key()] = row
     reused = len(done)

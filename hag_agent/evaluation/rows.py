@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hag_agent.data.jsonl_log import drop_partial_line, read_jsonl
+from hag_agent.data.jsonl_log import read_jsonl
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.file_hash import sha256_file
 
@@ -122,21 +122,16 @@ class Failure(BaseModel):
 
 
 def read_rows(path: Path, *, warn: Callable[[str], None] | None = None) -> list[EvalRow]:
-    """Rows of a ``rows.jsonl`` file; a partial or unreadable line is reported and skipped.
-
-    A partial last line is also cut off, so the next append starts on a fresh line.
-    """
+    """Rows of a ``rows.jsonl`` file; a partial or unreadable line is reported and skipped."""
 
     # One message for both: either way the row is not there and will be run again.
     def unreadable(number: int, error: ValidationError | None = None) -> None:
         if warn is not None:
             warn(f"{path}:{number}: unreadable row; skipped (it will be run again)")
 
-    rows = [
+    return [
         row for _, row in read_jsonl(path, EvalRow, on_invalid=unreadable, on_partial=unreadable)
     ]
-    drop_partial_line(path)
-    return rows
 
 
 __all__ = ["ROWS_FILE", "EvalRow", "Failure", "prompt_digest", "read_rows", "setup_digest"]
