@@ -73,6 +73,14 @@ class HeadInfo(BaseModel):
     """When it was fitted (ISO 8601, UTC)."""
 
 
+def bounded_learned(
+    values: dict[str, float | int], bounds: DecodingBounds, prior: HyperParams
+) -> HyperParams:
+    """Predicted values within ``bounds`` (each value's source: learned; gaps from ``prior``)."""
+    params, _ = bounds.clamp(values, dict.fromkeys(HYPERPARAM_KEYS, ParamSource.LEARNED), prior)
+    return params
+
+
 @dataclass(frozen=True, eq=False)
 class LearnedHead:
     """A fitted head: its `HeadInfo` and arrays. Build one with `fit_head` or `load_head`."""
@@ -160,9 +168,7 @@ class LearnedHead:
         """
         kind = TaskKind(task) if str(task) in {t.value for t in TaskKind} else TaskKind.CHAT
         values = self.predict_values(embedding, task)
-        sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.LEARNED)
-        params, _ = (bounds or DecodingBounds()).clamp(values, sources, TASK_PRIORS[kind])
-        return params
+        return bounded_learned(values, bounds or DecodingBounds(), TASK_PRIORS[kind])
 
     def summary(self) -> str:
         """One line naming the head: kind, cases, dimensions, model."""
@@ -213,5 +219,6 @@ __all__ = [
     "HeadInfo",
     "HeadKind",
     "LearnedHead",
+    "bounded_learned",
     "check_arrays",
 ]

@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams, ParamSource
-from hag_agent.learned_head.head import LearnedHead
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds
+from hag_agent.learned_head.head import LearnedHead, bounded_learned
 from hag_agent.learned_head.targets import decode, encode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 
@@ -81,8 +81,8 @@ def evaluate_head(
         prior = TASK_PRIORS[task]
         predictions = {
             "head": head.predict(vector, task, bounds),
-            "train mean": _bounded(decode(overall), bounds, prior),
-            "task mean": _bounded(decode(by_task.get(task, overall)), bounds, prior),
+            "train mean": bounded_learned(decode(overall), bounds, prior),
+            "task mean": bounded_learned(decode(by_task.get(task, overall)), bounds, prior),
             "task prior": prior,
         }
         target = record.best_params().model_dump()
@@ -107,14 +107,6 @@ def _mean_targets(
         for task in set(tasks)
     }
     return targets.mean(axis=0), by_task
-
-
-def _bounded(
-    values: dict[str, float | int], bounds: DecodingBounds, prior: HyperParams
-) -> HyperParams:
-    sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.LEARNED)
-    params, _ = bounds.clamp(values, sources, prior)
-    return params
 
 
 __all__ = ["PREDICTORS", "HeadEvaluation", "evaluate_head"]
