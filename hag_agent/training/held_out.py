@@ -25,7 +25,7 @@ from hag_agent.data.search_records import SearchRecord
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, ParamSource
 from hag_agent.proposal import ParsedProposal, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
-from hag_agent.training.sft_data import sft_example, target_params
+from hag_agent.training.sft_data import sft_example
 
 
 class HeldOutCase(BaseModel):
@@ -98,7 +98,7 @@ def score_proposals(
     for record, text in zip(records, texts, strict=True):
         parsed = parse_proposal(text, prior=TASK_PRIORS[TaskKind(record.task)], bounds=bounds)
         used = parsed.params.model_dump()
-        target = target_params(record).model_dump()
+        target = record.best_params().model_dump()
         for key in HYPERPARAM_KEYS:
             errors[key].append(abs(float(used[key]) - float(target[key])))
         cases.append(

@@ -29,7 +29,6 @@ from pydantic import ValidationError
 
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import HAGInputError, first_error
-from hag_agent.hyperparameters import HyperParams
 from hag_agent.proposal import proposal_prompt
 from hag_agent.tasks import TaskKind
 
@@ -99,18 +98,13 @@ def load_search_records(path: str | Path) -> list[SearchRecord]:
     return list(by_id.values())
 
 
-def target_params(record: SearchRecord) -> HyperParams:
-    """The configuration a fine-tuned proposer should propose for this case."""
-    return record.best_params()
-
-
 def sft_example(record: SearchRecord) -> SFTExample:
     """The fine-tuning example of one record: the run-time proposal request -> the best params."""
     return {
         "prompt": [
             {"role": "user", "content": proposal_prompt(TaskKind(record.task), record.prompt)}
         ],
-        "completion": [{"role": "assistant", "content": target_params(record).to_proposal_json()}],
+        "completion": [{"role": "assistant", "content": record.best_params().to_proposal_json()}],
     }
 
 
@@ -176,5 +170,4 @@ __all__ = [
     "load_search_records",
     "sft_example",
     "split_records",
-    "target_params",
 ]
