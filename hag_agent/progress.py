@@ -1,0 +1,42 @@
+"""How a long job (search, evaluation, training) tells its caller how far it got.
+
+Library jobs never print: they call a `ProgressCallback` with `ProgressEvent`s and the caller
+decides what to show (the CLI draws a rich progress bar; a notebook or a server may log or
+ignore them). `no_progress` is the callback that ignores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+ProgressKind = Literal["start", "advance", "note", "end"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a job's progress."""
+
+    kind: ProgressKind
+    """``start`` (a stage begins; ``total`` set when known), ``advance`` (``done`` of ``total``
+    finished), ``note`` (a line of news, e.g. a warning) or ``end`` (the stage is over)."""
+    stage: str
+    """The stage, in a few words (``search``, ``eval``, ``embedding prompts`` ...)."""
+    done: int = 0
+    """Units finished so far in this stage."""
+    total: int | None = None
+    """Units in this stage, when known."""
+    message: str = ""
+    """A short note to show beside the bar, or the news of a ``note`` event."""
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+"""What a job calls with each `ProgressEvent`."""
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """A `ProgressCallback` that ignores every event."""
+
+
+__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "no_progress"]
