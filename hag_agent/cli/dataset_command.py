@@ -134,7 +134,8 @@ def search(
     Exit codes: 0 all cases done, 2 bad usage or input, 3 a case failed on a backend error.
     """
     from hag_agent.data.sampling import backend_sampler
-    from hag_agent.data.search_run import read_records, search_file
+    from hag_agent.data.search_records import read_records
+    from hag_agent.data.search_run import search_file
     from hag_agent.data.search_space import SearchSettings
 
     err = Console(stderr=True)

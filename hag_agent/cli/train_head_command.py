@@ -160,11 +160,12 @@ def _train(
     """Embed, fit, save and evaluate; the JSON report and the held-out evaluation."""
     from hag_agent.backends.registry import resolve_backend
     from hag_agent.context import resolve_context
+    from hag_agent.data.search_records import read_records
     from hag_agent.errors import ConfigurationError
     from hag_agent.learned_head import evaluate_head, fit_vectors, save_head
-    from hag_agent.training.sft_data import load_search_records, split_records
+    from hag_agent.training.sft_data import split_records
 
-    records = load_search_records(data)
+    records = read_records(data, strict=True)
     split = split_records(records, held_out, seed)
     backend = resolve_backend(resolve_context(settings))
     if not backend.capabilities.embeddings:

@@ -7,11 +7,18 @@ against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hag_agent.data.jsonl_log import read_jsonl
+from hag_agent.errors import HAGInputError, first_error
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.tasks import TaskKind
+
+NOT_SEARCH_OUTPUT_HINT = "expected the output of `hag-agent dataset search`"
 
 Stage = Literal["default", "prior", "coarse", "rescore", "refine", "grid"]
 """Which step of the search scored a configuration."""
@@ -129,4 +136,87 @@ def compare(record: SearchRecord, grid: GridResult) -> Comparison:
     )
 
 
-__all__ = ["Comparison", "GridResult", "ScoredConfig", "SearchRecord", "Stage", "compare"]
+def read_records(
+    path: str | Path, *, warn: Callable[[str], None] | None = None, strict: bool = False
+) -> list[SearchRecord]:
+    """The records of a search JSONL file: the one reader of search output.
+
+    Lenient (the default, for a search that resumes and an oracle that looks records up): a
+    partial last line (a run killed mid-write) is ignored and any other unreadable line is
+    reported through ``warn`` with its line number and skipped.
+
+    Strict (for fine-tuning and head fitting, which must not silently train on part of a file):
+    every line must be a search record of a known task whose params are a valid configuration;
+    a last line without its newline is read. A case id seen twice keeps its last record.
+
+    Raises:
+        HAGInputError: Strict only: a missing or empty file, or a bad line (named ``FILE:LINE``).
+    """
+    path = Path(path)
+    if strict:
+        return _read_strictly(path)
+    records: list[SearchRecord] = []
+
+    def invalid(number: int, exc: ValidationError) -> None:
+        if warn is not None:
+            where, message = first_error(exc, "record")
+            warn(f"{path}:{number}: not a search record ({where}: {message}); skipped")
+
+    def partial(number: int) -> None:
+        if warn is not None:
+            warn(f"{path}:{number}: partial last line (an interrupted write); dropped")
+
+    for _, record in read_jsonl(path, SearchRecord, on_invalid=invalid, on_partial=partial):
+        records.append(record)
+    return records
+
+
+def _read_strictly(path: Path) -> list[SearchRecord]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HAGInputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HAGInputError(f"{path}: cannot read it: {exc}") from None
+    by_id: dict[str, SearchRecord] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            record = _checked_record(line, f"{path}:{number}")
+            by_id.pop(record.id, None)
+            by_id[record.id] = record
+    if not by_id:
+        raise HAGInputError(f"{path}: no search records; {NOT_SEARCH_OUTPUT_HINT}")
+    return list(by_id.values())
+
+
+def _checked_record(line: str, where: str) -> SearchRecord:
+    try:
+        record = SearchRecord.model_validate_json(line)
+    except ValidationError as exc:
+        field, message = first_error(exc, "record")
+        raise HAGInputError(
+            f"{where}: not a search record ({field}: {message}); {NOT_SEARCH_OUTPUT_HINT}"
+        ) from None
+    if record.task not in {t.value for t in TaskKind}:
+        raise HAGInputError(
+            f"{where}: unknown task {record.task!r} (one of {', '.join(t.value for t in TaskKind)})"
+        )
+    try:
+        record.best_params()
+    except ValidationError as exc:
+        raise HAGInputError(
+            f"{where}: params are not a valid configuration: {exc.errors()[0].get('msg')}"
+        ) from None
+    return record
+
+
+__all__ = [
+    "NOT_SEARCH_OUTPUT_HINT",
+    "Comparison",
+    "GridResult",
+    "ScoredConfig",
+    "SearchRecord",
+    "Stage",
+    "compare",
+    "read_records",
+]

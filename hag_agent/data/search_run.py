@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from hag_agent.batch_run import drain, progress_bar
-from hag_agent.data.jsonl_log import append_line, drop_partial_line, read_jsonl
+from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.sampling import Sampler, Scorer, default_scorer
 from hag_agent.data.search import search_case
-from hag_agent.data.search_records import SearchRecord
+from hag_agent.data.search_records import read_records
 from hag_agent.data.search_space import SearchSettings
 from hag_agent.data.suites import SuiteCase
-from hag_agent.errors import HAGError, HAGInputError, first_error
+from hag_agent.errors import HAGError, HAGInputError
 
 
 class SearchRun(BaseModel):
@@ -53,31 +53,6 @@ class SearchRun(BaseModel):
         return self.total - len(self.skipped) - len(self.completed) - len(self.failed)
 
 
-def read_records(
-    path: str | Path, *, warn: Callable[[str], None] | None = None
-) -> list[SearchRecord]:
-    """The records of a search JSONL file.
-
-    A partial last line (a run killed mid-write) is ignored; any other unreadable line is
-    reported through ``warn`` with its line number and skipped.
-    """
-    return list(_scan(Path(path), warn))
-
-
-def _scan(path: Path, warn: Callable[[str], None] | None) -> Iterator[SearchRecord]:
-    def invalid(number: int, exc: ValidationError) -> None:
-        if warn is not None:
-            where, message = first_error(exc, "record")
-            warn(f"{path}:{number}: not a search record ({where}: {message}); skipped")
-
-    def partial(number: int) -> None:
-        if warn is not None:
-            warn(f"{path}:{number}: partial last line (an interrupted write); dropped")
-
-    for _, record in read_jsonl(path, SearchRecord, on_invalid=invalid, on_partial=partial):
-        yield record
-
-
 def _prepare_output(
     path: Path, settings: SearchSettings, warn: Callable[[str], None] | None
 ) -> set[str]:
@@ -87,7 +62,7 @@ def _prepare_output(
         HAGInputError: When the file holds records made with another K, budget or seed: a
             resume would mix them with these settings' records.
     """
-    records = list(_scan(path, warn))
+    records = read_records(path, warn=warn)
     wanted = (settings.samples, settings.budget, settings.seed)
     other = next((r for r in records if (r.samples, r.budget, r.seed) != wanted), None)
     if other is not None:
@@ -204,4 +179,4 @@ def search_file(
     return asyncio.run(run_search(cases, sampler, output, settings, **options))
 
 
-__all__ = ["SearchRun", "read_records", "run_search", "search_file"]
+__all__ = ["SearchRun", "run_search", "search_file"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from hag_agent.data.search_run import read_records
+from hag_agent.data.search_records import read_records
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import DecodingBounds, HyperParams

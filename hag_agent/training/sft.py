@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from hag_agent.batch_run import progress_bar
-from hag_agent.data.search_records import SearchRecord
+from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.file_hash import sha256_file
 from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
@@ -53,7 +53,7 @@ from hag_agent.training.held_out import (
     generate_proposals,
     score_proposals,
 )
-from hag_agent.training.sft_data import load_search_records, sft_example, split_records
+from hag_agent.training.sft_data import sft_example, split_records
 
 TRAINING_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 """What the ``train`` extra installs (imported lazily)."""
@@ -264,7 +264,7 @@ def train_sft(
     """
     settings = settings or SFTSettings()
     data_path, out_path = Path(data), Path(out)
-    records = load_search_records(data_path)  # a bad file fails before anything else
+    records = read_records(data_path, strict=True)  # a bad file fails before anything else
     require_training_stack()
     split = split_records(records, settings.held_out, settings.seed)
     if not split.train:

@@ -22,17 +22,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypedDict
 
-from pydantic import ValidationError
-
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.errors import HAGInputError, first_error
+from hag_agent.errors import HAGInputError
 from hag_agent.proposal import proposal_prompt
 from hag_agent.tasks import TaskKind
-
-NOT_SEARCH_OUTPUT_HINT = "expected the output of `hag-agent dataset search`"
 
 
 class ChatMessage(TypedDict):
@@ -47,55 +42,6 @@ class SFTExample(TypedDict):
 
     prompt: list[ChatMessage]
     completion: list[ChatMessage]
-
-
-def load_search_records(path: str | Path) -> list[SearchRecord]:
-    """Every record of a search JSONL file, strictly.
-
-    Unlike `hag_agent.data.search_run.read_records` (which skips bad lines for a resuming search),
-    a fine-tuning run must not silently train on part of a file. Blank lines are ignored; a case
-    id seen twice keeps its last record.
-
-    Raises:
-        HAGInputError: For a missing or empty file, or a line (named ``FILE:LINE``) that is not a
-            search record or whose task is unknown.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HAGInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HAGInputError(f"{path}: cannot read it: {exc}") from None
-    by_id: dict[str, SearchRecord] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = SearchRecord.model_validate_json(line)
-        except ValidationError as exc:
-            where, message = first_error(exc, "record")
-            raise HAGInputError(
-                f"{path}:{number}: not a search record ({where}: {message}); "
-                f"{NOT_SEARCH_OUTPUT_HINT}"
-            ) from None
-        if record.task not in {t.value for t in TaskKind}:
-            raise HAGInputError(
-                f"{path}:{number}: unknown task {record.task!r} "
-                f"(one of {', '.join(t.value for t in TaskKind)})"
-            )
-        try:
-            record.best_params()
-        except ValidationError as exc:
-            raise HAGInputError(
-                f"{path}:{number}: params are not a valid configuration: "
-                f"{exc.errors()[0].get('msg')}"
-            ) from None
-        by_id.pop(record.id, None)
-        by_id[record.id] = record
-    if not by_id:
-        raise HAGInputError(f"{path}: no search records; {NOT_SEARCH_OUTPUT_HINT}")
-    return list(by_id.values())
 
 
 def sft_example(record: SearchRecord) -> SFTExample:
@@ -167,7 +113,6 @@ __all__ = [
     "SFTSplit",
     "held_out_ids",
     "held_out_score",
-    "load_search_records",
     "sft_example",
     "split_records",
 ]

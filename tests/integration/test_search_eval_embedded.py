@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hag_agent.data.search_run import read_records
+from hag_agent.data.search_records import read_records
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.proposal import parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind

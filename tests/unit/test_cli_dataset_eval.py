@@ -16,7 +16,7 @@ from hag_agent.backends.registry import register_backend
 from hag_agent.cli.dataset_command import dataset
 from hag_agent.cli.eval_command import eval_command
 from hag_agent.context import HAGContext
-from hag_agent.data.search_run import read_records
+from hag_agent.data.search_records import read_records
 from hag_agent.data.suites import builtin_suites, load_cases
 from hag_agent.errors import BackendError
 from hag_agent.testing import Reply, ScriptedChatModel

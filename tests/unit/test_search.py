@@ -16,8 +16,8 @@ import pytest
 from hag_agent.backends.base import Backend
 from hag_agent.data.sampling import BackendSampler, SampleResult
 from hag_agent.data.search import exhaustive_case, search_case
-from hag_agent.data.search_records import SearchRecord, compare
-from hag_agent.data.search_run import SearchRun, read_records, run_search, search_file
+from hag_agent.data.search_records import SearchRecord, compare, read_records
+from hag_agent.data.search_run import SearchRun, run_search, search_file
 from hag_agent.data.search_space import SEARCH_KEYS, SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import BackendError, HAGInputError

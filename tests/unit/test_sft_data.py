@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.cli.train_command import report_table, train
-from hag_agent.data.search_records import SearchRecord
+from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds
 from hag_agent.proposal import parse_proposal, proposal_prompt
@@ -22,7 +22,6 @@ from hag_agent.training.held_out import ProposerScore, score_proposals, strictly
 from hag_agent.training.sft import SFTReport, SFTSettings, TrainingSummary, planned_steps
 from hag_agent.training.sft_data import (
     held_out_ids,
-    load_search_records,
     sft_example,
     split_records,
 )
@@ -121,7 +120,7 @@ def test_reads_records_skipping_blank_lines_and_keeping_the_last_of_an_id(tmp_pa
         tmp_path / "s.jsonl",
         [first.model_dump_json(), "", second.model_dump_json(), updated.model_dump_json()],
     )
-    loaded = load_search_records(path)
+    loaded = read_records(path, strict=True)
     assert [r.id for r in loaded] == ["case-2", "case-1"]
     assert loaded[1].params["temperature"] == 1.1
 
@@ -129,7 +128,7 @@ def test_reads_records_skipping_blank_lines_and_keeping_the_last_of_an_id(tmp_pa
 def test_a_last_line_without_newline_is_read(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_text(record(1).model_dump_json(), encoding="utf-8")
-    assert [r.id for r in load_search_records(path)] == ["case-1"]
+    assert [r.id for r in read_records(path, strict=True)] == ["case-1"]
 
 
 def test_a_suite_file_is_not_search_output(tmp_path: Path) -> None:
@@ -137,7 +136,7 @@ def test_a_suite_file_is_not_search_output(tmp_path: Path) -> None:
         tmp_path / "suite.jsonl", ['{"id": "c1", "task": "math", "prompt": "1+1?", "answer": "2"}']
     )
     with pytest.raises(HAGInputError) as info:
-        load_search_records(path)
+        read_records(path, strict=True)
     assert f"{path}:1: not a search record" in str(info.value)
     assert "dataset search" in str(info.value)
 
@@ -153,28 +152,28 @@ def test_the_bad_line_is_named(tmp_path: Path) -> None:
         ],
     )
     with pytest.raises(HAGInputError, match=r"s\.jsonl:3: not a search record"):
-        load_search_records(path)
+        read_records(path, strict=True)
 
 
 def test_an_unknown_task_is_named_with_its_line(tmp_path: Path) -> None:
     bad = record(2).model_copy(update={"task": "poetry"})
     path = write(tmp_path / "s.jsonl", [record(1).model_dump_json(), bad.model_dump_json()])
     with pytest.raises(HAGInputError, match=r"s\.jsonl:2: unknown task 'poetry'"):
-        load_search_records(path)
+        read_records(path, strict=True)
 
 
 def test_params_out_of_range_are_named_with_their_line(tmp_path: Path) -> None:
     bad = record(1).model_copy(update={"params": {**record(1).params, "top_p": 7.0}})
     path = write(tmp_path / "s.jsonl", [bad.model_dump_json()])
     with pytest.raises(HAGInputError, match=r"s\.jsonl:1: params are not a valid configuration"):
-        load_search_records(path)
+        read_records(path, strict=True)
 
 
 def test_empty_and_missing_files_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(HAGInputError, match="no search records"):
-        load_search_records(write(tmp_path / "empty.jsonl", ["", "  "]))
+        read_records(write(tmp_path / "empty.jsonl", ["", "  "]), strict=True)
     with pytest.raises(HAGInputError, match="no such file"):
-        load_search_records(tmp_path / "missing.jsonl")
+        read_records(tmp_path / "missing.jsonl", strict=True)
 
 
 # -- scoring proposals -----------------------------------------------------------------------
