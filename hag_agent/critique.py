@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hag_agent.ngrams import WORD, distinct_ratio
 from hag_agent.tasks import TaskKind
 
 
@@ -61,7 +62,6 @@ class JudgeVerdict(BaseModel):
     """The change the judge suggests."""
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 # Minimum words before distinct-n means anything.
@@ -72,15 +72,6 @@ ECHO_THRESHOLD = 0.9
 """Similarity to the prompt above this marks an output as an echo."""
 MATH_LOGPROB_THRESHOLD = -1.5
 """Mean token logprob below this marks a math answer as uncertain."""
-
-
-def distinct_n(text: str, n: int) -> float:
-    """Fraction of distinct word n-grams among all word n-grams (1.0 for short text)."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 1.0
-    return len(set(grams)) / len(grams)
 
 
 def echo_similarity(output: str, prompt: str) -> float:
@@ -120,7 +111,7 @@ def measure_signals(
         The score in [0, 1], the issues found, the most pressing direction, and the figures.
     """
     text = output.strip()
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     figures: dict[str, float] = {"words": float(len(words))}
     if not text:
         return 0.0, ["empty output"], Direction.MORE_VARIED, figures
@@ -128,7 +119,9 @@ def measure_signals(
     issues: list[str] = []
     # Ordered by how much each one says about the decoding settings.
     directions: list[Direction] = []
-    d2 = distinct_n(text, 2)
+    # A text too short for a bigram repeats nothing.
+    ratio = distinct_ratio([text], 2)
+    d2 = 1.0 if ratio is None else ratio
     figures["distinct_2"] = round(d2, 4)
     if len(words) >= _MIN_WORDS_FOR_REPETITION and d2 < REPETITION_THRESHOLD:
         score -= 0.5

@@ -21,8 +21,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from hag_agent.data.suites import SuiteCase
+from hag_agent.data.cases import SuiteCase
 from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.ngrams import WORD, distinct_ratio
 from hag_agent.tasks import TaskKind
 
 DIVERSITY_WEIGHT = 0.2
@@ -37,7 +38,6 @@ _NUMBER = re.compile(
 )
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _LETTER_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
-_WORD = re.compile(r"\w+")
 
 
 def _missing_sacrebleu(exc: ImportError) -> ConfigurationError:
@@ -122,7 +122,7 @@ def parse_yes_no(text: str) -> bool | None:
         match = _YES_NO.search(text, end)
         if match is not None:
             return str(match.group(1)).lower() == "yes"
-    words: list[str] = _WORD.findall(text)
+    words: list[str] = WORD.findall(text)
     if words and words[0].lower() in ("yes", "no"):
         return words[0].lower() == "yes"
     found: list[str] = _YES_NO.findall(text)
@@ -218,11 +218,9 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     """
     if n < 1:
         raise HAGInputError(f"distinct_n needs n >= 1, got {n}")
-    grams: list[tuple[str, ...]] = []
-    for text in texts:
-        tokens = _WORD.findall(text.lower())
-        grams.extend(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return len(set(grams)) / len(grams) if grams else 0.0
+    # No n-gram at all is no diversity (the critique reads it as no repetition instead).
+    ratio = distinct_ratio(texts, n)
+    return 0.0 if ratio is None else ratio
 
 
 def self_bleu(texts: Sequence[str]) -> float:

@@ -18,7 +18,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hag_agent.data.suites import SuiteCase
+from hag_agent.data.cases import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.tasks import TaskKind
 

@@ -1,4 +1,4 @@
-"""The JSONL suite format, the built-in suites, and the loader every command shares.
+"""The built-in suites, the JSONL suite files, and the loader every command shares.
 
 A suite is a list of `SuiteCase`; on disk it is JSONL, one case a line::
 
@@ -20,36 +20,16 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
+from hag_agent.data import generators as g
+from hag_agent.data.cases import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.tasks import TaskKind
 
 logger = logging.getLogger(__name__)
-
-METRIC_NAMES: tuple[str, ...] = ("exact", "number", "yes_no", "chrf", "coverage")
-"""Every metric name a case may name (`hag_agent.metrics.METRICS` implements each)."""
-
-METRIC_FIELD: dict[str, str] = {
-    "exact": "answer",
-    "number": "answer",
-    "yes_no": "answer",
-    "chrf": "reference",
-    "coverage": "keywords",
-}
-"""The case field each metric scores against."""
-
-TASK_DEFAULT_METRIC: dict[TaskKind, str] = {
-    TaskKind.MATH: "number",
-    TaskKind.TRANSLATION: "chrf",
-    TaskKind.CREATIVE: "coverage",
-}
-"""The default metric of a task, used when the case has the field it needs."""
-
-_VALID_TASKS = ", ".join(kind.value for kind in TaskKind)
-_VALID_METRICS = ", ".join(METRIC_NAMES)
 
 
 class SuiteFormatError(HAGInputError):
@@ -65,87 +45,6 @@ class SuiteFormatError(HAGInputError):
         self.line = line
         where = path if line is None else f"{path}:{line}"
         super().__init__(f"{where}: {message}")
-
-
-class SuiteCase(BaseModel):
-    """One case of a suite: a prompt and what its metric needs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1)
-    """Unique within its suite; the key of resumable runs."""
-    task: TaskKind
-    """The task kind (decides the prior and the default metric)."""
-    prompt: str = Field(min_length=1)
-    """The query sent to the model."""
-    answer: str | None = None
-    """The expected answer for the exact-match metrics (exact, number, yes_no)."""
-    reference: str | None = None
-    """The reference text for chrF."""
-    keywords: list[str] | None = None
-    """The words a creative answer must use (coverage)."""
-    metric: str | None = None
-    """A metric name overriding the task/field default."""
-
-    @field_validator("task", mode="before")
-    @classmethod
-    def _known_task(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in {kind.value for kind in TaskKind}:
-            raise ValueError(f"unknown task {value!r}; valid tasks: {_VALID_TASKS}")
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str | None) -> str | None:
-        if value is not None and value not in METRIC_NAMES:
-            raise ValueError(f"unknown metric {value!r}; valid metrics: {_VALID_METRICS}")
-        return value
-
-    @field_validator("keywords")
-    @classmethod
-    def _real_keywords(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and (not value or not all(k.strip() for k in value)):
-            raise ValueError("keywords must be a non-empty list of non-empty words")
-        return value
-
-    @model_validator(mode="after")
-    def _metric_has_its_field(self) -> SuiteCase:
-        if self.answer is None and self.reference is None and self.keywords is None:
-            raise ValueError("a case needs one of answer, reference or keywords")
-        name = self.metric_name
-        needed = METRIC_FIELD[name]
-        if getattr(self, needed) is None:
-            raise ValueError(f"metric {name!r} needs the field {needed!r}")
-        if name == "yes_no" and (self.answer or "").strip().lower() not in ("yes", "no"):
-            raise ValueError(f"metric 'yes_no' needs answer 'yes' or 'no', got {self.answer!r}")
-        if name == "number":
-            try:
-                float((self.answer or "").replace(",", "").strip())
-            except ValueError:
-                raise ValueError(
-                    f"metric 'number' needs a numeric answer, got {self.answer!r}"
-                ) from None
-        return self
-
-    @property
-    def metric_name(self) -> str:
-        """The metric that scores this case.
-
-        In order: ``metric`` when set; the task's default (math: number, translation: chrf,
-        creative: coverage) when the case has that metric's field; else by field: ``answer`` gives
-        yes_no for a yes/no answer and exact otherwise, ``reference`` gives chrf, ``keywords``
-        gives coverage.
-        """
-        if self.metric is not None:
-            return self.metric
-        default = TASK_DEFAULT_METRIC.get(self.task)
-        if default is not None and getattr(self, METRIC_FIELD[default]) is not None:
-            return default
-        if self.answer is not None:
-            return "yes_no" if self.answer.strip().lower() in ("yes", "no") else "exact"
-        if self.reference is not None:
-            return "chrf"
-        return "coverage"
 
 
 @dataclass(frozen=True)
@@ -170,8 +69,6 @@ class SuiteSpec:
 
 def builtin_suites() -> dict[str, SuiteSpec]:
     """The built-in suites by name, in listing order."""
-    from hag_agent.data import generators as g
-
     specs = [
         SuiteSpec(
             "coinflip",
@@ -357,3 +254,14 @@ def write_cases(cases: Iterable[SuiteCase], path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+__all__ = [
+    "SuiteCase",
+    "SuiteFormatError",
+    "SuiteSpec",
+    "builtin_suites",
+    "load_cases",
+    "make_suite",
+    "write_cases",
+]

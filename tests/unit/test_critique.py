@@ -2,10 +2,10 @@ from hag_agent.critique import (
     Direction,
     JudgeVerdict,
     combine,
-    distinct_n,
     echo_similarity,
     measure_signals,
 )
+from hag_agent.ngrams import distinct_ratio
 from hag_agent.tasks import TaskKind
 
 
@@ -41,7 +41,7 @@ def test_cut_off_at_max_tokens() -> None:
 
 def test_repetition_by_distinct_n() -> None:
     text = "the cat sat on the mat " * 6
-    assert distinct_n(text, 2) < 0.5
+    assert (distinct_ratio([text], 2) or 1.0) < 0.5
     score, issues, direction, _ = signals(text)
     assert score <= 0.5 and direction is Direction.LESS_REPETITION
     assert issues[0].startswith("repetitive")

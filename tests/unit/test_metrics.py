@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hag_agent.data.suites import METRIC_NAMES, SuiteCase
+from hag_agent.data.cases import METRIC_NAMES, SuiteCase
 from hag_agent.errors import ConfigurationError, HAGInputError
 from hag_agent.metrics import (
     METRICS,

@@ -11,8 +11,8 @@ import pytest
 
 import hag_agent.data
 from hag_agent.data import generators
+from hag_agent.data.cases import METRIC_NAMES
 from hag_agent.data.suites import (
-    METRIC_NAMES,
     SuiteCase,
     SuiteFormatError,
     builtin_suites,
