@@ -27,6 +27,13 @@ HYPERPARAM_KEYS: tuple[str, ...] = (
 )
 """The proposal keys, in the order the proposal JSON uses."""
 
+SHORT_NAMES: dict[str, str] = {
+    "temperature": "temp",
+    "repetition_penalty": "rep",
+    "max_tokens": "max",
+}
+"""Short column labels for the long keys (tables, panels, diagrams); other keys are short."""
+
 INTEGER_KEYS = frozenset({"top_k", "max_tokens"})
 
 

@@ -63,6 +63,12 @@ class HAGResult(AIMessage):
         """The answer text."""
         return self.text
 
+    @property
+    def completion_tokens(self) -> int | None:
+        """Tokens generated over every attempt, or None when no attempt reported a count."""
+        counts = [a.completion_tokens for a in self.attempts if a.completion_tokens is not None]
+        return sum(counts) if counts else None
+
     def __str__(self) -> str:
         return self.text
 

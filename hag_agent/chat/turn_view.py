@@ -13,10 +13,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from hag_agent.chat.settings import ChatSettings
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, SHORT_NAMES, ParamSource
 from hag_agent.runnable import HAGResult
 from hag_agent.state import Attempt
-from hag_agent.visualization.topology import SHORT_KEYS
 
 SOURCE_STYLES: dict[ParamSource, str] = {
     ParamSource.MODEL: "green",
@@ -39,15 +38,10 @@ def params_text(attempt: Attempt) -> Text:
         source = attempt.sources[key]
         if text:
             text.append("  ")
-        text.append(f"{SHORT_KEYS.get(key, key)} ", style="dim")
+        text.append(f"{SHORT_NAMES.get(key, key)} ", style="dim")
         text.append(_number(getattr(attempt.params, key)), style="bold")
         text.append(f" {source.value}", style=SOURCE_STYLES.get(source, "white"))
     return text
-
-
-def _tokens(result: HAGResult) -> int | None:
-    counts = [a.completion_tokens for a in result.attempts if a.completion_tokens is not None]
-    return sum(counts) if counts else None
 
 
 def turn_panel(result: HAGResult, elapsed_s: float) -> Panel:
@@ -63,7 +57,7 @@ def turn_panel(result: HAGResult, elapsed_s: float) -> Panel:
     if count > 1:
         parts.append(f"answer from attempt {result.best_attempt}")
     parts.append(f"{elapsed_s:.1f} s")
-    tokens = _tokens(result)
+    tokens = result.completion_tokens
     if tokens is not None:
         parts.append(f"{tokens} tok")
     body: RenderableType = params_text(chosen) if chosen is not None else Text("no attempt")

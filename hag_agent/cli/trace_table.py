@@ -6,10 +6,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, SHORT_NAMES
 from hag_agent.runnable import HAGResult
-
-_SHORT = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
 
 
 def _value(value: float | int) -> str:
@@ -25,7 +23,7 @@ def trace_view(result: HAGResult) -> RenderableType:
     )
     table.add_column("#", justify="right")
     for key in HYPERPARAM_KEYS:
-        table.add_column(_SHORT.get(key, key), justify="right", no_wrap=True)
+        table.add_column(SHORT_NAMES.get(key, key), justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("issues")
     table.add_column("time", justify="right", no_wrap=True)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import html
 
-from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, SHORT_NAMES
 from hag_agent.runnable import HAGResult
 from hag_agent.visualization.graphviz_render import render_image
-from hag_agent.visualization.topology import SHORT_KEYS, GraphShape
+from hag_agent.visualization.topology import GraphShape
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -31,7 +31,7 @@ def _inline_svg(shape: GraphShape, result: HAGResult | None) -> str:
 
 
 def _attempts_table(result: HAGResult) -> str:
-    head = "".join(f"<th>{SHORT_KEYS.get(k, k)}</th>" for k in HYPERPARAM_KEYS)
+    head = "".join(f"<th>{SHORT_NAMES.get(k, k)}</th>" for k in HYPERPARAM_KEYS)
     rows = []
     for attempt in result.attempts:
         cells = "".join(

@@ -18,6 +18,7 @@ from langgraph.graph import END, START
 from pydantic import ValidationError
 
 from hag_agent.errors import HAGInputError
+from hag_agent.hyperparameters import SHORT_NAMES
 from hag_agent.runnable import HAGResult
 from hag_agent.state import Attempt, TraceEvent
 from hag_agent.tasks import TaskKind
@@ -182,16 +183,15 @@ def load_run(path: Path) -> tuple[HAGResult, str]:
     return result, str(data.get("prompt") or "")
 
 
-SHORT_KEYS = {"temperature": "temp", "repetition_penalty": "rep", "max_tokens": "max"}
 """Short names of hyperparameters where space is tight."""
 
 
 def describe_attempt(attempt: Attempt, chosen: bool = False) -> str:
     """One line: the attempt's params (with where each came from) and its outcome."""
     values = " ".join(
-        f"{SHORT_KEYS.get(key, key)}={value:g}({attempt.sources[key].value})"
+        f"{SHORT_NAMES.get(key, key)}={value:g}({attempt.sources[key].value})"
         if isinstance(value, float)
-        else f"{SHORT_KEYS.get(key, key)}={value}({attempt.sources[key].value})"
+        else f"{SHORT_NAMES.get(key, key)}={value}({attempt.sources[key].value})"
         for key, value in attempt.params.model_dump().items()
     )
     if attempt.error:
