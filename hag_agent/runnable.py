@@ -233,9 +233,14 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
             context.setdefault("chat_model", self.model)
         return resolve_context(explicit, context)
 
-    def _prepare(self, input: Any, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], HAGContext]:
+    def _graph_call(
+        self, input: Any, config: RunnableConfig | None, kwargs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], RunnableConfig, dict[str, Any]]:
+        """The graph's input state, config and keyword arguments for one call."""
         messages, settings = parse_input(input)
-        return {"messages": messages}, self.run_context({**settings, **kwargs})
+        context = self.run_context({**settings, **kwargs})
+        options = {"context": context, "durability": self._durability()}
+        return {"messages": messages}, ensure_config(config), options
 
     # -- invoke ----------------------------------------------------------------------------
 
@@ -247,23 +252,15 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         The compiled graph is itself a traced chain run (named ``hag-agent`` unless the config
         names it), so callbacks and ``with_config`` reach it and every model call inside it.
         """
-        state, context = self._prepare(input, kwargs)
-        return to_result(
-            self.graph.invoke(
-                state, ensure_config(config), context=context, durability=self._durability()
-            )
-        )
+        state, config, options = self._graph_call(input, config, kwargs)
+        return to_result(self.graph.invoke(state, config, **options))
 
     async def ainvoke(
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> HAGResult:
         """Run the graph on one input, asynchronously."""
-        state, context = self._prepare(input, kwargs)
-        return to_result(
-            await self.graph.ainvoke(
-                state, ensure_config(config), context=context, durability=self._durability()
-            )
-        )
+        state, config, options = self._graph_call(input, config, kwargs)
+        return to_result(await self.graph.ainvoke(state, config, **options))
 
     # -- stream ----------------------------------------------------------------------------
 
@@ -271,15 +268,9 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[AIMessageChunk]:
         """Yield the answer's tokens and node events, then a ``result`` event."""
-        state, context = self._prepare(input, kwargs)
+        state, config, options = self._graph_call(input, config, kwargs)
         final: Mapping[str, Any] = {}
-        parts = self.graph.stream(
-            state,
-            ensure_config(config),
-            context=context,
-            stream_mode=_STREAM_MODES,
-            durability=self._durability(),
-        )
+        parts = self.graph.stream(state, config, stream_mode=_STREAM_MODES, **options)
         for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)
             if chunk is not None:
@@ -290,15 +281,9 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         self, input: HAGInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[AIMessageChunk]:
         """Async `stream`."""
-        state, context = self._prepare(input, kwargs)
+        state, config, options = self._graph_call(input, config, kwargs)
         final: Mapping[str, Any] = {}
-        parts = self.graph.astream(
-            state,
-            ensure_config(config),
-            context=context,
-            stream_mode=_STREAM_MODES,
-            durability=self._durability(),
-        )
+        parts = self.graph.astream(state, config, stream_mode=_STREAM_MODES, **options)
         async for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)
             if chunk is not None:
