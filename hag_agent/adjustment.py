@@ -103,6 +103,59 @@ def default_direction(task: TaskKind) -> Direction:
     )
 
 
+def _first_untried(
+    params: HyperParams,
+    move: Move,
+    *,
+    frozen: set[str],
+    bounds: DecodingBounds,
+    seen: set[tuple[float | int, ...]],
+) -> tuple[HyperParams, int] | None:
+    """Apply a move up to `_MAX_REPEATS` times until it gives a configuration not yet tried.
+
+    Returns:
+        The new configuration and how many times the move was applied to reach it, or None
+        when the move only touches pinned keys or every repeat lands on a tried configuration.
+    """
+    current: dict[str, float] = {k: float(v) for k, v in params.model_dump().items()}
+    for repeat in range(1, _MAX_REPEATS + 1):
+        # Rounded so retries read cleanly (0.95, not 0.9500000000000001).
+        proposed = {k: round(v, 4) for k, v in move(current).items() if k not in frozen}
+        if not proposed:
+            return None
+        # Each repeat moves on from the clamped values, so a bound stops the drift.
+        new_params, _ = bounds.clamp({**current, **proposed}, {}, params)
+        current = {k: float(v) for k, v in new_params.model_dump().items()}
+        if new_params.key() not in seen:
+            return new_params, repeat
+    return None
+
+
+def _applied(
+    params: HyperParams,
+    new_params: HyperParams,
+    sources: Mapping[str, ParamSource],
+    asked: Direction,
+    candidate: Direction,
+    repeats: int,
+) -> Adjustment:
+    """The adjustment to ``new_params``: changed values marked ``retry``, the reason in words."""
+    changed = [k for k in HYPERPARAM_KEYS if getattr(new_params, k) != getattr(params, k)]
+    new_sources = {
+        k: (ParamSource.RETRY if k in changed else sources.get(k, ParamSource.PRIOR))
+        for k in HYPERPARAM_KEYS
+    }
+    detail = ", ".join(f"{k} {getattr(params, k)} -> {getattr(new_params, k)}" for k in changed)
+    via = "" if candidate is asked else f" (via {candidate.value}: {asked.value} gave nothing new)"
+    times = "" if repeats == 1 else f" x{repeats}"
+    return Adjustment(
+        params=new_params,
+        sources=new_sources,
+        direction=candidate,
+        reason=f"{asked.value}{via}{times}: {detail}",
+    )
+
+
 def adjust(
     params: HyperParams,
     sources: Mapping[str, ParamSource],
@@ -131,38 +184,10 @@ def adjust(
     seen = {p.key() for p in tried}
     asked = direction if direction is not Direction.NONE else default_direction(task)
     for candidate in (asked, *_NEIGHBOURS[asked]):
-        move = MOVES[candidate]
-        current: dict[str, float] = {k: float(v) for k, v in params.model_dump().items()}
-        for repeat in range(1, _MAX_REPEATS + 1):
-            # Rounded so retries read cleanly (0.95, not 0.9500000000000001).
-            proposed = {k: round(v, 4) for k, v in move(current).items() if k not in frozen}
-            if not proposed:
-                break
-            current = {**current, **proposed}
-            new_params, _ = bounds.clamp(current, {}, params)
-            current = {k: float(v) for k, v in new_params.model_dump().items()}
-            if new_params.key() in seen:
-                continue
-            changed = [k for k in HYPERPARAM_KEYS if getattr(new_params, k) != getattr(params, k)]
-            new_sources = {
-                k: (ParamSource.RETRY if k in changed else sources.get(k, ParamSource.PRIOR))
-                for k in HYPERPARAM_KEYS
-            }
-            detail = ", ".join(
-                f"{k} {getattr(params, k)} -> {getattr(new_params, k)}" for k in changed
-            )
-            via = (
-                ""
-                if candidate is asked
-                else f" (via {candidate.value}: {asked.value} gave nothing new)"
-            )
-            times = "" if repeat == 1 else f" x{repeat}"
-            return Adjustment(
-                params=new_params,
-                sources=new_sources,
-                direction=candidate,
-                reason=f"{asked.value}{via}{times}: {detail}",
-            )
+        found = _first_untried(params, MOVES[candidate], frozen=frozen, bounds=bounds, seen=seen)
+        if found is not None:
+            new_params, repeats = found
+            return _applied(params, new_params, sources, asked, candidate, repeats)
     return Adjustment(
         params=None,
         sources=dict(sources),

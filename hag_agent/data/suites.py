@@ -186,39 +186,60 @@ def load_cases(
     """
     if isinstance(source, str) and source in builtin_suites():
         return make_suite(source)
+    report = warn if warn is not None else logger.warning
+    return _read_case_file(_suite_file(source), str(source), on_bad_line, report)
+
+
+def _suite_file(source: str | Path) -> Path:
+    """The existing file a source names, once it is known not to be a built-in suite.
+
+    Raises:
+        HAGInputError: No such file; a bare word is reported as an unknown suite, since that
+            is more likely what was meant than a file.
+    """
     path = Path(source)
     if not path.is_file():
         if isinstance(source, str) and os.sep not in source and not source.endswith(".jsonl"):
             raise _unknown_suite(source)
         raise HAGInputError(f"no such suite file: {path}")
-    report = warn if warn is not None else logger.warning
-    label = str(source)
+    return path
+
+
+def _parse_case(raw: str) -> SuiteCase | str:
+    """One JSONL line as a case, or what is wrong with it."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    try:
+        return SuiteCase.model_validate(data)
+    except ValidationError as exc:
+        return _describe(exc)
+
+
+def _read_case_file(
+    path: Path,
+    label: str,
+    on_bad_line: Literal["skip", "fail"],
+    report: Callable[[str], None],
+) -> list[SuiteCase]:
+    """Read a JSONL suite file (see `load_cases`); errors name the file as ``label``."""
     cases: list[SuiteCase] = []
     first_line: dict[str, int] = {}
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            problem: str | None = None
-            case: SuiteCase | None = None
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                problem = f"not JSON ({exc.msg} at column {exc.colno})"
-            else:
-                if not isinstance(data, dict):
-                    problem = f"expected a JSON object, got {type(data).__name__}"
-                else:
-                    try:
-                        case = SuiteCase.model_validate(data)
-                    except ValidationError as exc:
-                        problem = _describe(exc)
-            if case is None:
-                error = SuiteFormatError(problem or "invalid case", path=label, line=number)
+            case = _parse_case(raw)
+            if isinstance(case, str):
+                error = SuiteFormatError(case or "invalid case", path=label, line=number)
                 if on_bad_line == "fail":
                     raise error
                 report(f"skipped {error}")
                 continue
+            # A duplicate id fails even when skipping: which of the two cases was meant is unknown.
             if case.id in first_line:
                 raise SuiteFormatError(
                     f"duplicate id {case.id!r} (first on line {first_line[case.id]})",

@@ -9,6 +9,7 @@ so the path shows in plain text too.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -81,6 +82,185 @@ _TAKEN = "bold green"
 _NOT_TAKEN = "dim"
 
 
+@dataclass(frozen=True)
+class _Marks:
+    """How nodes and edges are labelled and styled: plain, or marked with a run's path."""
+
+    visits: Counter[str] | None
+    taken: Counter[tuple[str, str]] | None
+
+    @classmethod
+    def of(cls, path: RunPath | None) -> _Marks:
+        if path is None:
+            return cls(None, None)
+        return cls(path.node_visits(), path.edge_counts())
+
+    def node_label(self, node: str) -> str:
+        return counted(display_name(node), self.visits[node] if self.visits else 0)
+
+    def node_style(self, node: str) -> str:
+        if self.visits is None:
+            return "bold"
+        return _TAKEN if self.visits[node] else _NOT_TAKEN
+
+    def edge_count(self, edge: GraphEdge) -> int:
+        return self.taken[(edge.source, edge.target)] if self.taken else 0
+
+    def edge_label(self, edge: GraphEdge) -> str:
+        return counted(edge.label, self.edge_count(edge))
+
+    def edge_pen(self, edge: GraphEdge) -> _Pen:
+        if self.edge_count(edge):
+            return _HEAVY
+        return _DASHED if edge.conditional else _THIN
+
+    def edge_style(self, edge: GraphEdge) -> str:
+        if self.taken is None:
+            return "cyan" if edge.conditional else ""
+        return _TAKEN if self.edge_count(edge) else _NOT_TAKEN
+
+
+# A box's corners and lines: top-left, top-right, bottom-left, bottom-right, horizontal, vertical.
+_VISITED_BOX = ("┏", "┓", "┗", "┛", "━", "┃")
+_END_BOX = ("╭", "╮", "╰", "╯", "─", "│")  # start and end stand out by their rounded corners
+_PLAIN_BOX = ("┌", "┐", "└", "┘", "─", "│")
+
+_LEFT = 1  # the boxes' left border column
+_LANE_GAP = 3  # columns from one lane to the next
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where everything goes: the edges split into straight arrows and lanes, rows and columns."""
+
+    shape: GraphShape
+    straight: list[GraphEdge]
+    """Edges to the next node down, drawn as an arrow between the boxes."""
+    lanes: list[GraphEdge]
+    """Every other edge, innermost lane first."""
+    ends: dict[str, list[tuple[GraphEdge, bool]]]
+    """Per node, the lanes (and whether each leaves it) in the order of their rows in its box."""
+    box_width: int
+    first_lane: int
+    """The column of the innermost lane."""
+    box_top: dict[str, int]
+    """The row of each box's top border."""
+    height: int
+
+    @classmethod
+    def of(cls, shape: GraphShape, marks: _Marks) -> _Layout:
+        index = {n: i for i, n in enumerate(shape.nodes)}
+        straight = [
+            e
+            for e in shape.edges
+            if index[e.target] == index[e.source] + 1 and e.source != e.target
+        ]
+        lanes = [e for e in shape.edges if e not in straight]
+        # Short lanes inside, long ones outside, so lanes cross as little as possible.
+        lanes.sort(key=lambda e: (abs(index[e.target] - index[e.source]), index[e.source]))
+        ends = _lane_ends(shape.nodes, lanes, index)
+        box_width = max(len(marks.node_label(n)) for n in shape.nodes) + 4
+        lane_labels = max((len(marks.edge_label(e)) for e in lanes), default=0)
+        first_lane = _LEFT + box_width + lane_labels + 5
+        # Rows: each box, then a gap of two rows (arrow down) or one (nothing straight).
+        box_top: dict[str, int] = {}
+        row = 0
+        for i, node in enumerate(shape.nodes):
+            box_top[node] = row
+            row += max(1, len(ends[node])) + 2
+            if i < len(shape.nodes) - 1:
+                row += 2
+        return cls(shape, straight, lanes, ends, box_width, first_lane, box_top, row)
+
+    @property
+    def width(self) -> int:
+        return self.first_lane + _LANE_GAP * len(self.lanes) + 1
+
+    @property
+    def right(self) -> int:
+        """The boxes' right border column."""
+        return _LEFT + self.box_width - 1
+
+    def inner_rows(self, node: str) -> int:
+        """The rows inside a box: one per lane end, at least one for the label."""
+        return max(1, len(self.ends[node]))
+
+    def lane_row(self, lane: GraphEdge, leaving: bool) -> int:
+        """The row where a lane leaves its source (or enters its target)."""
+        node = lane.source if leaving else lane.target
+        return self.box_top[node] + 1 + self.ends[node].index((lane, leaving))
+
+
+def _lane_ends(
+    nodes: tuple[str, ...], lanes: list[GraphEdge], index: dict[str, int]
+) -> dict[str, list[tuple[GraphEdge, bool]]]:
+    """Each lane end gets its own row inside its node's box, ordered by the far end's position."""
+    ends: dict[str, list[tuple[GraphEdge, bool]]] = {n: [] for n in nodes}
+    for lane in lanes:
+        ends[lane.source].append((lane, True))
+        ends[lane.target].append((lane, False))
+    for node_ends in ends.values():
+        node_ends.sort(key=lambda item: index[item[0].target if item[1] else item[0].source])
+    return ends
+
+
+def _draw_boxes(canvas: _Canvas, layout: _Layout, marks: _Marks) -> None:
+    """One box per node, its label on the first inner row."""
+    nodes = layout.shape.nodes
+    width = layout.box_width
+    for node in nodes:
+        top, style = layout.box_top[node], marks.node_style(node)
+        inner = layout.inner_rows(node)
+        if marks.visits and marks.visits[node]:
+            tl, tr, bl, br, h, v = _VISITED_BOX
+        elif node in (nodes[0], nodes[-1]):
+            tl, tr, bl, br, h, v = _END_BOX
+        else:
+            tl, tr, bl, br, h, v = _PLAIN_BOX
+        canvas.write(top, _LEFT, tl + h * (width - 2) + tr, style)
+        for r in range(1, inner + 1):
+            canvas.write(top + r, _LEFT, v + " " * (width - 2) + v, style)
+        label = marks.node_label(node)
+        canvas.write(top + 1, _LEFT + (width - len(label)) // 2, label, style)
+        canvas.write(top + inner + 1, _LEFT, bl + h * (width - 2) + br, style)
+
+
+def _draw_straight_edges(canvas: _Canvas, layout: _Layout, marks: _Marks) -> None:
+    """An arrow straight down the gap under each box whose edge goes to the next node."""
+    centre = _LEFT + layout.box_width // 2
+    for edge in layout.straight:
+        style = marks.edge_style(edge)
+        row = layout.box_top[edge.source] + layout.inner_rows(edge.source) + 2
+        canvas.put(row, centre, marks.edge_pen(edge).vertical, style)
+        canvas.put(row + 1, centre, "▼", style)
+        if edge.label:
+            canvas.write(row, centre + 2, marks.edge_label(edge), style)
+
+
+def _draw_lane(canvas: _Canvas, layout: _Layout, marks: _Marks, lane: int) -> None:
+    """The ``lane``-th lane: out of its source's right border, along its column, into its target."""
+    edge = layout.lanes[lane]
+    style, pen = marks.edge_style(edge), marks.edge_pen(edge)
+    col = layout.first_lane + _LANE_GAP * lane
+    outside = layout.right + 1  # the first column right of the boxes
+    start, stop = layout.lane_row(edge, True), layout.lane_row(edge, False)
+    down = stop > start
+    # Out of the source: a tee on its border, the label, then along to the lane.
+    canvas.put(start, layout.right, pen.tee, style)
+    for c in range(outside, col):
+        canvas.put(start, c, pen.horizontal, style)
+    if edge.label:
+        canvas.write(start, outside + 1, f" {marks.edge_label(edge)} ", style)
+    canvas.put(start, col, pen.down_corner if down else pen.up_corner, style)
+    for r in range(min(start, stop) + 1, max(start, stop)):
+        canvas.put(r, col, pen.vertical, style)
+    # Into the target: along from the lane to an arrowhead against its border.
+    canvas.put(stop, col, pen.up_corner if down else pen.down_corner, style)
+    for c in range(outside + 1, col):
+        canvas.put(stop, c, pen.horizontal, style)
+    canvas.put(stop, outside, "◄", style)
+
+
 def draw_ascii(shape: GraphShape, path: RunPath | None = None) -> Text:
     """Draw the graph (and, given a run's path, the way that run went) as styled text.
 
@@ -91,108 +271,12 @@ def draw_ascii(shape: GraphShape, path: RunPath | None = None) -> Text:
     Returns:
         Rich text; ``.plain`` is the same picture without styles.
     """
-    visits = path.node_visits() if path else None
-    taken = path.edge_counts() if path else None
-
-    def node_label(node: str) -> str:
-        return counted(display_name(node), visits[node] if visits else 0)
-
-    def node_style(node: str) -> str:
-        if visits is None:
-            return "bold"
-        return _TAKEN if visits[node] else _NOT_TAKEN
-
-    def edge_label(edge: GraphEdge) -> str:
-        count = taken[(edge.source, edge.target)] if taken else 0
-        return counted(edge.label, count)
-
-    def edge_pen(edge: GraphEdge) -> _Pen:
-        if taken and taken[(edge.source, edge.target)]:
-            return _HEAVY
-        return _DASHED if edge.conditional else _THIN
-
-    def edge_style(edge: GraphEdge) -> str:
-        if taken is None:
-            return "cyan" if edge.conditional else ""
-        return _TAKEN if taken[(edge.source, edge.target)] else _NOT_TAKEN
-
-    nodes = shape.nodes
-    index = {n: i for i, n in enumerate(nodes)}
-    straight = [
-        e for e in shape.edges if index[e.target] == index[e.source] + 1 and e.source != e.target
-    ]
-    lanes = [e for e in shape.edges if e not in straight]
-    # Short lanes inside, long ones outside, so lanes cross as little as possible.
-    lanes.sort(key=lambda e: (abs(index[e.target] - index[e.source]), index[e.source]))
-
-    # Each lane end gets its own row inside its node's box.
-    ends: dict[str, list[tuple[GraphEdge, bool]]] = {n: [] for n in nodes}
-    for lane in lanes:
-        ends[lane.source].append((lane, True))
-        ends[lane.target].append((lane, False))
-    for node_ends in ends.values():
-        node_ends.sort(key=lambda item: index[item[0].target if item[1] else item[0].source])
-
-    box_width = max(len(node_label(n)) for n in nodes) + 4
-    left = 1
-    centre = left + box_width // 2
-    lane_labels = max((len(edge_label(e)) for e in lanes), default=0)
-    first_lane = left + box_width + lane_labels + 5
-    lane_cols = {lane: first_lane + 3 * k for k, lane in enumerate(lanes)}
-
-    # Rows: each box, then a gap of two rows (arrow down) or one (nothing straight).
-    box_top: dict[str, int] = {}
-    row = 0
-    for i, node in enumerate(nodes):
-        box_top[node] = row
-        row += max(1, len(ends[node])) + 2
-        if i < len(nodes) - 1:
-            row += 2
-    canvas = _Canvas(first_lane + 3 * len(lanes) + 1, row)
-
-    for node in nodes:
-        top, style = box_top[node], node_style(node)
-        inner = max(1, len(ends[node]))
-        if visits and visits[node]:
-            tl, tr, bl, br, h, v = "┏", "┓", "┗", "┛", "━", "┃"
-        elif node in (shape.nodes[0], shape.nodes[-1]):
-            tl, tr, bl, br, h, v = "╭", "╮", "╰", "╯", "─", "│"
-        else:
-            tl, tr, bl, br, h, v = "┌", "┐", "└", "┘", "─", "│"
-        canvas.write(top, left, tl + h * (box_width - 2) + tr, style)
-        for r in range(1, inner + 1):
-            canvas.write(top + r, left, v + " " * (box_width - 2) + v, style)
-        label = node_label(node)
-        canvas.write(top + 1, left + (box_width - len(label)) // 2, label, style)
-        canvas.write(top + inner + 1, left, bl + h * (box_width - 2) + br, style)
-
-    for edge in straight:
-        style = edge_style(edge)
-        row = box_top[edge.source] + max(1, len(ends[edge.source])) + 2
-        canvas.put(row, centre, edge_pen(edge).vertical, style)
-        canvas.put(row + 1, centre, "▼", style)
-        if edge.label:
-            canvas.write(row, centre + 2, edge_label(edge), style)
-
-    for lane in lanes:
-        style = edge_style(lane)
-        col = lane_cols[lane]
-        pen = edge_pen(lane)
-        start = box_top[lane.source] + 1 + ends[lane.source].index((lane, True))
-        stop = box_top[lane.target] + 1 + ends[lane.target].index((lane, False))
-        down = stop > start
-        # Out of the source: a tee on its border, the label, then along to the lane.
-        canvas.put(start, left + box_width - 1, pen.tee, style)
-        for c in range(left + box_width, col):
-            canvas.put(start, c, pen.horizontal, style)
-        if lane.label:
-            canvas.write(start, left + box_width + 1, f" {edge_label(lane)} ", style)
-        canvas.put(start, col, pen.down_corner if down else pen.up_corner, style)
-        for r in range(min(start, stop) + 1, max(start, stop)):
-            canvas.put(r, col, pen.vertical, style)
-        # Into the target: along from the lane to an arrowhead against its border.
-        canvas.put(stop, col, pen.up_corner if down else pen.down_corner, style)
-        for c in range(left + box_width + 1, col):
-            canvas.put(stop, c, pen.horizontal, style)
-        canvas.put(stop, left + box_width, "◄", style)
+    marks = _Marks.of(path)
+    layout = _Layout.of(shape, marks)
+    canvas = _Canvas(layout.width, layout.height)
+    # Boxes first: the edges drawn over them put their tees and arrowheads on the borders.
+    _draw_boxes(canvas, layout, marks)
+    _draw_straight_edges(canvas, layout, marks)
+    for lane in range(len(layout.lanes)):
+        _draw_lane(canvas, layout, marks, lane)
     return canvas.to_text()
