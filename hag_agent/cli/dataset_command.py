@@ -15,7 +15,8 @@ from rich.table import Table
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
-from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
+from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
+from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.suite_job import F
 from hag_agent.errors import HAGError
 
@@ -133,10 +134,13 @@ def search(
 
     Exit codes: 0 all cases done, 2 bad usage or input, 3 a case failed on a backend error.
     """
-    from hag_agent.data.sampling import backend_sampler
     from hag_agent.data.search_records import read_records
-    from hag_agent.data.search_run import search_file
-    from hag_agent.data.search_space import SearchSettings
+    from hag_agent.search.engine import SearchJob
+    from hag_agent.search.executor import LocalExecutor
+    from hag_agent.search.run import search_file
+    from hag_agent.search.sampling import backend_sampler
+    from hag_agent.search.space import SearchSettings
+    from hag_agent.search.strategies import TwoStageSearch
 
     err = Console(stderr=True)
     warn = suite_job.warner(err)
@@ -152,20 +156,19 @@ def search(
         max_tokens=max_tokens,
     )
     chosen = backend_settings(backend, base_url, model, proposer_model, model_path)
-    with suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"):
+    with (
+        suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"),
+        ProgressView(err, enabled=not quiet) as view,
+    ):
         cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
         sampler = backend_sampler(chosen["backend"], chosen["backend_options"])
         run = search_file(
             cases,
-            sampler,
+            SearchJob(TwoStageSearch(settings), sampler),
             output,
-            settings,
-            concurrency=concurrency,
+            executor=LocalExecutor(concurrency),
             stop_on_error=stop_on_error,
-            show_progress=not quiet,
-            console=err,
-            warn=warn,
-            on_failure=lambda case_id, error: warn(f"case {case_id} failed: {error}"),
+            progress=warnings_shown(view, warn),
         )
 
     wanted = {c.id for c in cases}
