@@ -142,9 +142,9 @@ async def run_search(
             append_line(path, outcome.model_dump_json())
             run.completed.append(case.id)
             run.model_calls += outcome.model_calls
-        note = f"{run.model_calls} calls, {len(run.failed)} failed"
+        tally = f"{run.model_calls} calls, {len(run.failed)} failed"
         count = len(run.completed) + len(run.failed)
-        progress(ProgressEvent("advance", STAGE, done=count, total=len(queue), message=note))
+        progress(ProgressEvent("advance", STAGE, done=count, total=len(queue), message=tally))
 
     await (executor or LocalExecutor()).run(queue, job, finished, stop=stop)
     progress(
