@@ -1,13 +1,13 @@
 """How close the two-stage search gets to an exhaustive grid, and what it costs per case.
 
 On a small case set (default: one case each of arithmetic, coinflip and keywords), run the
-search (`hag_agent.data.search.search_case`) and then score every configuration of the same
-ladder grid on the same K seeds (`exhaustive_case`). Prints, per case and on average: the
-fraction of the exhaustive optimum the search reached (search best / grid best), the share of the
-default-to-optimum gap it closed, the fraction of the grid's evaluations it spent, and its cost
-(model calls, wall time). Samples depend only on (prompt, configuration, seed), so the grid
-reuses the search's samples instead of drawing them again; its cost is reported as its nominal
-calls and the time those would take at the search's measured mean latency.
+search (`hag_agent.search.engine.evaluate_case` with `TwoStageSearch`) and then score every
+configuration of the same ladder grid on the same K seeds (`exhaustive_case`). Prints, per case
+and on average: the fraction of the exhaustive optimum the search reached (search best / grid
+best), the share of the default-to-optimum gap it closed, the fraction of the grid's evaluations
+it spent, and its cost (model calls, wall time). Samples depend only on (prompt, configuration,
+seed), so the grid reuses the search's samples instead of drawing them again; its cost is reported
+as its nominal calls and the time those would take at the search's measured mean latency.
 
     python benchmarks/search_vs_exhaustive.py [--cases 3] [--samples 2] [--budget 20]
         [--max-tokens 16] [--backend embedded] [--base-url URL] [--model NAME]
@@ -20,12 +20,13 @@ import asyncio
 import statistics
 import time
 
-from hag_agent.data.sampling import Sampler, SampleResult, backend_sampler
-from hag_agent.data.search import exhaustive_case, search_case
 from hag_agent.data.search_records import compare
-from hag_agent.data.search_space import SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase, make_suite
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.search.engine import evaluate_case
+from hag_agent.search.sampling import Sampler, SampleResult, backend_sampler
+from hag_agent.search.space import SearchSettings, SearchSpace
+from hag_agent.search.strategies import TwoStageSearch, exhaustive_case
 
 SPACE = SearchSpace(
     ladders={
@@ -111,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for case in cases:
         before_calls = sampler.real_calls
         start = time.perf_counter()
-        record = await search_case(case, sampler, settings, limiter=limiter)
+        record = await evaluate_case(case, TwoStageSearch(settings), sampler, limiter=limiter)
         wall = time.perf_counter() - start
         search_calls = sampler.real_calls - before_calls
         grid = await exhaustive_case(case, sampler, settings, limiter=limiter)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
@@ -15,9 +15,15 @@ from rich.table import Table
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
 from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
-from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
+from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
+from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.suite_job import F
 from hag_agent.errors import HAGError
+
+if TYPE_CHECKING:
+    from hag_agent.data.suites import SuiteCase
+    from hag_agent.search.run import SearchRun
+    from hag_agent.search.space import SearchSettings
 
 
 def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:
@@ -133,13 +139,9 @@ def search(
 
     Exit codes: 0 all cases done, 2 bad usage or input, 3 a case failed on a backend error.
     """
-    from hag_agent.data.sampling import backend_sampler
-    from hag_agent.data.search_records import read_records
-    from hag_agent.data.search_run import search_file
-    from hag_agent.data.search_space import SearchSettings
+    from hag_agent.search.space import SearchSettings
 
     err = Console(stderr=True)
-    warn = suite_job.warner(err)
     suite_job.require_at_least_one(limit, "--limit")
     suite_job.require_at_least_one(concurrency, "--concurrency")
     settings = suite_job.settings_from_options(
@@ -153,20 +155,49 @@ def search(
     )
     chosen = backend_settings(backend, base_url, model, proposer_model, model_path)
     with suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"):
-        cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
-        sampler = backend_sampler(chosen["backend"], chosen["backend_options"])
-        run = search_file(
-            cases,
-            sampler,
-            output,
-            settings,
-            concurrency=concurrency,
-            stop_on_error=stop_on_error,
-            show_progress=not quiet,
-            console=err,
-            warn=warn,
-            on_failure=lambda case_id, error: warn(f"case {case_id} failed: {error}"),
+        cases = suite_job.load_suites(
+            suite, limit=limit, on_bad_line=on_bad_line, warn=suite_job.warner(err)
         )
+        run = _run_two_stage(
+            err, cases, output, settings, chosen, concurrency, stop_on_error, quiet
+        )
+    _print_summary(err, run, cases, output)
+    if run.failed:
+        sys.exit(EXIT_BACKEND)
+
+
+def _run_two_stage(
+    err: Console,
+    cases: Sequence[SuiteCase],
+    output: Path,
+    settings: SearchSettings,
+    chosen: dict[str, Any],
+    concurrency: int,
+    stop_on_error: bool,
+    quiet: bool,
+) -> SearchRun:
+    """The paper's search over ``cases`` on the chosen backend, its progress drawn on ``err``."""
+    from hag_agent.search.engine import SearchJob
+    from hag_agent.search.executor import LocalExecutor
+    from hag_agent.search.run import search_file
+    from hag_agent.search.sampling import backend_sampler
+    from hag_agent.search.strategies import TwoStageSearch
+
+    sampler = backend_sampler(chosen["backend"], chosen["backend_options"])
+    with ProgressView(err, enabled=not quiet) as view:
+        return search_file(
+            cases,
+            SearchJob(TwoStageSearch(settings), sampler),
+            output,
+            executor=LocalExecutor(concurrency),
+            stop_on_error=stop_on_error,
+            progress=warnings_shown(view, suite_job.warner(err)),
+        )
+
+
+def _print_summary(err: Console, run: SearchRun, cases: Sequence[SuiteCase], output: Path) -> None:
+    """What the run did, and the mean figures of the cases' records in ``output``."""
+    from hag_agent.data.search_records import read_records
 
     wanted = {c.id for c in cases}
     records = [r for r in read_records(output) if r.id in wanted]
@@ -187,5 +218,3 @@ def search(
             soft_wrap=True,
             highlight=False,
         )
-    if run.failed:
-        sys.exit(EXIT_BACKEND)

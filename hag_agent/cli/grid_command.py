@@ -2,11 +2,14 @@
 
 Three steps, so that the sampling can run on another machine that has only torch and
 transformers: plan here, sample there (``grid-sample``, or ``python
-hag_agent/data/grid_sampler.py`` where hag-agent is not installed), score here.
+hag_agent/search/grid_sampler.py`` where hag-agent is not installed), score here. Each step is
+a call into `hag_agent.search`; scoring is the search engine's exhaustive strategy on the stored
+samples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -14,8 +17,22 @@ import click
 from rich.console import Console
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.suite_job import F
 from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.progress import ProgressCallback, ProgressEvent
+
+
+def warnings_shown(view: ProgressCallback, warn: Callable[[str], None]) -> ProgressCallback:
+    """``view`` for a search's progress, with its ``note`` events printed as warnings."""
+
+    def show(event: ProgressEvent) -> None:
+        if event.kind == "note":
+            warn(event.message)
+        else:
+            view(event)
+
+    return show
 
 
 def _plan_option(command: F) -> F:
@@ -71,7 +88,7 @@ def grid_plan(
 
     Exit codes: 0 written, 2 bad usage or input.
     """
-    from hag_agent.data.grid_plan import build_plan
+    from hag_agent.search.grid_plan import build_plan
 
     err = Console(stderr=True)
     suite_job.require_at_least_one(limit, "--limit")
@@ -133,7 +150,7 @@ def grid_sample(
     Exit codes: 0 done (or stopped at the deadline), 2 bad usage, input or missing packages,
     130 interrupted (rerun to resume).
     """
-    from hag_agent.data import grid_sampler
+    from hag_agent.search import grid_sampler
 
     err = Console(stderr=True)
     with suite_job.exit_on_failure(err, saved=f"finished configurations are saved in {out}"):
@@ -193,12 +210,16 @@ def grid_score(
 
     Exit codes: 0 written, 2 bad usage or input.
     """
-    from hag_agent.data.grid_plan import GridPlan
-    from hag_agent.data.grid_scoring import read_samples, sampler_info, score_plan
+    from hag_agent.search.grid_plan import GridPlan
+    from hag_agent.search.grid_samples import read_samples, sampler_info
+    from hag_agent.search.grid_scoring import score_plan
 
     err = Console(stderr=True)
     warn = suite_job.warner(err)
-    with suite_job.exit_on_failure(err, saved="nothing was written"):
+    with (
+        suite_job.exit_on_failure(err, saved="nothing was written"),
+        ProgressView(err) as view,
+    ):
         try:
             plan = GridPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -207,7 +228,11 @@ def grid_score(
         samples = read_samples(samples_dir)
         seconds = float(sampler_info(samples_dir).get("seconds_total") or 0.0)
         records = score_plan(
-            plan, cases, samples, seconds_per_case=seconds / len(plan.cases), warn=warn
+            plan,
+            cases,
+            samples,
+            seconds_per_case=seconds / len(plan.cases),
+            progress=warnings_shown(view, warn),
         )
         output.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
     err.print(
@@ -227,4 +252,4 @@ def grid_score(
         )
 
 
-__all__ = ["grid_plan", "grid_sample", "grid_score"]
+__all__ = ["grid_plan", "grid_sample", "grid_score", "warnings_shown"]

@@ -13,9 +13,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from hag_agent.cli.main import cli
-from hag_agent.data.grid_plan import GridPlan
-from hag_agent.data.grid_sampler import INFO_FILE
-from hag_agent.data.grid_scoring import read_samples
+from hag_agent.search.grid_plan import GridPlan
+from hag_agent.search.grid_sampler import INFO_FILE
+from hag_agent.search.grid_samples import read_samples
 
 from .tiny_training import require_train_extra, tiny_base
 

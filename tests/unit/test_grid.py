@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.cli.main import cli
-from hag_agent.data.grid_plan import DEFAULT_GRID, GridPlan, build_plan
-from hag_agent.data.grid_sampler import _generation_kwargs, done_configs
-from hag_agent.data.grid_scoring import read_samples, score_plan
 from hag_agent.data.suites import SuiteCase, make_suite
 from hag_agent.errors import HAGInputError
+from hag_agent.progress import ProgressEvent
+from hag_agent.search import grid_sampler
+from hag_agent.search.grid_plan import DEFAULT_GRID, GridPlan, build_plan
+from hag_agent.search.grid_sampler import _generation_kwargs, done_configs
+from hag_agent.search.grid_samples import read_samples
+from hag_agent.search.grid_scoring import score_plan
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS, TaskKind
 
 CASES = [
@@ -148,9 +154,11 @@ def test_ties_go_to_the_prior_then_to_the_nearest_configuration() -> None:
 def test_a_case_without_default_samples_is_skipped_with_a_warning() -> None:
     plan, samples = plan_and_samples({})
     del samples[0]
-    warnings: list[str] = []
-    assert score_plan(plan, CASES, samples, scorer=value_scorer, warn=warnings.append) == []
+    events: list[ProgressEvent] = []
+    assert score_plan(plan, CASES, samples, scorer=value_scorer, progress=events.append) == []
+    warnings = [event.message for event in events if event.kind == "note"]
     assert len(warnings) == 2 and "m1" in warnings[0]
+    assert events[-1] == ProgressEvent(kind="end", stage="grid-score", done=2, total=2)
 
 
 def test_a_plan_case_missing_from_the_suites_is_an_input_error() -> None:
@@ -190,7 +198,7 @@ def test_grid_commands_plan_then_score(tmp_path: Path) -> None:
     assert all(r["score"] == 1.0 and r["default_score"] == 0.0 for r in records)
 
 
-def test_grid_commands_fail_cleanly(tmp_path: Path) -> None:
+def test_grid_score_fails_cleanly(tmp_path: Path) -> None:
     runner = CliRunner()
     not_plan = tmp_path / "x.json"
     not_plan.write_text("{}")
@@ -201,6 +209,12 @@ def test_grid_commands_fail_cleanly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2 and "not a grid plan" in result.output
     assert "Traceback" not in result.output
+
+
+def test_grid_sample_fails_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="needs the train extra")
+    pytest.importorskip("transformers", reason="needs the train extra")
+    runner = CliRunner()
     result = runner.invoke(
         cli, ["dataset", "grid-sample", "--plan", str(tmp_path / "missing.json"),
               "--out", str(tmp_path / "o")]
@@ -221,3 +235,29 @@ def test_grid_commands_fail_cleanly(tmp_path: Path) -> None:
               "--model-dir", str(broken), "--device", "cpu"]
     )  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def test_the_grid_sampler_imports_nothing_from_hag_agent() -> None:
+    """It runs as a plain script where only torch and transformers are installed."""
+    tree = ast.parse(Path(grid_sampler.__file__).read_text(encoding="utf-8"))
+    imported: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "a relative import"
+            imported.append(node.module or "")
+    assert "argparse" in imported and "torch" in imported  # the walk sees the imports
+    assert not [name for name in imported if name.split(".")[0] == "hag_agent"]
+
+
+def test_the_grid_sampler_runs_as_a_script(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-I", grid_sampler.__file__, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--plan" in result.stdout and "--gguf" in result.stdout

@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 
 from hag_agent.backends.base import Backend
-from hag_agent.data.sampling import BackendSampler, SampleResult
-from hag_agent.data.search import exhaustive_case, search_case
 from hag_agent.data.search_records import SearchRecord, compare, read_records
-from hag_agent.data.search_run import SearchRun, run_search, search_file
-from hag_agent.data.search_space import SEARCH_KEYS, SearchSettings, SearchSpace
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.progress import ProgressEvent
+from hag_agent.search.engine import SearchJob, evaluate_case
+from hag_agent.search.executor import LocalExecutor
+from hag_agent.search.run import SearchRun, run_search, search_file
+from hag_agent.search.sampling import BackendSampler, Sampler, SampleResult
+from hag_agent.search.space import SEARCH_KEYS, SearchSettings, SearchSpace
+from hag_agent.search.strategies import TwoStageSearch, exhaustive_case
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS, TaskKind
 from hag_agent.testing import ScriptedChatModel
 
@@ -77,7 +80,19 @@ def make_case(i: int = 0, task: TaskKind = TaskKind.MATH) -> SuiteCase:
 def search(
     sampler: PlantedSampler, settings: SearchSettings, case: SuiteCase | None = None
 ) -> SearchRecord:
-    return asyncio.run(search_case(case or make_case(), sampler, settings, scorer=planted_scorer))
+    return asyncio.run(
+        evaluate_case(case or make_case(), TwoStageSearch(settings), sampler, scorer=planted_scorer)
+    )
+
+
+def planted_job(sampler: Sampler, settings: SearchSettings) -> SearchJob:
+    """The two-stage search with ``sampler`` and `planted_scorer`."""
+    return SearchJob(TwoStageSearch(settings), sampler, planted_scorer)
+
+
+def notes(events: list[ProgressEvent]) -> list[str]:
+    """The messages of the ``note`` events."""
+    return [event.message for event in events if event.kind == "note"]
 
 
 # -- the planted optimum ---------------------------------------------------------------------------
@@ -173,7 +188,8 @@ def test_noisy_fake_with_real_metric_improves_on_the_default() -> None:
         u = random.Random(seed).random()
         return SampleResult(text="The answer is 9." if u < quality(params) else "It is 8.")
 
-    record = asyncio.run(search_case(case, sampler, SearchSettings(samples=6, budget=30)))
+    settings = SearchSettings(samples=6, budget=30)
+    record = asyncio.run(evaluate_case(case, TwoStageSearch(settings), sampler))
     assert record.default_score < record.score
     assert record.score == max(e.score for e in record.evaluated if e.samples == 6)
     assert record.evaluations <= 30
@@ -245,36 +261,36 @@ def test_resume_after_an_interruption_redoes_nothing(tmp_path: Path) -> None:
     settings = SearchSettings(samples=2, budget=8)
     first = PlantedSampler(crash_after_cases=2)
     with pytest.raises(RuntimeError, match="killed"):
-        search_file(cases, first, out, settings, scorer=planted_scorer)
+        search_file(cases, planted_job(first, settings), out)
     finished = {r.id for r in read_records(out)}
     assert finished == {"case-0", "case-1"}
     # Killed mid-write: a partial last line.
     with out.open("a", encoding="utf-8") as handle:
         handle.write('{"id": "case-2", "task": "ma')
-    warnings: list[str] = []
+    events: list[ProgressEvent] = []
     second = PlantedSampler()
-    run = search_file(cases, second, out, settings, scorer=planted_scorer, warn=warnings.append)
+    run = search_file(cases, planted_job(second, settings), out, progress=events.append)
     assert set(run.skipped) == finished
     assert second.case_ids() == {"case-2", "case-3", "case-4"}
-    assert any("partial last line" in w for w in warnings)
+    assert any("partial last line" in w for w in notes(events))
+    advances = [e for e in events if e.kind == "advance"]
+    assert [(e.done, e.total) for e in advances] == [(1, 3), (2, 3), (3, 3)]
     lines = out.read_text(encoding="utf-8").splitlines()
     ids = [json.loads(line)["id"] for line in lines]  # every line is whole JSON again
     assert sorted(ids) == [c.id for c in cases]
     third = PlantedSampler()
-    again = search_file(cases, third, out, settings, scorer=planted_scorer)
+    again = search_file(cases, planted_job(third, settings), out)
     assert third.calls == [] and len(again.skipped) == 5 and again.completed == []
 
 
 def test_resume_refuses_a_file_made_with_other_settings(tmp_path: Path) -> None:
     cases = [make_case(i) for i in range(2)]
     out = tmp_path / "search.jsonl"
-    search_file(cases[:1], PlantedSampler(), out, SearchSettings(samples=2, budget=8),
-                scorer=planted_scorer)  # fmt: skip
+    search_file(cases[:1], planted_job(PlantedSampler(), SearchSettings(samples=2, budget=8)), out)
     before = out.read_text(encoding="utf-8")
     sampler = PlantedSampler()
     with pytest.raises(HAGInputError, match=r"--samples 2 --budget 8 --seed 0 .*not --samples 3"):
-        search_file(cases, sampler, out, SearchSettings(samples=3, budget=8),
-                    scorer=planted_scorer)  # fmt: skip
+        search_file(cases, planted_job(sampler, SearchSettings(samples=3, budget=8)), out)
     assert sampler.calls == [] and out.read_text(encoding="utf-8") == before
 
 
@@ -282,17 +298,15 @@ def search_four_cases(sampler: PlantedSampler, out: Path, **options: Any) -> Sea
     """case-0 .. case-3 searched into ``out`` (K = 2, budget 6), scored by `planted_scorer`."""
     cases = [make_case(i) for i in range(4)]
     settings = SearchSettings(samples=2, budget=6)
-    return search_file(cases, sampler, out, settings, scorer=planted_scorer, **options)
+    return search_file(cases, planted_job(sampler, settings), out, **options)
 
 
 def test_a_failing_case_gets_no_record_and_the_run_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
-    failures: list[tuple[str, str]] = []
-    run = search_four_cases(
-        PlantedSampler(fail_on={"case-1"}), out, on_failure=lambda i, e: failures.append((i, e))
-    )
+    events: list[ProgressEvent] = []
+    run = search_four_cases(PlantedSampler(fail_on={"case-1"}), out, progress=events.append)
     assert set(run.failed) == {"case-1"} and "server went away" in run.failed["case-1"]
-    assert failures and failures[0][0] == "case-1"
+    assert notes(events) == ["case case-1 failed: server went away"]
     assert {r.id for r in read_records(out)} == {"case-0", "case-2", "case-3"}
     assert not run.stopped
     # The next run only redoes the failed case.
@@ -311,14 +325,12 @@ def test_stop_on_error_stops_taking_new_cases(tmp_path: Path) -> None:
 def test_concurrent_run_matches_the_sequential_one(tmp_path: Path) -> None:
     cases = [make_case(i) for i in range(4)]
     settings = SearchSettings(samples=2, budget=10)
-    search_file(cases, PlantedSampler(), tmp_path / "a.jsonl", settings, scorer=planted_scorer)
+    search_file(cases, planted_job(PlantedSampler(), settings), tmp_path / "a.jsonl")
     search_file(
         cases,
-        PlantedSampler(),
+        planted_job(PlantedSampler(), settings),
         tmp_path / "b.jsonl",
-        settings,
-        scorer=planted_scorer,
-        concurrency=3,
+        executor=LocalExecutor(concurrency=3),
     )
     a = {r.id: r.model_dump(exclude={"wall_s"}) for r in read_records(tmp_path / "a.jsonl")}
     b = {r.id: r.model_dump(exclude={"wall_s"}) for r in read_records(tmp_path / "b.jsonl")}
@@ -340,24 +352,20 @@ def test_concurrency_limits_calls_in_flight(tmp_path: Path) -> None:
     asyncio.run(
         run_search(
             [make_case(i) for i in range(3)],
-            sampler,
+            planted_job(sampler, SearchSettings(samples=2, budget=6)),
             tmp_path / "x.jsonl",
-            SearchSettings(samples=2, budget=6),
-            scorer=planted_scorer,
-            concurrency=2,
+            executor=LocalExecutor(concurrency=2),
         )
     )
     assert peak == 2
+    with pytest.raises(ValueError, match="at least 1"):
+        LocalExecutor(concurrency=0)
 
 
 def test_read_records_reports_a_bad_middle_line(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
     search_file(
-        [make_case(0)],
-        PlantedSampler(),
-        out,
-        SearchSettings(samples=1, budget=3),
-        scorer=planted_scorer,
+        [make_case(0)], planted_job(PlantedSampler(), SearchSettings(samples=1, budget=3)), out
     )
     good = out.read_text(encoding="utf-8")
     out.write_text('{"not": "a record"}\n' + good, encoding="utf-8")

@@ -1,11 +1,11 @@
 """An exhaustive-grid plan: every case under every configuration of a fixed grid, K samples each.
 
-The adaptive search (`hag_agent.data.search`) spends a few dozen evaluations per case through a
-served model. Where a GPU can run the model in-process, sampling the whole grid for all cases at
-once is cheaper per evaluation and gives every case the same, larger K, so its best
-configuration is less often a lucky draw. The plan is the hand-off: `build_plan` writes it,
-`hag_agent.data.grid_sampler` samples it anywhere torch runs, and `hag_agent.data.grid_scoring`
-turns the samples into ordinary `SearchRecord` lines.
+The adaptive search (`hag_agent.search.strategies.TwoStageSearch`) spends a few dozen evaluations
+per case through a served model. Where a GPU can run the model in-process, sampling the whole grid
+for all cases at once is cheaper per evaluation and gives every case the same, larger K, so its
+best configuration is less often a lucky draw. The plan is the hand-off: `build_plan` writes it,
+`hag_agent.search.grid_sampler` samples it anywhere torch runs, and `hag_agent.search.grid_scoring`
+scores the samples through the search engine into ordinary `SearchRecord` lines.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hag_agent.data.search_space import SearchSpace
 from hag_agent.data.suites import SuiteCase
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
+from hag_agent.search.space import SearchSpace
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS
 
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {

@@ -1,4 +1,8 @@
-"""How the search draws and scores samples: one model call per (case, configuration, seed)."""
+"""How the search draws and scores samples: one sample per (case, configuration, seed).
+
+A `Sampler` is anything that makes that sample: `BackendSampler` calls a served or embedded model;
+`hag_agent.search.grid_samples.PrecomputedSampler` reads it from the GPU grid sampler's files.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hag_agent.backends.base import Backend, tagged
 from hag_agent.data.suites import SuiteCase
+from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HyperParams
 
 
@@ -31,6 +36,13 @@ Sampler = Callable[[SuiteCase, HyperParams, int], Awaitable[SampleResult]]
 
 Scorer = Callable[[SuiteCase, Sequence[str]], float]
 """``scorer(case, outputs)``: K samples' outputs -> score in [0, 1]."""
+
+
+class MissingSample(HAGInputError):
+    """A sampler that reads samples made elsewhere has none for this (case, configuration, seed).
+
+    The search engine leaves such a configuration out rather than failing the case.
+    """
 
 
 class BackendSampler:
@@ -97,6 +109,7 @@ def default_scorer() -> Scorer:
 
 __all__ = [
     "BackendSampler",
+    "MissingSample",
     "SampleResult",
     "Sampler",
     "Scorer",

@@ -1,15 +1,15 @@
 """Batched sampling of a grid plan with transformers: every case x configuration x K seeds.
 
-The exhaustive grid (`hag_agent.data.grid_plan`) is far too many calls for a served model on a
+The exhaustive grid (`hag_agent.search.grid_plan`) is far too many calls for a served model on a
 CPU, but with the model in-process and all cases x K samples of one configuration in one batch a
 GPU does a configuration in seconds (4.7 s for 182 cases x 8 samples x 48 tokens of SmolLM2 on
 an H200, bound by Python rather than the GPU). This module does only that sampling and writes the
-texts; `hag_agent.data.grid_scoring` scores them with our metrics into search records.
+texts; `hag_agent.search.grid_scoring` scores them with our metrics into search records.
 
 It imports nothing from ``hag_agent`` (only torch, transformers and, for a GGUF model, gguf), so
 it also runs as a plain script on a machine that has only those::
 
-    python hag_agent/data/grid_sampler.py --plan plan.json --gguf MODEL.gguf --out DIR
+    python hag_agent/search/grid_sampler.py --plan plan.json --gguf MODEL.gguf --out DIR
 
 Output: ``DIR/samples-NN.jsonl.gz`` files, one line per configuration
 ``{"config": i, "texts": {case_id: [K texts]}, "seconds": s}``, a new file every
@@ -79,6 +79,69 @@ def _generation_kwargs(params: dict[str, Any], max_tokens: int) -> dict[str, Any
     return kwargs
 
 
+def _encode_prompts(plan: dict[str, Any], tokenizer: Any, device: str) -> tuple[Any, Any]:
+    """Every case's chat prompt, K times over, left-padded: input ids and attention mask."""
+    k = int(plan["samples"])
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    texts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": case["prompt"]}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for case in plan["cases"]
+    ]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    ids = encoded["input_ids"].repeat_interleave(k, dim=0).to(device)
+    mask = encoded["attention_mask"].repeat_interleave(k, dim=0).to(device)
+    return ids, mask
+
+
+def _sample_config(
+    plan: dict[str, Any],
+    index: int,
+    model: Any,
+    tokenizer: Any,
+    prompts: tuple[Any, Any],
+    step: int,
+) -> dict[str, list[str]]:
+    """Configuration ``index`` for every case: case id -> its K texts."""
+    import torch
+    import transformers
+
+    generation_config: Any = transformers.GenerationConfig
+    ids, mask = prompts
+    width = ids.shape[1]
+    k = int(plan["samples"])
+    torch.manual_seed(int(plan["seed"]) + index)
+    config = generation_config(
+        **_generation_kwargs(plan["configs"][index], int(plan["max_tokens"])),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    outputs: list[str] = []
+    with torch.inference_mode():
+        for lo in range(0, ids.shape[0], step):
+            generated = model.generate(
+                input_ids=ids[lo : lo + step],
+                attention_mask=mask[lo : lo + step],
+                generation_config=config,
+            )
+            outputs.extend(tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True))
+    return {
+        case["id"]: [text.strip() for text in outputs[i * k : (i + 1) * k]]
+        for i, case in enumerate(plan["cases"])
+    }
+
+
+def _append_line(path: Path, line: dict[str, Any]) -> None:
+    """One complete gzip member per configuration: a run killed mid-write loses only it."""
+    with gzip.open(path, "at", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
 def sample_plan(
     plan: dict[str, Any],
     model: Any,
@@ -104,31 +167,11 @@ def sample_plan(
         configs_per_file: Configurations per output file.
         log: Progress printer.
     """
-    import torch
-    import transformers
-
-    generation_config: Any = transformers.GenerationConfig
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     done = done_configs(out)
-    cases: list[dict[str, Any]] = plan["cases"]
-    k = int(plan["samples"])
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    texts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": case["prompt"]}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        for case in cases
-    ]
-    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    ids = encoded["input_ids"].repeat_interleave(k, dim=0).to(device)
-    mask = encoded["attention_mask"].repeat_interleave(k, dim=0).to(device)
-    width = ids.shape[1]
-    step = batch_size or ids.shape[0]
+    prompts = _encode_prompts(plan, tokenizer, device)
+    sequences = int(prompts[0].shape[0])
     first_file = len(list(out.glob(SAMPLES_GLOB)))  # a resumed run starts a new file
     timings: list[float] = []
     stopped_early = False
@@ -139,39 +182,16 @@ def sample_plan(
             stopped_early = True
             break
         began = time.monotonic()
-        torch.manual_seed(int(plan["seed"]) + index)
-        config = generation_config(
-            **_generation_kwargs(params, int(plan["max_tokens"])),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        outputs: list[str] = []
-        with torch.inference_mode():
-            for lo in range(0, ids.shape[0], step):
-                generated = model.generate(
-                    input_ids=ids[lo : lo + step],
-                    attention_mask=mask[lo : lo + step],
-                    generation_config=config,
-                )
-                outputs.extend(
-                    tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
-                )
-        by_case = {
-            case["id"]: [text.strip() for text in outputs[i * k : (i + 1) * k]]
-            for i, case in enumerate(cases)
-        }
+        by_case = _sample_config(plan, index, model, tokenizer, prompts, batch_size or sequences)
         seconds = time.monotonic() - began
-        line = {"config": index, "texts": by_case, "seconds": round(seconds, 3)}
-        # One complete gzip member per configuration: a run killed mid-write loses only it.
         path = out / f"samples-{first_file + len(timings) // configs_per_file:02d}.jsonl.gz"
-        with gzip.open(path, "at", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        _append_line(path, {"config": index, "texts": by_case, "seconds": round(seconds, 3)})
         timings.append(seconds)
         log(f"config {index + 1}/{len(plan['configs'])} {params} {seconds:.2f}s")
     return {
         "configs_sampled": len(timings),
         "configs_total": len(plan["configs"]),
-        "sequences_per_config": int(ids.shape[0]),
+        "sequences_per_config": sequences,
         "seconds_per_config_median": sorted(timings)[len(timings) // 2] if timings else None,
         "seconds_total": round(time.monotonic() - start, 2),
         "stopped_at_deadline": stopped_early,
