@@ -211,9 +211,8 @@ def test_grid_score_fails_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.needs_extra("train")
 def test_grid_sample_fails_cleanly(tmp_path: Path) -> None:
-    pytest.importorskip("torch", reason="needs the train extra")
-    pytest.importorskip("transformers", reason="needs the train extra")
     runner = CliRunner()
     result = runner.invoke(
         cli, ["dataset", "grid-sample", "--plan", str(tmp_path / "missing.json"),
