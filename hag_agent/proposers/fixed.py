@@ -1,0 +1,45 @@
+"""Proposer ``fixed``: the caller's configuration (``fixed_params``; decoder defaults unset)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from hag_agent.hyperparameters import HyperParams, ParamSource
+from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
+from hag_agent.tasks import DEFAULT_PARAMS
+
+if TYPE_CHECKING:
+    from hag_agent.context import HAGContext
+
+
+class FixedSettings(BaseModel):
+    """Proposer ``fixed``'s settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    params: HyperParams | None = None
+    """The configuration (the run's ``fixed_params``); None: the decoder defaults."""
+
+
+class FixedProposer(Proposer):
+    """The configuration the caller fixed."""
+
+    name = "fixed"
+    settings_type = FixedSettings
+    settings: FixedSettings
+
+    @classmethod
+    def context_settings(cls, context: HAGContext) -> dict[str, Any]:
+        """``params`` from the run's ``fixed_params``."""
+        return {"params": context.fixed_params}
+
+    def propose(self, request: ProposalRequest) -> ProposalSteps:
+        """Return the fixed configuration; no model call."""
+        fixed = self.settings.params or DEFAULT_PARAMS
+        return Proposal.uniform(fixed.model_dump(), ParamSource.FIXED, "fixed by the caller")
+        yield  # pragma: no cover - makes this function a generator
+
+
+__all__ = ["FixedProposer", "FixedSettings"]
