@@ -83,8 +83,8 @@ ProposalSteps = Generator[Call, CallResult, Proposal]
 """A proposer's logic: yields model calls, receives their results, returns the proposal."""
 
 
-class NoSettings(BaseModel):
-    """The settings of a proposer that takes none."""
+class ProposerSettings(BaseModel):
+    """A base for proposers' settings types: unknown keys are errors; none by default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -94,17 +94,15 @@ class Proposer(ABC):
 
     name: ClassVar[str]
     """The registry name."""
-    settings_type: ClassVar[type[BaseModel]] = NoSettings
+    settings_type: ClassVar[type[BaseModel]] = ProposerSettings
     """Its settings (``proposer_options`` of the run), unknown keys forbidden."""
+    context_fields: ClassVar[Mapping[str, str]] = {}
+    """Settings read from the run's own fields first (setting -> `HAGContext` field), so
+    ``head_path`` and ``fixed_params`` keep working; ``proposer_options`` override them."""
 
     def __init__(self, settings: BaseModel | None = None) -> None:
         """Create the proposer with its settings (defaults when None)."""
         self.settings = settings if settings is not None else self.settings_type()
-
-    @classmethod
-    def context_settings(cls, context: HAGContext) -> dict[str, Any]:
-        """Settings read from the run's own fields (e.g. ``head_path``); options override them."""
-        return {}
 
     @classmethod
     def from_context(cls, context: HAGContext) -> Proposer:
@@ -113,7 +111,8 @@ class Proposer(ABC):
         Raises:
             InvalidSettingsError: When ``proposer_options`` do not fit the settings type.
         """
-        values = {**cls.context_settings(context), **context.proposer_options}
+        values = {key: getattr(context, name) for key, name in cls.context_fields.items()}
+        values.update(context.proposer_options)
         return cls(validated_settings(cls, values))
 
     @abstractmethod
@@ -231,11 +230,11 @@ def proposer_for(context: HAGContext) -> Proposer:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "NoSettings",
     "Proposal",
     "ProposalRequest",
     "ProposalSteps",
     "Proposer",
+    "ProposerSettings",
     "check_proposer_name",
     "is_proposer",
     "proposer_class",

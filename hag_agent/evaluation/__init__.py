@@ -9,7 +9,9 @@
 - `hag_agent.evaluation.report`: the aggregates (`EvalReport`);
 - `hag_agent.evaluation.report_files`: ``report.json``, ``report.md`` and ``chart.png``.
 
-The public names of those modules are re-exported here.
+The public names of those modules are re-exported here. A jobs-layer package: it may import
+the core, backends, data, metrics and the plug-ins (proposers), never the CLI, chat or rich; it
+reports progress through a `hag_agent.progress.ProgressCallback`.
 """
 
 from hag_agent.evaluation.cases import case_ids_from

@@ -172,6 +172,21 @@ async def _run_jobs(
     progress(ProgressEvent("end", "eval", finished, len(jobs), f"{len(runs.failures)} failed"))
 
 
+def _runnables(model: Any, tuned_model: Any, settings: EvalSettings) -> Callable[[str], Any]:
+    """Which runnable runs a proposer: ``self-tuned`` the tuned model's, the others the model's.
+
+    Raises:
+        HAGInputError: For ``self-tuned`` without ``tuned_model``.
+    """
+    from hag_agent.runnable import HAGRunnable
+
+    if "self-tuned" in settings.proposers and tuned_model is None:
+        raise HAGInputError("proposer self-tuned needs the tuned proposer (--tuned-proposer)")
+    runnable = HAGRunnable(model=model)
+    tuned = HAGRunnable(model=tuned_model) if tuned_model is not None else runnable
+    return lambda proposer: tuned if proposer == "self-tuned" else runnable
+
+
 async def run_eval(
     cases: Sequence[SuiteCase],
     model: Any,
@@ -194,10 +209,10 @@ async def run_eval(
         model: A `Backend` or LangChain chat model (resolve a named backend first).
         out_dir: The output folder (created); rows are appended to ``rows.jsonl`` there.
         settings: Proposers (and what they need), seeds, critique, concurrency.
-        tuned_model: The backend whose proposal calls go to the fine-tuned proposer (needed
-            for proposer ``self-tuned``).
-        suite: How to name the suite in the report.
-        backend_label: How to name the backend in the report.
+        tuned_model: The backend whose proposal calls go to the fine-tuned proposer (for
+            ``self-tuned``).
+        suite: How the report names the suite.
+        backend_label: How the report names the backend.
         backend_options: The backend's options, for the report.
         command: The command line, for the report.
         progress: Receives the ``eval`` stage's progress.
@@ -208,14 +223,11 @@ async def run_eval(
         The report (not yet written; see `write_reports`).
 
     Raises:
-        HAGInputError: For proposer ``oracle`` without a configuration for every case, or
-            ``self-tuned`` without ``tuned_model``.
+        HAGInputError: For ``oracle`` without a configuration for every case, or ``self-tuned``
+            without ``tuned_model``.
     """
-    from hag_agent.runnable import HAGRunnable
-
     settings = settings or EvalSettings()
-    if "self-tuned" in settings.proposers and tuned_model is None:
-        raise HAGInputError("proposer self-tuned needs the tuned proposer (--tuned-proposer)")
+    runnables = _runnables(model, tuned_model, settings)
     start = time.perf_counter()
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,23 +237,24 @@ async def run_eval(
     runs = _Runs(settings, setup, inputs, folder / ROWS_FILE)
     jobs = runs.resume(cases, warn)
     reused = len(runs.done)
-    runnable = HAGRunnable(model=model)
-    tuned = HAGRunnable(model=tuned_model) if tuned_model is not None else runnable
-    await _run_jobs(
-        runs, jobs, lambda p: tuned if p == "self-tuned" else runnable, progress, on_failure
-    )
+    await _run_jobs(runs, jobs, runnables, progress, on_failure)
+    labels = {"suite": suite, "backend": backend, "command": command}
+    return _report(cases, runs, reused, start, **labels, backend_options=backend_options or {})
+
+
+def _report(
+    cases: Sequence[SuiteCase], runs: _Runs, reused: int, start: float, **labels: Any
+) -> EvalReport:
+    """The report of every row kept; ``labels`` name the suite, backend and command."""
     rows = list(runs.done.values())
     tasks, metrics = _tasks_and_metrics(cases)
     return EvalReport(
-        command=command,
-        suite=suite,
-        backend=backend,
-        backend_options=dict(backend_options or {}),
-        settings=settings,
+        **labels,
+        settings=runs.settings,
         cases=len(cases),
         metrics=metrics,
         tasks=tasks,
-        aggregates=aggregate(rows, settings.proposers, tasks),
+        aggregates=aggregate(rows, runs.settings.proposers, tasks),
         failures=runs.failures,
         rows=len(rows),
         reused_rows=reused,

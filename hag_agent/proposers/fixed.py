@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
+from typing import ClassVar
 
 from hag_agent.hyperparameters import HyperParams, ParamSource
-from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
+from hag_agent.proposing import (
+    Proposal,
+    ProposalRequest,
+    ProposalSteps,
+    Proposer,
+    ProposerSettings,
+)
 from hag_agent.tasks import DEFAULT_PARAMS
 
-if TYPE_CHECKING:
-    from hag_agent.context import HAGContext
 
-
-class FixedSettings(BaseModel):
+class FixedSettings(ProposerSettings):
     """Proposer ``fixed``'s settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     params: HyperParams | None = None
     """The configuration (the run's ``fixed_params``); None: the decoder defaults."""
@@ -30,10 +29,7 @@ class FixedProposer(Proposer):
     settings_type = FixedSettings
     settings: FixedSettings
 
-    @classmethod
-    def context_settings(cls, context: HAGContext) -> dict[str, Any]:
-        """``params`` from the run's ``fixed_params``."""
-        return {"params": context.fixed_params}
+    context_fields: ClassVar[dict[str, str]] = {"params": "fixed_params"}
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Return the fixed configuration; no model call."""

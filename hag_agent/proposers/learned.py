@@ -10,26 +10,25 @@ Imports NumPy (through the head): the registry imports this module only for prop
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, ClassVar
 
 from hag_agent.backends.base import Embedding
 from hag_agent.errors import BackendError, EmbeddingsUnsupportedError, LearnedHeadError
 from hag_agent.hyperparameters import ParamSource
 from hag_agent.learned_head.head_file import load_head_cached
 from hag_agent.node_driver import EmbedCall
-from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
+from hag_agent.proposing import (
+    Proposal,
+    ProposalRequest,
+    ProposalSteps,
+    Proposer,
+    ProposerSettings,
+)
 from hag_agent.tasks import TASK_PRIORS
 
-if TYPE_CHECKING:
-    from hag_agent.context import HAGContext
 
-
-class LearnedSettings(BaseModel):
+class LearnedSettings(ProposerSettings):
     """Proposer ``learned``'s settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     head_path: str | None = None
     """The head file (``hag-agent train head``; the run's ``head_path``); None: the prior."""
@@ -42,10 +41,7 @@ class LearnedProposer(Proposer):
     settings_type = LearnedSettings
     settings: LearnedSettings
 
-    @classmethod
-    def context_settings(cls, context: HAGContext) -> dict[str, Any]:
-        """``head_path`` from the run's ``head_path`` (also ``HAG_HEAD_PATH``)."""
-        return {"head_path": context.head_path}
+    context_fields: ClassVar[dict[str, str]] = {"head_path": "head_path"}  # also HAG_HEAD_PATH
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Embed the prompt and let the head predict the configuration.

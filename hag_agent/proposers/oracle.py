@@ -12,20 +12,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HyperParams, ParamSource
-from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
+from hag_agent.proposing import (
+    Proposal,
+    ProposalRequest,
+    ProposalSteps,
+    Proposer,
+    ProposerSettings,
+)
 from hag_agent.tasks import TASK_PRIORS
 
 
-class OracleSettings(BaseModel):
+class OracleSettings(ProposerSettings):
     """Proposer ``oracle``'s settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     search_file: Path
     """Search records (``hag-agent dataset search``) giving each case's best configuration."""
