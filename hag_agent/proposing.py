@@ -14,6 +14,7 @@ part of the core: it imports no plug-in statically.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from abc import ABC, abstractmethod
@@ -111,13 +112,22 @@ class Proposer(ABC):
         Raises:
             InvalidSettingsError: When ``proposer_options`` do not fit the settings type.
         """
-        values = {key: getattr(context, name) for key, name in cls.context_fields.items()}
+        fields = ((key, getattr(context, name)) for key, name in cls.context_fields.items())
+        values = {key: value for key, value in fields if value is not None}
         values.update(context.proposer_options)
+        if not values:
+            return _with_defaults(cls)
         return cls(validated_settings(cls, values))
 
     @abstractmethod
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Yield the model calls needed, then return the proposal."""
+
+
+@functools.cache
+def _with_defaults(cls: type[Proposer]) -> Proposer:
+    # Most runs give no options: one shared instance per class spares validating them per run.
+    return cls(validated_settings(cls, {}))
 
 
 def validated_settings(cls: type[Proposer], values: Mapping[str, Any]) -> BaseModel:
