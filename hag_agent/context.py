@@ -60,9 +60,9 @@ class HAGContext(BaseModel):
     ``fixed`` (``fixed_params``), ``learned`` (a head trained on search data maps the prompt's
     embedding to params; see ``head_path``), ``default``, ``random``, ``oracle``, ``self-tuned``
     or a plugin's (`hag_agent.proposing`)."""
-    proposer_options: dict[str, Any] = Field(default_factory=dict)
-    """Settings of the chosen proposer, checked by its settings type (e.g. oracle's
-    ``{"search_file": "search.jsonl"}``)."""
+    proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Proposers' settings by proposer name, each checked by that proposer's settings type when
+    it is the one chosen (e.g. ``{"oracle": {"search_file": "search.jsonl"}}``)."""
     case_id: str | None = None
     """The case's id when a suite is run: proposers that key on the prompt (random, oracle) use
     it instead of the prompt text."""

@@ -96,7 +96,7 @@ class Proposer(ABC):
     name: ClassVar[str]
     """The registry name."""
     settings_type: ClassVar[type[BaseModel]] = ProposerSettings
-    """Its settings (``proposer_options`` of the run), unknown keys forbidden."""
+    """Its settings (the run's ``proposer_options`` under its name), unknown keys forbidden."""
     context_fields: ClassVar[Mapping[str, str]] = {}
     """Settings read from the run's own fields first (setting -> `HAGContext` field), so
     ``head_path`` and ``fixed_params`` keep working; ``proposer_options`` override them."""
@@ -114,7 +114,7 @@ class Proposer(ABC):
         """
         fields = ((key, getattr(context, name)) for key, name in cls.context_fields.items())
         values = {key: value for key, value in fields if value is not None}
-        values.update(context.proposer_options)
+        values.update(context.proposer_options.get(context.proposer, {}))
         if not values:
             return _with_defaults(cls)
         return cls(validated_settings(cls, values))
@@ -134,14 +134,15 @@ def validated_settings(cls: type[Proposer], values: Mapping[str, Any]) -> BaseMo
     """``values`` as proposer ``cls``'s settings.
 
     Raises:
-        InvalidSettingsError: Naming the option (``proposer_options.KEY``) and what is wrong.
+        InvalidSettingsError: Naming the option (``proposer_options.NAME.KEY``) and what is
+            wrong.
     """
     try:
         return cls.settings_type.model_validate(dict(values))
     except ValidationError as exc:
         where, message = first_error(exc, "settings")
         raise InvalidSettingsError(
-            f"proposer_options.{where}",
+            f"proposer_options.{cls.name}.{where}",
             exc.errors()[0].get("input"),
             f"a valid setting of proposer {cls.name!r}",
             message,

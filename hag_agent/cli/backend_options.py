@@ -64,7 +64,7 @@ _STRATEGY_OPTIONS = (
         "--proposer",
         type=ProposerChoice(),
         help="Who proposes the params: self (default), prior, fixed, learned, default, random, "
-        "oracle (with HAG_PROPOSER_OPTIONS='{\"search_file\": FILE}'), self-tuned, or a "
+        'oracle (HAG_PROPOSER_OPTIONS=\'{"oracle": {"search_file": FILE}}\'), self-tuned, or a '
         "plugin's.",
     ),
     click.option(

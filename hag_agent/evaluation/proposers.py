@@ -20,7 +20,8 @@ from hag_agent.hyperparameters import HyperParams
 
 def run_settings(name: str, case: SuiteCase, settings: EvalSettings) -> dict[str, Any]:
     """The `HAGContext` settings that make one case's run use proposer ``name``."""
-    return {"proposer": name, "proposer_options": settings.options_for(name), "case_id": case.id}
+    options = {name: settings.options_for(name)}
+    return {"proposer": name, "proposer_options": options, "case_id": case.id}
 
 
 class ProposerInputs:

@@ -393,10 +393,10 @@ def test_learned_needs_a_head_and_cases_can_be_restricted(tmp_path: Path) -> Non
     settings = EvalSettings(proposers=["learned", "random"], head_path="h.npz")
     assert run_settings("learned", case, settings) == {
         "proposer": "learned",
-        "proposer_options": {"head_path": "h.npz"},
+        "proposer_options": {"learned": {"head_path": "h.npz"}},
         "case_id": "m1",
     }
-    assert run_settings("random", case, settings)["proposer_options"] == {}
+    assert run_settings("random", case, settings)["proposer_options"] == {"random": {}}
     with pytest.raises(ValidationError, match="learned needs a head file"):
         EvalSettings(proposers=["prior", "learned"])  # before any run, not per row
     # --tuned-proposer is passed as proposer_model: an adapter file on the embedded backend.

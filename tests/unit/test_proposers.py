@@ -103,21 +103,25 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
 
 
 def test_options_are_checked_by_the_proposers_settings_type() -> None:
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.search_file"):
+    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.oracle\.search_file"):
         resolve_context({"proposer": "oracle"})
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.colour"):
-        resolve_context({"proposer": "prior", "proposer_options": {"colour": "blue"}})
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.colour"):
-        run(proposer="learned", proposer_options={"colour": "blue"})
+    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.prior\.colour"):
+        resolve_context({"proposer": "prior", "proposer_options": {"prior": {"colour": "b"}}})
+    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.learned\.colour"):
+        run(proposer="learned", proposer_options={"learned": {"colour": "blue"}})
 
 
 def test_options_merge_per_key_and_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HAG_PROPOSER", "oracle")
-    monkeypatch.setenv("HAG_PROPOSER_OPTIONS", f'{{"search_file": "{tmp_path / "s.jsonl"}"}}')
+    monkeypatch.setenv(
+        "HAG_PROPOSER_OPTIONS", f'{{"oracle": {{"search_file": "{tmp_path / "s.jsonl"}"}}}}'
+    )
     context = resolve_context()
-    assert context.proposer_options == {"search_file": str(tmp_path / "s.jsonl")}
+    assert context.proposer_options == {"oracle": {"search_file": str(tmp_path / "s.jsonl")}}
+    # Only the chosen proposer's options count: oracle's do not stop a run with the prior.
+    assert resolve_context({"proposer": "prior"}).proposer == "prior"
     assert proposer_for(context).settings.search_file == tmp_path / "s.jsonl"  # type: ignore[attr-defined]
 
 
@@ -155,13 +159,15 @@ def test_an_entry_point_proposer_runs_in_the_graph(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "plugin-demo" in proposer_names()
-    result, model = run(proposer="plugin-demo", proposer_options={"temperature": 0.44})
+    result, model = run(
+        proposer="plugin-demo", proposer_options={"plugin-demo": {"temperature": 0.44}}
+    )
     assert result.attempts[0].params.temperature == 0.44
     assert result.attempts[0].params.top_k == 7
     assert propose_event(result).message == "plugin saw '{\"x\": 1}'"
     assert [c.purpose for c in model.calls] == ["propose", "generate"]
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.colour"):
-        run(proposer="plugin-demo", proposer_options={"colour": "red"})
+    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.plugin-demo\.colour"):
+        run(proposer="plugin-demo", proposer_options={"plugin-demo": {"colour": "red"}})
 
 
 def test_the_core_imports_no_plugin_and_no_numpy() -> None:
@@ -191,7 +197,7 @@ def test_default_and_fixed() -> None:
     assert propose_event(result).message == "decoder defaults"
     result, _ = run(proposer="fixed", fixed_params=WARM)
     assert result.attempts[0].params == WARM
-    result, _ = run(proposer="fixed", proposer_options={"params": WARM.model_dump()})
+    result, _ = run(proposer="fixed", proposer_options={"fixed": {"params": WARM.model_dump()}})
     assert result.attempts[0].params == WARM
     assert [c.purpose for c in model.calls] == ["generate"]
 
@@ -242,7 +248,7 @@ def write_search(path: Path) -> None:
 def test_oracle_by_case_id_or_prompt_and_falls_back(tmp_path: Path) -> None:
     search = tmp_path / "search.jsonl"
     write_search(search)
-    options = {"search_file": str(search)}
+    options = {"oracle": {"search_file": str(search)}}
     by_prompt, model = run(proposer="oracle", proposer_options=options)
     assert by_prompt.attempts[0].params == WARM
     assert [c.purpose for c in model.calls] == ["generate"]
@@ -267,10 +273,28 @@ def test_every_builtin_proposes_every_key() -> None:
         assert set(stop.value.value.values) == set(HYPERPARAM_KEYS)
 
 
-def test_run_command_takes_any_registered_proposer() -> None:
+def test_run_command_takes_any_registered_proposer(tmp_path: Path) -> None:
+    import json
+
+    from hag_agent.backends import Backend, register_backend
     from hag_agent.cli.run_command import run as run_command
 
+    register_backend("proposers-cli", lambda context: Backend(ScriptedChatModel(script={})))
     runner = CliRunner()
     bad = runner.invoke(run_command, ["hi", "--proposer", "magic"])
     assert bad.exit_code == 2 and "unknown proposer 'magic'" in bad.output
     assert "oracle" in bad.output
+    args = [PROMPT, "--backend", "proposers-cli", "--no-critique", "--json", "--seed", "2"]
+    drawn = runner.invoke(run_command, [*args, "--proposer", "random"])
+    assert drawn.exit_code == 0, drawn.output
+    params = json.loads(drawn.stdout)["attempts"][0]["params"]
+    assert params == random_params(PROMPT, 2, TaskKind.MATH).model_dump()
+    search = tmp_path / "search.jsonl"
+    write_search(search)
+    options = json.dumps({"oracle": {"search_file": str(search)}})
+    env = {"HAG_PROPOSER_OPTIONS": options}
+    oracle = runner.invoke(run_command, [*args, "--proposer", "oracle"], env=env)
+    assert oracle.exit_code == 0, oracle.output
+    assert json.loads(oracle.stdout)["attempts"][0]["params"] == WARM.model_dump()
+    no_file = runner.invoke(run_command, [*args, "--proposer", "oracle"])
+    assert no_file.exit_code == 2 and "proposer_options.oracle.search_file" in no_file.output
