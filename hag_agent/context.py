@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.errors import InvalidSettingsError
@@ -27,8 +27,19 @@ from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.tasks import TaskKind
 
 ClassifierName = Literal["llm", "rules"]
-ProposerName = Literal["self", "prior", "fixed", "learned"]
 CriticName = Literal["signals", "judge"]
+
+
+def _known_proposer(name: str) -> str:
+    # Imported here: the registry's module imports the node driver, which imports this one.
+    from hag_agent.proposing import check_proposer_name
+
+    return check_proposer_name(name)
+
+
+ProposerName = Annotated[str, AfterValidator(_known_proposer)]
+"""A proposer's name, checked against the registry (`hag_agent.proposing`); the one name type
+of proposers, for runs, the CLI and the evaluation."""
 
 
 class HAGContext(BaseModel):
@@ -45,9 +56,16 @@ class HAGContext(BaseModel):
     classifier: ClassifierName = "rules"
     """``llm`` (structured output, rules as fallback) or ``rules`` (keywords and patterns)."""
     proposer: ProposerName = "self"
-    """``self`` (the model proposes: HAG), ``prior`` (task prior), ``fixed`` (``fixed_params``),
-    ``learned`` (a head trained on search data maps the prompt's embedding to params; see
-    ``head_path``)."""
+    """A registered proposer: ``self`` (the model proposes: HAG), ``prior`` (task prior),
+    ``fixed`` (``fixed_params``), ``learned`` (a head trained on search data maps the prompt's
+    embedding to params; see ``head_path``), ``default``, ``random``, ``oracle``, ``self-tuned``
+    or a plugin's (`hag_agent.proposing`)."""
+    proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Proposers' settings by proposer name, each checked by that proposer's settings type when
+    it is the one chosen (e.g. ``{"oracle": {"search_file": "search.jsonl"}}``)."""
+    case_id: str | None = None
+    """The case's id when a suite is run: proposers that key on the prompt (random, oracle) use
+    it instead of the prompt text."""
     head_path: str | None = None
     """The learned head file (``hag-agent train head``) for proposer ``learned``; also
     ``HAG_HEAD_PATH``. Without it, or when it cannot be used, the task prior is used and the
@@ -77,9 +95,11 @@ class HAGContext(BaseModel):
     """A `Backend` or LangChain chat model object; overrides ``backend``."""
     _backend: Any = PrivateAttr(default=None)
     # The run's resolved backend, so the nodes of one run resolve it once, not once each.
+    _proposer: Any = PrivateAttr(default=None)
+    # The run's proposer with its settings, built (and checked) once by `proposer_for`.
 
 
-_MERGED_KEYS = frozenset({"params", "backend_options"})
+_MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options"})
 _ENV_PREFIX = "HAG_"
 
 
@@ -131,7 +151,8 @@ def resolve_context(
         The settings of this run, with pinned params checked against the bounds.
 
     Raises:
-        InvalidSettingsError: For an unknown setting, a bad value, or a pinned value out of bounds.
+        InvalidSettingsError: For an unknown setting, a bad value, a pinned value out of bounds,
+            or options that do not fit the proposer.
     """
     if isinstance(context, HAGContext):
         base = {k: getattr(context, k) for k in context.model_fields_set}
@@ -154,6 +175,9 @@ def resolve_context(
     except ValidationError as exc:
         raise _settings_error(exc) from None
     check_pinned(resolved)
+    from hag_agent.proposing import proposer_for  # imported late, as in `_known_proposer`
+
+    proposer_for(resolved)  # its options are checked here, before any model call
     return resolved
 
 
@@ -176,4 +200,4 @@ def _settings_error(
     return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
 
 
-__all__ = ["HAGContext", "check_pinned", "resolve_context"]
+__all__ = ["HAGContext", "ProposerName", "check_pinned", "resolve_context"]

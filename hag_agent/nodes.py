@@ -18,12 +18,12 @@ from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
 from hag_agent.critique import JudgeVerdict, combine, measure_signals
 from hag_agent.errors import BackendError, HAGInputError
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
+from hag_agent.hyperparameters import ParamSource
 from hag_agent.node_driver import CallResult, DecideCall, GenerateCall, Steps
 from hag_agent.prompt_templates import render
-from hag_agent.proposal import ProposalSchema, parse_proposal, proposal_prompt
+from hag_agent.proposing import ProposalRequest, proposer_for
 from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
-from hag_agent.tasks import DEFAULT_PARAMS, TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
+from hag_agent.tasks import TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
 
 
 def decided(result: CallResult, schema: type[SchemaT]) -> tuple[SchemaT | None, str, str]:
@@ -104,66 +104,30 @@ def classify_steps(state: HAGState, context: HAGContext) -> Steps:
 
 
 def propose_steps(state: HAGState, context: HAGContext) -> Steps:
-    """Choose the first configuration: the model's, a learned head's, the prior or the caller's."""
+    """Choose the first configuration: the run's proposer's, with pins and bounds applied."""
     task = state.task or TaskKind.CHAT
-    prior = TASK_PRIORS[task]
-    bounds = context.bounds
-    data: dict[str, Any] = {}
-    if context.proposer == "self":
-        result = yield DecideCall("propose", proposal_prompt(task, state.prompt), ProposalSchema)
-        if isinstance(result, BackendError):
-            parsed = parse_proposal("", prior=prior, bounds=bounds)
-            reason = f"proposal call failed ({result}); fallback to the {task.value} prior"
-        else:
-            assert isinstance(result, Decision)
-            parsed = parse_proposal(result.raw_text, prior=prior, bounds=bounds)
-            data["raw"] = result.raw_text
-            data["latency_s"] = round(result.latency_s, 4)
-            reason = (
-                f"fallback to the {task.value} prior: {parsed.fallback_reason}"
-                if parsed.fallback_reason
-                else "proposed by the model"
-            )
-        if parsed.notes:
-            data["notes"] = parsed.notes
-        values: dict[str, Any] = parsed.params.model_dump()
-        sources = dict(parsed.sources)
-        clamps = list(parsed.clamps)
-    elif context.proposer == "learned":
-        # Imported here: the head needs NumPy, which no other proposer loads.
-        from hag_agent.learned_head.proposer import learned_proposal
-
-        learned = yield from learned_proposal(state.prompt, task, context.head_path)
-        data.update(learned.data)
-        reason = learned.reason
-        if learned.values is None:
-            values, source = prior.model_dump(), ParamSource.PRIOR
-        else:
-            values, source = dict(learned.values), ParamSource.LEARNED
-        sources = dict.fromkeys(HYPERPARAM_KEYS, source)
-        clamps = []
-    elif context.proposer == "prior":
-        values, reason = prior.model_dump(), f"the {task.value} prior"
-        sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.PRIOR)
-        clamps = []
-    else:
-        fixed = context.fixed_params or DEFAULT_PARAMS
-        values, reason = fixed.model_dump(), "fixed by the caller"
-        sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.FIXED)
-        clamps = []
+    request = ProposalRequest(
+        prompt=state.prompt,
+        task=task,
+        bounds=context.bounds,
+        seed=context.seed,
+        case_id=context.case_id,
+    )
+    proposal = yield from proposer_for(context).propose(request)
+    values, sources = dict(proposal.values), dict(proposal.sources)
+    clamps, data = list(proposal.clamps), dict(proposal.data)
     for key, value in context.params.items():
         values[key] = value
         sources[key] = ParamSource.PINNED
-    params, more_clamps = bounds.clamp(values, sources, prior)
+    params, more_clamps = context.bounds.clamp(values, sources, TASK_PRIORS[task])
     clamps.extend(more_clamps)
-    planned = PlannedParams(params=params, sources=sources, clamps=clamps, reason=reason)
+    planned = PlannedParams(params=params, sources=sources, clamps=clamps, reason=proposal.reason)
     if clamps:
         data["clamps"] = [c.model_dump(mode="json") for c in clamps]
     return {
         "pending": planned,
-        "trace": _event(state, "propose", reason, params=params.model_dump(), **data),
+        "trace": _event(state, "propose", proposal.reason, params=params.model_dump(), **data),
     }
-    yield  # pragma: no cover - makes every branch a generator
 
 
 # -- generate --------------------------------------------------------------------------------

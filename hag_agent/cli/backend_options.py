@@ -11,9 +11,26 @@ from typing import Any, TypeVar, get_args
 
 import click
 
-from hag_agent.context import ClassifierName, CriticName, ProposerName
+from hag_agent.context import ClassifierName, CriticName
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ProposerChoice(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
+    """A proposer name, checked against the registry when given (plugins' names included)."""
+
+    name = "proposer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """``value`` if it names a registered proposer; else a usage error listing them."""
+        # Imported here: the registry loads the graph's modules, which --help does not need.
+        from hag_agent.proposing import is_proposer, unknown_proposer_message
+
+        name = str(value)
+        if not is_proposer(name):
+            self.fail(unknown_proposer_message(name), param, ctx)
+        return name
+
 
 _OPTIONS = (
     click.option(
@@ -44,7 +61,11 @@ _STRATEGY_OPTIONS = (
         "--classifier", type=click.Choice(get_args(ClassifierName)), help="Task classifier."
     ),
     click.option(
-        "--proposer", type=click.Choice(get_args(ProposerName)), help="Who proposes the params."
+        "--proposer",
+        type=ProposerChoice(),
+        help="Who proposes the params: self (default), prior, fixed, learned, default, random, "
+        'oracle (HAG_PROPOSER_OPTIONS=\'{"oracle": {"search_file": FILE}}\'), self-tuned, or a '
+        "plugin's.",
     ),
     click.option(
         "--critic",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,7 +18,10 @@ from hag_agent.cli.exit_codes import EXIT_BACKEND
 from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
+    from hag_agent.context import HAGContext
+    from hag_agent.data.suites import SuiteCase
     from hag_agent.evaluation.report import EvalReport
+    from hag_agent.evaluation.settings import EvalSettings
 
 
 def command_line(ctx: click.Context) -> str:
@@ -86,7 +90,8 @@ def report_table(report: EvalReport) -> Table:
     "--proposers",
     default="default,random,prior,self",
     show_default=True,
-    help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle.",
+    help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle, fixed, or "
+    "a plugin's.",
 )
 @click.option(
     "--search",
@@ -135,34 +140,12 @@ def report_table(report: EvalReport) -> Table:
 @suite_job.quiet_option
 @click.pass_context
 def eval_command(
-    ctx: click.Context,
-    suite: str,
-    backend: str | None,
-    base_url: str | None,
-    model: str | None,
-    proposer_model: str | None,
-    model_path: str | None,
-    proposers: str,
-    search_file: Path | None,
-    tuned_proposer: str | None,
-    head_path: str | None,
-    cases_from: Path | None,
-    seeds: int,
-    base_seed: int,
-    limit: int | None,
-    out_dir: Path,
-    critique: bool,
-    max_retries: int | None,
-    max_tokens: int | None,
-    concurrency: int,
-    on_bad_line: Literal["skip", "fail"],
-    stop_on_error: bool,
-    no_chart: bool,
-    quiet: bool,
+    ctx: click.Context, /, suite: str, out_dir: Path, no_chart: bool, quiet: bool, **options: Any
 ) -> None:
     """Compare proposers of decoding settings on a suite: default, random, prior, self, oracle.
 
-    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers.
+    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers, and any
+    plugin's proposer.
 
     Every case runs once per proposer and seed, with the task pinned to the case's and critique
     off unless asked. Prints a table per task and overall (mean metric ± std across seeds, time
@@ -171,86 +154,34 @@ def eval_command(
 
     Exit codes: 0 success, 2 bad usage or input, 3 a run failed on a backend error.
     """
-    from hag_agent.backends.registry import resolve_backend
-    from hag_agent.context import resolve_context
+    from hag_agent.cli.progress_view import ProgressView
     from hag_agent.evaluation.harness import evaluate
-    from hag_agent.evaluation.proposers import (
-        case_ids_from,
-        oracle_params,
-        parse_proposers,
-    )
     from hag_agent.evaluation.report_files import require_matplotlib, write_reports
-    from hag_agent.evaluation.settings import EvalSettings
 
     err = Console(stderr=True)
     warn = suite_job.warner(err)
-    suite_job.require_at_least_one(limit, "--limit")
+    suite_job.require_at_least_one(options["limit"], "--limit")
     with suite_job.exit_on_failure(err, saved=f"finished runs are saved in {out_dir}"):
-        chosen = parse_proposers(proposers)
-        if "oracle" in chosen and search_file is None:
-            raise HAGInputError(
-                "proposer oracle needs --search FILE (from `hag-agent dataset search`)"
-            )
-        settings = suite_job.settings_from_options(
-            EvalSettings,
-            proposers=chosen,
-            seeds=seeds,
-            base_seed=base_seed,
-            critique=critique,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            concurrency=concurrency,
-            stop_on_error=stop_on_error,
-            head_path=head_path,
-            tuned_proposer=tuned_proposer,
-        )
+        settings = _settings(options)
         if not no_chart:
             require_matplotlib()
-        cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
-        if cases_from is not None:
-            keep = case_ids_from(cases_from)
-            cases = [c for c in cases if c.id in keep]
-            if not cases:
-                raise HAGInputError(f"no case of {suite} is named in {cases_from}")
-        oracle = (
-            oracle_params(search_file, cases, warn=warn)
-            if "oracle" in chosen and search_file is not None
-            else None
-        )
-        context = resolve_context(
-            backend_settings(backend, base_url, model, proposer_model, model_path)
-        )
-        resolved = resolve_backend(context)
-        tuned_model = None
-        if "self-tuned" in chosen:
-            if tuned_proposer is None:
-                raise HAGInputError(
-                    "proposer self-tuned needs --tuned-proposer (a served model or a GGUF LoRA)"
-                )
-            tuned_model = resolve_backend(
-                resolve_context(
-                    {
-                        "backend_options": {"proposer_model": tuned_proposer},
-                    },
-                    context,
-                )
+        cases = _cases(suite, options, warn)
+        context, model, tuned_model = _backends(options, settings)
+        with ProgressView(err, enabled=not quiet) as view:
+            report = evaluate(
+                cases,
+                model,
+                out_dir,
+                settings,
+                tuned_model=tuned_model,
+                suite=suite,
+                backend_label=context.backend,
+                backend_options=context.backend_options,
+                command=command_line(ctx),
+                progress=view,
+                warn=warn,
+                on_failure=lambda f: warn(f"{f.case_id} / {f.proposer} / seed {f.seed}: {f.error}"),
             )
-        report = evaluate(
-            cases,
-            resolved,
-            out_dir,
-            settings,
-            oracle=oracle,
-            tuned_model=tuned_model,
-            suite=suite,
-            backend_label=context.backend,
-            backend_options=context.backend_options,
-            command=command_line(ctx),
-            show_progress=not quiet,
-            console=err,
-            warn=warn,
-            on_failure=lambda f: warn(f"{f.case_id} / {f.proposer} / seed {f.seed}: {f.error}"),
-        )
         written = write_reports(report, out_dir, chart=not no_chart)
     Console().print(report_table(report))
     err.print(
@@ -262,3 +193,59 @@ def eval_command(
     )
     if report.failures:
         sys.exit(EXIT_BACKEND)
+
+
+def _settings(options: dict[str, Any]) -> EvalSettings:
+    """The `EvalSettings` of the options; it checks the proposers and what each needs."""
+    from hag_agent.evaluation.settings import EvalSettings
+
+    names = [name.strip() for name in options["proposers"].split(",") if name.strip()]
+    return suite_job.settings_from_options(
+        EvalSettings,
+        proposers=names,
+        search_file=options["search_file"],
+        **{k: options[k] for k in _SETTINGS_OPTIONS},
+    )
+
+
+_SETTINGS_OPTIONS = (
+    "seeds",
+    "base_seed",
+    "critique",
+    "max_retries",
+    "max_tokens",
+    "concurrency",
+    "stop_on_error",
+    "head_path",
+    "tuned_proposer",
+)
+
+
+def _cases(suite: str, options: dict[str, Any], warn: Callable[[str], None]) -> list[SuiteCase]:
+    """The suite's cases, restricted to those ``--cases-from`` names."""
+    from hag_agent.evaluation.cases import case_ids_from
+
+    cases = suite_job.load_suites(
+        suite, limit=options["limit"], on_bad_line=options["on_bad_line"], warn=warn
+    )
+    cases_from: Path | None = options["cases_from"]
+    if cases_from is not None:
+        keep = case_ids_from(cases_from)
+        cases = [c for c in cases if c.id in keep]
+        if not cases:
+            raise HAGInputError(f"no case of {suite} is named in {cases_from}")
+    return cases
+
+
+def _backends(options: dict[str, Any], settings: EvalSettings) -> tuple[HAGContext, Any, Any]:
+    """The run context, its backend, and for ``self-tuned`` the backend with the tuned proposer."""
+    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.context import resolve_context
+
+    names = ("backend", "base_url", "model", "proposer_model", "model_path")
+    context = resolve_context(backend_settings(*(options[n] for n in names)))
+    tuned_model = None
+    if "self-tuned" in settings.proposers:
+        tuned = {"backend_options": {"proposer_model": settings.tuned_proposer}}
+        tuned_model = resolve_backend(resolve_context(tuned, context))
+    return context, resolve_backend(context), tuned_model

@@ -5,32 +5,28 @@ critique off (one attempt: the paper's single-shot setting). Each row records th
 (`hag_agent.metrics.metric_value`), the wall time of the run (proposal call included) and the
 answer's generated tokens (decision calls report none). Rows are appended to ``rows.jsonl`` in
 the output folder as they finish, so a rerun skips them and a backend failure loses no finished
-result.
+result. Progress goes to a `ProgressCallback` (stage ``eval``); nothing is printed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from hag_agent.assets import resolve_adapter
-from hag_agent.batch_run import drain, progress_bar
+from hag_agent.batch_run import drain
 from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
-from hag_agent.evaluation.proposers import ProposerName, proposer_settings
+from hag_agent.evaluation.proposers import ProposerInputs, run_settings
 from hag_agent.evaluation.report import EvalReport, aggregate
 from hag_agent.evaluation.rows import (
     ROWS_FILE,
     EvalRow,
     Failure,
-    file_digest,
     prompt_digest,
     read_rows,
     row_setup,
@@ -38,28 +34,17 @@ from hag_agent.evaluation.rows import (
 )
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
 
 RowKey = tuple[str, str, int, str, str]
 """`EvalRow.key`: case id, proposer, seed, prompt digest, setup digest."""
+Job = tuple[SuiteCase, str, int]
+"""One run: case, proposer, seed."""
 
 
 def _tokens(result: Any) -> int | None:
     counts = [a.completion_tokens for a in result.attempts if a.completion_tokens is not None]
     return sum(counts) if counts else None
-
-
-def _require_oracle(
-    cases: Sequence[SuiteCase], settings: EvalSettings, oracle: Mapping[str, HyperParams] | None
-) -> None:
-    """Fail before any run when proposer ``oracle`` lacks a configuration for some case."""
-    if "oracle" not in settings.proposers:
-        return
-    missing = [c.id for c in cases if oracle is None or c.id not in oracle]
-    if missing:
-        raise HAGInputError(
-            f"proposer oracle needs a search configuration for every case; missing: "
-            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
-        )
 
 
 def _tasks_and_metrics(cases: Sequence[SuiteCase]) -> tuple[list[str], dict[str, list[str]]]:
@@ -75,103 +60,60 @@ def _tasks_and_metrics(cases: Sequence[SuiteCase]) -> tuple[list[str], dict[str,
     return tasks, metrics
 
 
-async def run_eval(
-    cases: Sequence[SuiteCase],
-    model: Any,
-    out_dir: str | Path,
-    settings: EvalSettings | None = None,
-    *,
-    oracle: Mapping[str, HyperParams] | None = None,
-    tuned_model: Any = None,
-    suite: str = "",
-    backend_label: str = "",
-    backend_options: Mapping[str, Any] | None = None,
-    command: str = "",
-    show_progress: bool = False,
-    console: Console | None = None,
-    warn: Callable[[str], None] | None = None,
-    on_failure: Callable[[Failure], None] | None = None,
-) -> EvalReport:
-    """Run every case x proposer x seed not already in ``out_dir/rows.jsonl``; aggregate all.
+def _oracle(
+    cases: Sequence[SuiteCase], settings: EvalSettings, warn: Callable[[str], None] | None
+) -> dict[str, HyperParams]:
+    """Each case's searched configuration, when ``oracle`` is compared (checked before any run)."""
+    if "oracle" not in settings.proposers or settings.search_file is None:
+        return {}
+    from hag_agent.proposers.oracle import oracle_params
 
-    Args:
-        cases: The cases.
-        model: A `Backend` or LangChain chat model (resolve a named backend first).
-        out_dir: The output folder (created); rows are appended to ``rows.jsonl`` there.
-        settings: Proposers, seeds, critique, concurrency.
-        oracle: Best configurations by case id (needed for proposer ``oracle``).
-        tuned_model: The backend whose proposal calls go to the fine-tuned proposer (needed
-            for proposer ``self-tuned``).
-        suite: How to name the suite in the report.
-        backend_label: How to name the backend in the report.
-        backend_options: The backend's options, for the report.
-        command: The command line, for the report.
-        show_progress: Show a progress bar (only on a terminal).
-        console: Where the progress bar goes (stderr by default).
-        warn: Receives messages about unreadable rows.
-        on_failure: Called for each failed run.
+    return oracle_params(settings.search_file, cases, warn=warn)
 
-    Returns:
-        The report (not yet written; see `write_reports`).
 
-    Raises:
-        HAGInputError: For proposer ``oracle`` without a configuration for every case.
-    """
-    from hag_agent.metrics import metric_value
-    from hag_agent.runnable import HAGRunnable
+class _Runs:
+    """The runs of one evaluation: which are due, running one, and keeping its row."""
 
-    settings = settings or EvalSettings()
-    _require_oracle(cases, settings, oracle)
-    start = time.perf_counter()
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows_path = folder / ROWS_FILE
-    setup = setup_digest(backend_label or type(model).__name__, backend_options, settings)
-    inputs = {
-        "learned": file_digest(settings.head_path),
-        "self-tuned": file_digest(resolve_adapter(settings.tuned_proposer)),
-    }
+    def __init__(
+        self, settings: EvalSettings, setup: str, inputs: ProposerInputs, rows_path: Path
+    ) -> None:
+        self.settings, self.setup, self.inputs, self.rows_path = settings, setup, inputs, rows_path
+        self.done: dict[RowKey, EvalRow] = {}
+        self.failures: list[Failure] = []
+        self.fixed: dict[str, Any] = {"critique": settings.critique}
+        if settings.critique and settings.max_retries is not None:
+            self.fixed["max_retries"] = settings.max_retries
+        if settings.max_tokens is not None:
+            self.fixed["params"] = {"max_tokens": settings.max_tokens}
 
-    def key(case: SuiteCase, proposer: str, seed: int) -> RowKey:
-        read = inputs.get(proposer, "")
-        if proposer == "oracle" and oracle is not None and case.id in oracle:
-            read = oracle[case.id].model_dump_json()
-        return (case.id, proposer, seed, prompt_digest(case.prompt), row_setup(setup, read))
+    def key(self, case: SuiteCase, proposer: str, seed: int) -> RowKey:
+        setup = row_setup(self.setup, self.inputs(proposer, case.id))
+        return (case.id, proposer, seed, prompt_digest(case.prompt), setup)
 
-    wanted = {key(c, p, s) for c in cases for p in settings.proposers for s in settings.seed_list()}
-    done: dict[RowKey, EvalRow] = {}
-    rows = read_rows(rows_path, warn=warn)
-    drop_partial_line(rows_path)  # the writer's job: appends then start on a fresh line
-    for row in rows:
-        if row.key() in wanted:
-            done[row.key()] = row
-    reused = len(done)
-    jobs = [
-        (case, proposer, seed)
-        for seed in settings.seed_list()
-        for case in cases
-        for proposer in settings.proposers
-        if key(case, proposer, seed) not in done
-    ]
-    runnable = HAGRunnable(model=model)
-    if "self-tuned" in settings.proposers and tuned_model is None:
-        raise HAGInputError("proposer self-tuned needs the tuned proposer (--tuned-proposer)")
-    tuned = HAGRunnable(model=tuned_model) if tuned_model is not None else runnable
-    fixed: dict[str, Any] = {"critique": settings.critique}
-    if settings.critique and settings.max_retries is not None:
-        fixed["max_retries"] = settings.max_retries
-    if settings.max_tokens is not None:
-        fixed["params"] = {"max_tokens": settings.max_tokens}
-    failures: list[Failure] = []
-    stop = asyncio.Event()
+    def resume(self, cases: Sequence[SuiteCase], warn: Callable[[str], None] | None) -> list[Job]:
+        """Keep the finished rows of these runs; the runs still due, in order."""
+        seeds, proposers = self.settings.seed_list(), self.settings.proposers
+        wanted = {self.key(c, p, s) for c in cases for p in proposers for s in seeds}
+        rows = read_rows(self.rows_path, warn=warn)
+        drop_partial_line(self.rows_path)  # the writer's job: appends then start on a fresh line
+        self.done = {row.key(): row for row in rows if row.key() in wanted}
+        return [
+            (case, proposer, seed)
+            for seed in seeds
+            for case in cases
+            for proposer in proposers
+            if self.key(case, proposer, seed) not in self.done
+        ]
 
-    async def one(case: SuiteCase, proposer: ProposerName, seed: int) -> EvalRow:
-        chosen = proposer_settings(
-            proposer, case, seed, oracle=oracle, head_path=settings.head_path
-        )
+    async def run(self, runnable: Any, job: Job) -> EvalRow:
+        """Run one case under one proposer and seed; its row."""
+        from hag_agent.metrics import metric_value
+
+        case, proposer, seed = job
+        chosen = run_settings(proposer, case, self.settings)
         began = time.perf_counter()
-        result = await (tuned if proposer == "self-tuned" else runnable).ainvoke(
-            {"prompt": case.prompt, "task": case.task, "seed": seed, **fixed, **chosen}
+        result = await runnable.ainvoke(
+            {"prompt": case.prompt, "task": case.task, "seed": seed, **self.fixed, **chosen}
         )
         elapsed = time.perf_counter() - began
         return EvalRow(
@@ -181,8 +123,8 @@ async def run_eval(
             proposer=proposer,
             seed=seed,
             prompt_sha=prompt_digest(case.prompt),
-            critique=settings.critique,
-            setup=key(case, proposer, seed)[4],
+            critique=self.settings.critique,
+            setup=self.key(case, proposer, seed)[4],
             metric=float(metric_value(case, result.text)),
             time_s=round(elapsed, 4),
             tokens=_tokens(result),
@@ -191,40 +133,129 @@ async def run_eval(
             output=result.text,
         )
 
-    with progress_bar(console, enabled=show_progress) as progress:
-        bar = progress.add_task("eval", total=len(jobs), note="")
+    def keep(self, row: EvalRow) -> None:
+        """Append a finished row to the file and the results."""
+        append_line(self.rows_path, row.model_dump_json())
+        self.done[row.key()] = row
 
-        async def run_job(job: tuple[SuiteCase, ProposerName, int]) -> None:
-            case, proposer, seed = job
-            try:
-                row = await one(case, proposer, seed)
-            except HAGError as exc:
-                failure = Failure(case_id=case.id, proposer=proposer, seed=seed, error=str(exc))
-                failures.append(failure)
-                if on_failure is not None:
-                    on_failure(failure)
-                if settings.stop_on_error:
-                    stop.set()
-            else:
-                append_line(rows_path, row.model_dump_json())
-                done[row.key()] = row
-            progress.update(bar, advance=1, note=f"{len(failures)} failed")
 
-        await drain(jobs, run_job, workers=settings.concurrency, stop=stop)
+async def _run_jobs(
+    runs: _Runs,
+    jobs: list[Job],
+    runnables: Callable[[str], Any],
+    progress: ProgressCallback,
+    on_failure: Callable[[Failure], None] | None,
+) -> None:
+    stop = asyncio.Event()
+    finished = 0
+    progress(ProgressEvent("start", "eval", 0, len(jobs)))
 
-    rows = list(done.values())
+    async def run_job(job: Job) -> None:
+        nonlocal finished
+        case, proposer, seed = job
+        try:
+            row = await runs.run(runnables(proposer), job)
+        except HAGError as exc:
+            failure = Failure(case_id=case.id, proposer=proposer, seed=seed, error=str(exc))
+            runs.failures.append(failure)
+            if on_failure is not None:
+                on_failure(failure)
+            if runs.settings.stop_on_error:
+                stop.set()
+        else:
+            runs.keep(row)
+        finished += 1
+        note = f"{len(runs.failures)} failed"
+        progress(ProgressEvent("advance", "eval", finished, len(jobs), note))
+
+    await drain(jobs, run_job, workers=runs.settings.concurrency, stop=stop)
+    progress(ProgressEvent("end", "eval", finished, len(jobs), f"{len(runs.failures)} failed"))
+
+
+def _runnables(model: Any, tuned_model: Any, settings: EvalSettings) -> Callable[[str], Any]:
+    """Which runnable runs a proposer: ``self-tuned`` the tuned model's, the others the model's.
+
+    Raises:
+        HAGInputError: For ``self-tuned`` without ``tuned_model``.
+    """
+    from hag_agent.runnable import HAGRunnable
+
+    if "self-tuned" in settings.proposers and tuned_model is None:
+        raise HAGInputError("proposer self-tuned needs the tuned proposer (--tuned-proposer)")
+    runnable = HAGRunnable(model=model)
+    tuned = HAGRunnable(model=tuned_model) if tuned_model is not None else runnable
+    return lambda proposer: tuned if proposer == "self-tuned" else runnable
+
+
+async def run_eval(
+    cases: Sequence[SuiteCase],
+    model: Any,
+    out_dir: str | Path,
+    settings: EvalSettings | None = None,
+    *,
+    tuned_model: Any = None,
+    suite: str = "",
+    backend_label: str = "",
+    backend_options: dict[str, Any] | None = None,
+    command: str = "",
+    progress: ProgressCallback = no_progress,
+    warn: Callable[[str], None] | None = None,
+    on_failure: Callable[[Failure], None] | None = None,
+) -> EvalReport:
+    """Run every case x proposer x seed not already in ``out_dir/rows.jsonl``; aggregate all.
+
+    Args:
+        cases: The cases.
+        model: A `Backend` or LangChain chat model (resolve a named backend first).
+        out_dir: The output folder (created); rows are appended to ``rows.jsonl`` there.
+        settings: Proposers (and what they need), seeds, critique, concurrency.
+        tuned_model: The backend whose proposal calls go to the fine-tuned proposer (for
+            ``self-tuned``).
+        suite: How the report names the suite.
+        backend_label: How the report names the backend.
+        backend_options: The backend's options, for the report.
+        command: The command line, for the report.
+        progress: Receives the ``eval`` stage's progress.
+        warn: Receives messages about unreadable rows and search records.
+        on_failure: Called for each failed run.
+
+    Returns:
+        The report (not yet written; see `write_reports`).
+
+    Raises:
+        HAGInputError: For ``oracle`` without a configuration for every case, or ``self-tuned``
+            without ``tuned_model``.
+    """
+    settings = settings or EvalSettings()
+    runnables = _runnables(model, tuned_model, settings)
+    start = time.perf_counter()
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    backend = backend_label or type(model).__name__
+    setup = setup_digest(backend, backend_options, settings)
+    inputs = ProposerInputs(settings, _oracle(cases, settings, warn))
+    runs = _Runs(settings, setup, inputs, folder / ROWS_FILE)
+    jobs = runs.resume(cases, warn)
+    reused = len(runs.done)
+    await _run_jobs(runs, jobs, runnables, progress, on_failure)
+    labels = {"suite": suite, "backend": backend, "command": command}
+    return _report(cases, runs, reused, start, **labels, backend_options=backend_options or {})
+
+
+def _report(
+    cases: Sequence[SuiteCase], runs: _Runs, reused: int, start: float, **labels: Any
+) -> EvalReport:
+    """The report of every row kept; ``labels`` name the suite, backend and command."""
+    rows = list(runs.done.values())
     tasks, metrics = _tasks_and_metrics(cases)
     return EvalReport(
-        command=command,
-        suite=suite,
-        backend=backend_label or type(model).__name__,
-        backend_options=dict(backend_options or {}),
-        settings=settings,
+        **labels,
+        settings=runs.settings,
         cases=len(cases),
         metrics=metrics,
         tasks=tasks,
-        aggregates=aggregate(rows, settings.proposers, tasks),
-        failures=failures,
+        aggregates=aggregate(rows, runs.settings.proposers, tasks),
+        failures=runs.failures,
         rows=len(rows),
         reused_rows=reused,
         wall_s=round(time.perf_counter() - start, 3),

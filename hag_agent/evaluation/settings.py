@@ -1,14 +1,34 @@
-"""What an evaluation compares and how: proposers, seeds, critique and concurrency."""
+"""What an evaluation compares and how: proposers, seeds, critique and concurrency.
+
+Proposer names are the registry's (`hag_agent.proposing`), and each proposer's needs are
+checked here once, before any run: a head file for ``learned``, a search file for ``oracle``, a
+tuned proposer for ``self-tuned``, and any proposer's options against its settings type.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
+from typing import Any
 
-from hag_agent.evaluation.proposers import ProposerName
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hag_agent.context import ProposerName
+from hag_agent.proposing import proposer_class, proposer_names, validated_settings
 
 
-def _default_proposers() -> list[ProposerName]:
+def _default_proposers() -> list[str]:
     return ["default", "random", "prior", "self"]
+
+
+# What a built-in proposer needs from the settings to be compared, and how to give it.
+_NEEDS: dict[str, tuple[str, str]] = {
+    "learned": ("head_path", "a head file (--head FILE, from `train head`)"),
+    "oracle": ("search_file", "--search FILE (from `hag-agent dataset search`)"),
+    "self-tuned": (
+        "tuned_proposer",
+        "the tuned proposer (--tuned-proposer: a served model or a GGUF LoRA)",
+    ),
+}
 
 
 class EvalSettings(BaseModel):
@@ -17,7 +37,7 @@ class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     proposers: list[ProposerName] = Field(default_factory=_default_proposers)
-    """Proposers to compare."""
+    """Proposers to compare, in report order (a name given twice counts once)."""
     seeds: int = Field(default=1, ge=1, le=1000)
     """How many seeds: ``base_seed .. base_seed + seeds - 1``."""
     base_seed: int = Field(default=0, ge=0)
@@ -36,13 +56,38 @@ class EvalSettings(BaseModel):
     """The learned head file, for proposer ``learned``."""
     tuned_proposer: str | None = None
     """The fine-tuned proposer for ``self-tuned``: a served model name or a GGUF LoRA file."""
+    search_file: Path | None = None
+    """Search records giving proposer ``oracle`` each case's best configuration."""
+    proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """More options by proposer name (e.g. a plugin's), checked by its settings type."""
+
+    @field_validator("proposers")
+    @classmethod
+    def _distinct_and_some(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError(f"no proposer given; valid proposers: {', '.join(proposer_names())}")
+        return list(dict.fromkeys(names))
 
     @model_validator(mode="after")
-    def _learned_has_a_head(self) -> EvalSettings:
-        # Checked here, before any run, rather than failing every learned row alike.
-        if "learned" in self.proposers and self.head_path is None:
-            raise ValueError("proposer learned needs a head file (--head FILE, from `train head`)")
+    def _each_proposer_has_what_it_needs(self) -> EvalSettings:
+        # Checked here, before any run, rather than failing every row of a proposer alike.
+        for name in self.proposers:
+            need = _NEEDS.get(name)
+            if need is not None and getattr(self, need[0]) is None:
+                raise ValueError(f"proposer {name} needs {need[1]}")
+            validated_settings(proposer_class(name), self.options_for(name))
         return self
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The ``proposer_options`` of proposer ``name``'s runs.
+
+        The settings above that its settings type declares (``head_path``, ``search_file``),
+        then its entry of ``proposer_options``.
+        """
+        fields = proposer_class(name).settings_type.model_fields
+        given = {k: getattr(self, k) for k in fields if k in type(self).model_fields}
+        options = {k: v for k, v in given.items() if v is not None}
+        return {**options, **self.proposer_options.get(name, {})}
 
     def seed_list(self) -> list[int]:
         """The seeds, in order."""

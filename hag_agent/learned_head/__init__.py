@@ -8,10 +8,10 @@ embedding and its task kind to a configuration. One pass over the prompt, no gen
 - `head`: `LearnedHead` (predict) and `HeadInfo` (what it was trained on);
 - `fitting`: `fit_head` (ridge in closed form, alpha by leave-one-out; or kNN);
 - `head_file`: `save_head`, `load_head`, `load_head_cached` (one small ``.npz`` file);
-- `held_out`: held-out error against the train-mean, task-mean and task-prior baselines;
-- `proposer`: the ``learned`` proposer's step in the graph, with its fallbacks.
+- `held_out`: held-out error against the train-mean, task-mean and task-prior baselines.
 
-Needs NumPy; the graph imports this package only for proposer ``learned``.
+Needs NumPy; the graph imports this package only for proposer ``learned``
+(`hag_agent.proposers.learned`).
 """
 
 from hag_agent.learned_head.fitting import fit_head, fit_vectors

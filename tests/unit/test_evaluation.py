@@ -8,24 +8,24 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
+from pydantic import ValidationError
 
 from hag_agent.backends.base import Backend
 from hag_agent.data.jsonl_log import append_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.evaluation import (
-    PROPOSERS,
     EvalRow,
     EvalSettings,
     aggregate,
     evaluate,
-    oracle_params,
-    parse_proposers,
-    random_params,
     read_rows,
     write_reports,
 )
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
+from hag_agent.proposers.oracle import oracle_params
+from hag_agent.proposers.random_draw import random_params
+from hag_agent.proposing import proposer_names
 from hag_agent.tasks import TaskKind
 from hag_agent.testing import Reply, ScriptedChatModel, search_record
 
@@ -116,13 +116,13 @@ def test_max_tokens_pin_applies_to_every_proposer(tmp_path: Path) -> None:
 
 def test_random_proposer_is_reproducible_by_seed() -> None:
     case = tiny_suite()[0]
-    one, two = random_params(case, 3), random_params(case, 3)
+    one, two = random_params(case.id, 3, case.task), random_params(case.id, 3, case.task)
     assert one == two
-    assert random_params(case, 4) != one
-    assert random_params(tiny_suite()[1], 3) != one
+    assert random_params(case.id, 4, case.task) != one
+    assert random_params(tiny_suite()[1].id, 3, case.task) != one
     bounds = DecodingBounds()
     for seed in range(50):
-        params = random_params(case, seed)
+        params = random_params(case.id, seed, case.task)
         bounds.check(params.model_dump(), what="random")  # never outside the policy
 
 
@@ -133,7 +133,7 @@ def test_random_rows_use_the_seeded_configuration(tmp_path: Path) -> None:
     assert len(rows) == 6
     for row in rows:
         case = next(c for c in tiny_suite() if c.id == row.case_id)
-        assert row.params == random_params(case, row.seed).model_dump()
+        assert row.params == random_params(case.id, row.seed, case.task).model_dump()
 
 
 def write_search_file(path: Path, cases: list[SuiteCase], temperature: float) -> None:
@@ -154,11 +154,10 @@ def test_oracle_uses_the_search_files_params(tmp_path: Path) -> None:
     cases = tiny_suite()
     search = tmp_path / "search.jsonl"
     write_search_file(search, cases, temperature=0.37)
-    oracle = oracle_params(search, cases)
+    assert oracle_params(search, cases)["m1"].temperature == 0.37
     model = fake_model()
-    evaluate(
-        cases, Backend(model), tmp_path / "out", EvalSettings(proposers=["oracle"]), oracle=oracle
-    )
+    settings = EvalSettings(proposers=["oracle"], search_file=search)
+    evaluate(cases, Backend(model), tmp_path / "out", settings)
     calls = model.calls_for("generate")
     assert len(calls) == 3
     assert {
@@ -175,22 +174,30 @@ def test_oracle_lists_the_missing_ids(tmp_path: Path) -> None:
         oracle_params(search, cases)
     with pytest.raises(HAGInputError, match="no such search file"):
         oracle_params(tmp_path / "nope.jsonl", cases)
-    with pytest.raises(HAGInputError, match="missing: m1"):
-        evaluate(cases, Backend(fake_model()), tmp_path, EvalSettings(proposers=["oracle"]))
+    model = fake_model()
+    with pytest.raises(HAGInputError, match=r"no record for 2 of 3 case\(s\): m2, c1"):
+        evaluate(
+            cases, Backend(model), tmp_path, EvalSettings(proposers=["oracle"], search_file=search)
+        )
+    assert not model.calls  # checked before any run
+    with pytest.raises(ValidationError, match="oracle needs --search FILE"):
+        EvalSettings(proposers=["oracle"])
 
 
 def test_unknown_proposer_is_a_clear_error() -> None:
-    with pytest.raises(HAGInputError) as caught:
-        parse_proposers("default,hag,prior")
+    with pytest.raises(ValidationError) as caught:
+        EvalSettings(proposers=["default", "hag", "prior"])
     message = str(caught.value)
     assert (
         "'hag'" in message
         and "default, random, prior, self, self-tuned, learned, oracle" in message
     )
-    assert parse_proposers(" self ,prior,self") == ["self", "prior"]
-    with pytest.raises(HAGInputError, match="no proposer"):
-        parse_proposers(" , ")
-    assert PROPOSERS == ("default", "random", "prior", "self", "self-tuned", "learned", "oracle")
+    assert EvalSettings(proposers=["self", "prior", "self"]).proposers == ["self", "prior"]
+    with pytest.raises(ValidationError, match="no proposer"):
+        EvalSettings(proposers=[])
+    assert proposer_names()[:7] == [
+        "default", "random", "prior", "self", "self-tuned", "learned", "oracle"
+    ]  # fmt: skip
 
 
 def test_resume_skips_finished_rows_and_a_failure_loses_nothing(tmp_path: Path) -> None:
@@ -226,17 +233,17 @@ def test_oracle_rows_are_redone_for_another_search_and_the_rest_reused(tmp_path:
     cases = tiny_suite()
     search = tmp_path / "search.jsonl"
     write_search_file(search, cases, temperature=0.37)
-    settings = EvalSettings(proposers=["prior", "oracle"])
+    settings = EvalSettings(proposers=["prior", "oracle"], search_file=search)
     out = tmp_path / "out"
-    evaluate(cases, Backend(fake_model()), out, settings, oracle=oracle_params(search, cases))
+    evaluate(cases, Backend(fake_model()), out, settings)
     model = fake_model()
-    again = evaluate(cases, Backend(model), out, settings, oracle=oracle_params(search, cases))
+    again = evaluate(cases, Backend(model), out, settings)
     assert again.reused_rows == 6 and not model.calls_for("generate")
 
     search.unlink()
     write_search_file(search, cases, temperature=0.81)  # a new search: new oracle settings
     model = fake_model()
-    report = evaluate(cases, Backend(model), out, settings, oracle=oracle_params(search, cases))
+    report = evaluate(cases, Backend(model), out, settings)
     assert report.reused_rows == 3  # the prior rows
     assert {c.kwargs["temperature"] for c in model.calls_for("generate")} == {0.81}
 
@@ -374,21 +381,22 @@ def test_self_tuned_uses_the_tuned_backend_and_base_self_does_not(tmp_path: Path
     assert report.aggregate("overall", "self").mean == 0.0
     with pytest.raises(HAGInputError, match="--tuned-proposer"):
         evaluate(tiny_suite(), Backend(base), tmp_path / "x", settings)
+    with pytest.raises(ValidationError, match="self-tuned needs the tuned proposer"):
+        EvalSettings(proposers=["self-tuned"])
 
 
 def test_learned_needs_a_head_and_cases_can_be_restricted(tmp_path: Path) -> None:
-    from pydantic import ValidationError
-
     from hag_agent.backends.embedded import EmbeddedOptions
-    from hag_agent.evaluation.proposers import case_ids_from, proposer_settings
+    from hag_agent.evaluation import case_ids_from, run_settings
 
     case = tiny_suite()[0]
-    assert proposer_settings("learned", case, 0, head_path="h.npz") == {
+    settings = EvalSettings(proposers=["learned", "random"], head_path="h.npz")
+    assert run_settings("learned", case, settings) == {
         "proposer": "learned",
-        "head_path": "h.npz",
+        "proposer_options": {"learned": {"head_path": "h.npz"}},
+        "case_id": "m1",
     }
-    with pytest.raises(HAGInputError, match="head"):
-        proposer_settings("learned", case, 0)
+    assert run_settings("random", case, settings)["proposer_options"] == {"random": {}}
     with pytest.raises(ValidationError, match="learned needs a head file"):
         EvalSettings(proposers=["prior", "learned"])  # before any run, not per row
     # --tuned-proposer is passed as proposer_model: an adapter file on the embedded backend.

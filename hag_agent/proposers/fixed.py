@@ -1,0 +1,41 @@
+"""Proposer ``fixed``: the caller's configuration (``fixed_params``; decoder defaults unset)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hag_agent.hyperparameters import HyperParams, ParamSource
+from hag_agent.proposing import (
+    Proposal,
+    ProposalRequest,
+    ProposalSteps,
+    Proposer,
+    ProposerSettings,
+)
+from hag_agent.tasks import DEFAULT_PARAMS
+
+
+class FixedSettings(ProposerSettings):
+    """Proposer ``fixed``'s settings."""
+
+    params: HyperParams | None = None
+    """The configuration (the run's ``fixed_params``); None: the decoder defaults."""
+
+
+class FixedProposer(Proposer):
+    """The configuration the caller fixed."""
+
+    name = "fixed"
+    settings_type = FixedSettings
+    settings: FixedSettings
+
+    context_fields: ClassVar[dict[str, str]] = {"params": "fixed_params"}
+
+    def propose(self, request: ProposalRequest) -> ProposalSteps:
+        """Return the fixed configuration; no model call."""
+        fixed = self.settings.params or DEFAULT_PARAMS
+        return Proposal.uniform(fixed.model_dump(), ParamSource.FIXED, "fixed by the caller")
+        yield  # pragma: no cover - makes this function a generator
+
+
+__all__ = ["FixedProposer", "FixedSettings"]

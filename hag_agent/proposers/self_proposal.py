@@ -1,0 +1,59 @@
+"""Proposers ``self`` and ``self-tuned``: the model proposes its own configuration (HAG).
+
+One decision call asks for proposal JSON (`proposal_prompt`); `parse_proposal` bounds it, and
+anything unusable (a failed call, text that is no proposal) falls back to the task prior with
+the reason kept. ``self-tuned`` is the same call answered by a fine-tuned proposer: the backend
+sends proposal calls to its proposer model (``--proposer-model``; the evaluation runs it on a
+backend built with ``--tuned-proposer``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hag_agent.backends.base import Decision
+from hag_agent.errors import BackendError
+from hag_agent.node_driver import DecideCall
+from hag_agent.proposal import ProposalSchema, parse_proposal, proposal_prompt
+from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
+from hag_agent.tasks import TASK_PRIORS
+
+
+class SelfProposer(Proposer):
+    """The model proposes; the task prior where its proposal is unusable."""
+
+    name = "self"
+
+    def propose(self, request: ProposalRequest) -> ProposalSteps:
+        """Ask the model for proposal JSON and parse it."""
+        task, bounds = request.task, request.bounds
+        prior = TASK_PRIORS[task]
+        data: dict[str, Any] = {}
+        result = yield DecideCall("propose", proposal_prompt(task, request.prompt), ProposalSchema)
+        if isinstance(result, BackendError):
+            parsed = parse_proposal("", prior=prior, bounds=bounds)
+            reason = f"proposal call failed ({result}); fallback to the {task.value} prior"
+        else:
+            assert isinstance(result, Decision)
+            parsed = parse_proposal(result.raw_text, prior=prior, bounds=bounds)
+            data["raw"] = result.raw_text
+            data["latency_s"] = round(result.latency_s, 4)
+            reason = (
+                f"fallback to the {task.value} prior: {parsed.fallback_reason}"
+                if parsed.fallback_reason
+                else "proposed by the model"
+            )
+        if parsed.notes:
+            data["notes"] = parsed.notes
+        return Proposal(
+            parsed.params.model_dump(), dict(parsed.sources), reason, list(parsed.clamps), data
+        )
+
+
+class TunedSelfProposer(SelfProposer):
+    """``self`` answered by a fine-tuned proposer (the backend's proposer model)."""
+
+    name = "self-tuned"
+
+
+__all__ = ["SelfProposer", "TunedSelfProposer"]
