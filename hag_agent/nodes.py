@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END
 
 from hag_agent.adjustment import adjust as compute_adjustment
-from hag_agent.backends.base import Decision, Generation, SchemaT, message_text
+from hag_agent.backends.base import Decision, Generation, OutputConstraint, SchemaT, message_text
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
 from hag_agent.critique import JudgeVerdict, combine, measure_signals
@@ -110,7 +110,12 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     bounds = context.bounds
     data: dict[str, Any] = {}
     if context.proposer == "self":
-        result = yield DecideCall("propose", proposal_prompt(task, state.prompt), ProposalSchema)
+        result = yield DecideCall(
+            "propose",
+            proposal_prompt(task, state.prompt),
+            ProposalSchema,
+            OutputConstraint.COMPACT_NUMERIC_OBJECT,
+        )
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)
             reason = f"proposal call failed ({result}); fallback to the {task.value} prior"

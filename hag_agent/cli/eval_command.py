@@ -171,7 +171,7 @@ def eval_command(
 
     Exit codes: 0 success, 2 bad usage or input, 3 a run failed on a backend error.
     """
-    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
     from hag_agent.evaluation.harness import evaluate
     from hag_agent.evaluation.proposers import (
