@@ -4,8 +4,9 @@ Each node's logic is written once, as a generator that yields the model calls it
 (`DecideCall`, `GenerateCall`, `EmbedCall`) and receives their results (or the `BackendError` they
 raised).
 A sync and an async driver run the same logic, so ``invoke`` and ``ainvoke`` behave alike and
-async runs never block a thread. Every call carries the turn's request id in its config
-metadata, so a backend can tell the calls of one turn from another's.
+async runs never block a thread: the async driver awaits the backend's coroutines, the sync one
+runs them through the backend's sync shim (`Backend.run_sync`). Every call carries the turn's
+request id in its config metadata, so a backend can tell the calls of one turn from another's.
 """
 
 from __future__ import annotations

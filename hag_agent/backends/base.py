@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Sequence
@@ -300,20 +301,19 @@ def _complete_without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     )
 
 
-_loop_threads: ThreadPoolExecutor | None = None
+@functools.cache
+def _loop_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(thread_name_prefix="hag-sync-shim")
 
 
 def _run_in_new_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    global _loop_threads
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
     # This thread runs a loop already (a sync call from async code): run it on another thread.
-    if _loop_threads is None:
-        _loop_threads = ThreadPoolExecutor(thread_name_prefix="hag-sync-shim")
     context = contextvars.copy_context()
-    return _loop_threads.submit(context.run, asyncio.run, coroutine).result()
+    return _loop_threads().submit(context.run, asyncio.run, coroutine).result()
 
 
 def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:
