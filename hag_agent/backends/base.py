@@ -212,13 +212,13 @@ class Backend(ABC):
         in an event loop of its own (on a worker thread when this thread already runs one, as
         for a sync ``invoke`` from async code).
         """
-        if self.native_sync:
-            token = _SYNC_CALLER.set(True)
-            try:
+        token = _SYNC_CALLER.set(self.native_sync)
+        try:
+            if self.native_sync:
                 return _complete_without_loop(coroutine)
-            finally:
-                _SYNC_CALLER.reset(token)
-        return _run_in_new_loop(coroutine)
+            return _run_in_new_loop(coroutine)
+        finally:
+            _SYNC_CALLER.reset(token)
 
     @final
     def generate(
