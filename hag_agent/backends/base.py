@@ -77,7 +77,7 @@ class Capabilities(BaseModel):
     validates_params: bool = False
     """Invalid sampling values are rejected (e.g. vLLM's 400 for top_p 5), not silently used."""
     embeddings: bool = False
-    """`Backend.aembed` gives the serving model's own vector for a text (one pass, no generation)."""
+    """`Backend.aembed` gives the model's own vector for a text (one pass, no generation)."""
 
 
 class Generation(BaseModel):
