@@ -28,6 +28,7 @@ from embedded_overhead import PROMPTS, SEED  # run as a script from benchmarks/
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable
+from hag_agent.backends.base import OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
 from hag_agent.classification import classify_by_rules
@@ -59,7 +60,7 @@ def main() -> None:
     tasks = [classify_by_rules(p)[0] for p in PROMPTS]
     workdir = Path(tempfile.mkdtemp(prefix="hag-head-bench-"))
     if args.head is None:
-        vectors = [backend.embed(p) for p in PROMPTS]
+        vectors = [backend.embed(p).vector for p in PROMPTS]
         fitted = fit_vectors(
             vectors,
             [t.value for t in tasks],
@@ -87,7 +88,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for prompt, task in zip(PROMPTS, tasks, strict=True):
             start = time.perf_counter()
-            vector = backend.embed(prompt)
+            vector = backend.embed(prompt).vector
             middle = time.perf_counter()
             load_head_cached(head_path).predict(vector, task)
             wall["embed"].append(middle - start)
@@ -101,7 +102,10 @@ def main() -> None:
                 continue
 
             decision = backend.decide(
-                [HumanMessage(proposal_prompt(task, prompt))], ProposalSchema, purpose="propose"
+                [HumanMessage(proposal_prompt(task, prompt))],
+                ProposalSchema,
+                purpose="propose",
+                constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
             )
             wall["proposal"].append(decision.latency_s)
             for name, runnable in runnables.items():

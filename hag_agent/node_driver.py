@@ -4,29 +4,33 @@ Each node's logic is written once, as a generator that yields the model calls it
 (`DecideCall`, `GenerateCall`, `EmbedCall`) and receives their results (or the `BackendError` they
 raised).
 A sync and an async driver run the same logic, so ``invoke`` and ``ainvoke`` behave alike and
-async runs never block a thread. Every call carries the turn's request id in its config
-metadata, so a backend can tell the calls of one turn from another's.
+async runs never block a thread: the async driver awaits the backend's coroutines, the sync one
+runs them through the backend's sync shim (`Backend.run_sync`). Every call carries the turn's
+request id in its config metadata, so a backend can tell the calls of one turn from another's.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-
-try:  # LangGraph's own node wrapper: runs sync and async paths without RunnableLambda's cost.
-    from langgraph._internal._runnable import RunnableCallable as _NodeWrapper
-except ImportError:  # pragma: no cover - a LangGraph that moved it: fall back to the public API
-    _NodeWrapper = None  # type: ignore[assignment,misc]
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
-from hag_agent.backends.base import REQUEST_KEY, Decision, Embedding, Generation, tagged
-from hag_agent.backends.registry import resolve_backend
+from hag_agent.backend_choice import resolve_backend
+from hag_agent.backends.base import (
+    REQUEST_KEY,
+    Backend,
+    Decision,
+    Embedding,
+    Generation,
+    OutputConstraint,
+    tagged,
+)
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.errors import BackendError
 from hag_agent.state import HAGState, PlannedParams
@@ -41,6 +45,8 @@ class DecideCall:
     purpose: str
     prompt: str
     schema: type[BaseModel]
+    constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA
+    """How the answer's text is constrained (the proposal asks for the compact numeric object)."""
 
 
 @dataclass(frozen=True)
@@ -72,41 +78,37 @@ def current_context() -> HAGContext:
     return resolve_context(context=context if isinstance(context, dict) else None)
 
 
-def _backend_call(
-    call: Call, context: HAGContext, config: RunnableConfig
-) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    """Which backend method answers a call, and its arguments (``a`` + name for async)."""
+def _request(
+    backend: Backend, call: Call, context: HAGContext, config: RunnableConfig
+) -> Coroutine[Any, Any, Decision | Generation | Embedding]:
+    """The backend coroutine that answers a call."""
     if isinstance(call, GenerateCall):
-        args: tuple[Any, ...] = (call.messages, call.planned.params)
-        return "generate", args, {"seed": context.seed, "config": tagged(config, "generate")}
+        return backend.agenerate(
+            call.messages,
+            call.planned.params,
+            seed=context.seed,
+            config=tagged(config, "generate"),
+        )
     if isinstance(call, EmbedCall):
-        return "embedding", (call.text,), {"config": tagged(config, "embed")}
-    return (
-        "decide",
-        ([HumanMessage(call.prompt)], call.schema),
-        {
-            "purpose": call.purpose,
-            "max_tokens": context.decision_max_tokens,
-            "config": tagged(config, call.purpose),
-        },
+        return backend.aembed(call.text, config=tagged(config, "embed"))
+    return backend.adecide(
+        [HumanMessage(call.prompt)],
+        call.schema,
+        purpose=call.purpose,
+        constraint=call.constraint,
+        max_tokens=context.decision_max_tokens,
+        config=tagged(config, call.purpose),
     )
 
 
 def _answer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
     # The backend is resolved on the first call only (rules + prior need none), then cached.
-    name, args, kwargs = _backend_call(call, context, config)
-    result: Decision | Generation | Embedding = getattr(resolve_backend(context), name)(
-        *args, **kwargs
-    )
-    return result
+    backend = resolve_backend(context)
+    return backend.run_sync(_request(backend, call, context, config))
 
 
 async def _aanswer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
-    name, args, kwargs = _backend_call(call, context, config)
-    result: Decision | Generation | Embedding = await getattr(resolve_backend(context), f"a{name}")(
-        *args, **kwargs
-    )
-    return result
+    return await _request(resolve_backend(context), call, context, config)
 
 
 def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
@@ -161,8 +163,34 @@ def make_node(name: str, steps_fn: StepsFn) -> Runnable[HAGState, dict[str, Any]
         update = await _run_async(steps_fn(state, context), context, config)
         return {**update, "request_id": request_id} if starts_turn else update
 
-    run.__name__ = arun.__name__ = name
-    if _NodeWrapper is not None:
-        # What LangGraph wraps every node function in, given both paths; no tracing of its own.
-        return _NodeWrapper(run, arun, name=name, trace=False)
-    return RunnableLambda(run, afunc=arun, name=name)
+    return _Node(name, run, arun)
+
+
+class _Node(Runnable[HAGState, dict[str, Any]]):
+    """A graph node with a sync and an async path, on langchain-core's public `Runnable`.
+
+    LangGraph keeps a runnable node as it is. `RunnableLambda` would cost a traced child run
+    per node; this does what LangGraph's own (private) node wrapper does with tracing off.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[HAGState, RunnableConfig], dict[str, Any]],
+        arun: Callable[[HAGState, RunnableConfig], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.name = name
+        self._run = run
+        self._arun = arun
+
+    def invoke(
+        self, input: HAGState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the node's logic, answering its model calls synchronously."""
+        return self._run(input, config if config is not None else ensure_config())
+
+    async def ainvoke(
+        self, input: HAGState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the node's logic, awaiting its model calls."""
+        return await self._arun(input, config if config is not None else ensure_config())

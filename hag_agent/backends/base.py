@@ -1,31 +1,33 @@
-"""The backend interface: a LangChain chat model plus the adapter for our hyperparameters.
+"""The backend interface: three coroutines, one sync shim, capabilities declared as data.
 
-A backend turns `HyperParams` into its model's call arguments, declares what it can do, and
-makes two kinds of call: a generation (the answer) and a decision (classify, propose, judge) whose
-text is parsed into a pydantic schema. Any failure of the model call becomes a `BackendError`;
-model nonsense in a decision becomes ``value=None`` with the reason, never an exception. A backend
-with the ``embeddings`` capability also embeds a text: the model's own vector for a prompt, for
-the learned proposer head.
+A backend makes three kinds of call: a generation (the answer under `HyperParams`), a decision
+(classify, propose, judge: text parsed into a pydantic schema, under the output constraint the
+caller asks for) and, with the ``embeddings`` capability, an embedding (the model's own vector of
+a text, for the learned proposer head). It implements them as coroutines (`Backend.agenerate`,
+`Backend.adecide`, `Backend.aembed`); sync callers go through `Backend.run_sync`.
+
+The failure contract: a failed model call raises a `BackendError`; model nonsense in a decision
+is ``Decision(value=None, error=...)``, never an exception.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeVar
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, TypeVar, final
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hag_agent.errors import (
-    BackendError,
-    ConfigurationError,
-    EmbeddingsUnsupportedError,
-    HAGError,
-    first_error,
-)
+from hag_agent.errors import ConfigurationError, EmbeddingsUnsupportedError, first_error
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
@@ -39,6 +41,16 @@ DECISION_PARAMS = HyperParams(
     temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=160
 )
 """Greedy decoding for decisions: a classification or proposal should not be sampled."""
+
+
+class OutputConstraint(StrEnum):
+    """How the caller wants a decision's text constrained (each backend does what it can)."""
+
+    JSON_SCHEMA = "json_schema"
+    """A JSON object of the schema, by the backend's structured output."""
+    COMPACT_NUMERIC_OBJECT = "compact_numeric_object"
+    """Exactly the schema's keys, in order, each a bounded number, no whitespace (the proposal's
+    trained format); the schema must be a flat object of required numbers."""
 
 
 class Capabilities(BaseModel):
@@ -65,7 +77,7 @@ class Capabilities(BaseModel):
     validates_params: bool = False
     """Invalid sampling values are rejected (e.g. vLLM's 400 for top_p 5), not silently used."""
     embeddings: bool = False
-    """`Backend.embed` gives the serving model's own vector for a text (one pass, no generation)."""
+    """`Backend.aembed` gives the model's own vector for a text (one pass, no generation)."""
 
 
 class Generation(BaseModel):
@@ -115,115 +127,25 @@ class Embedding(BaseModel):
     """Wall time of the call."""
 
 
-class Backend:
-    """A chat model with the adapter that maps our hyperparameters onto its call arguments.
+class Backend(ABC):
+    """A model behind three coroutines; `run_sync` serves sync callers.
 
-    The base class works for any LangChain chat model that takes sampling values as call
-    keyword arguments; subclasses change `call_kwargs`, `structured_kwargs` and `capabilities`.
+    Implement `agenerate` and `adecide` (and `aembed` with the ``embeddings`` capability), set
+    ``name`` and ``capabilities``. A backend whose engine is sync underneath sets ``native_sync``
+    and makes each blocking engine call through `engine_call` (and each wait through `pause`):
+    its coroutines then never suspend for a sync caller, and `run_sync` completes them without an
+    event loop. Why: the embedded llama.cpp engine and LangChain chat models are sync underneath,
+    and a request's orchestration costs about a millisecond; an event loop per call, or a hop to
+    a loop thread, would add a measurable share of that to every sync call.
     """
 
-    name = "chat-model"
-    capabilities = Capabilities()
+    name: str = "backend"
+    capabilities: Capabilities = Capabilities()
+    native_sync: ClassVar[bool] = False
+    """The coroutines run without an event loop for sync callers (see `engine_call`)."""
 
-    def __init__(self, chat_model: BaseChatModel, *, proposal_model: BaseChatModel | None = None):
-        """Wrap a chat model.
-
-        Args:
-            chat_model: The model that answers, classifies and judges.
-            proposal_model: An optional model for the proposal call only (e.g. a tuned LoRA
-                proposer served beside the base model); defaults to ``chat_model``.
-        """
-        self.chat_model = chat_model
-        self.proposal_model = proposal_model or chat_model
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.chat_model).__name__})"
-
-    def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
-        """The chat model's call arguments for one configuration (every value, explicitly)."""
-        kwargs: dict[str, Any] = params.model_dump()
-        if seed is not None:
-            kwargs["seed"] = seed
-        return kwargs
-
-    def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
-        """Extra call arguments that constrain output to ``schema`` (none by default)."""
-        return {}
-
-    def to_backend_error(self, exc: Exception) -> BackendError:
-        """Turn whatever the chat model raised into our typed error."""
-        if isinstance(exc, BackendError):
-            return exc
-        status = getattr(exc, "status_code", None)
-        response = getattr(exc, "response", None)
-        body = ""
-        if response is not None:
-            try:
-                body = str(getattr(response, "text", ""))
-            except Exception:  # a streamed or closed body cannot be read again
-                body = ""
-        return BackendError(
-            f"{self.name} call failed: {type(exc).__name__}: {exc}",
-            status=status if isinstance(status, int) else None,
-            body=body,
-        )
-
-    # -- the one place every model call goes through --------------------------------------
-
-    def call_extras(self, config: RunnableConfig | None) -> dict[str, Any]:
-        """Call arguments derived from the call's config (none by default)."""
-        return {}
-
-    def async_model(self, model: BaseChatModel) -> BaseChatModel:
-        """The model to await in the running event loop (the same one by default)."""
-        return model
-
-    def with_retries(self, call: Callable[[], T]) -> T:
-        """Run one model call under the backend's retry policy (none by default)."""
-        return call()
-
-    async def awith_retries(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Async `with_retries`."""
-        return await call()
-
-    def invoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
-        """Call a chat model under the retry policy; failures become `BackendError`."""
-        kwargs = {**kwargs, **self.call_extras(config)}
-        try:
-            return self.with_retries(lambda: model.invoke(messages, config=config, **kwargs))
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
-
-    async def ainvoke_model(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-    ) -> BaseMessage:
-        """Async `invoke_model`."""
-        kwargs = {**kwargs, **self.call_extras(config)}
-        bound = self.async_model(model)
-        try:
-            return await self.awith_retries(
-                lambda: bound.ainvoke(messages, config=config, **kwargs)
-            )
-        except HAGError:
-            raise
-        except Exception as exc:
-            raise self.to_backend_error(exc) from exc
-
-    # -- generation ----------------------------------------------------------------------
-
-    def generate(
+    @abstractmethod
+    async def agenerate(
         self,
         messages: Sequence[BaseMessage],
         params: HyperParams,
@@ -236,107 +158,34 @@ class Backend:
         Raises:
             BackendError: When the call fails.
         """
-        start = time.perf_counter()
-        message = self.invoke_model(
-            self.chat_model, list(messages), config, self.call_kwargs(params, seed)
-        )
-        return _to_generation(message, time.perf_counter() - start)
 
-    async def agenerate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: HyperParams,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
-        """Async `generate`."""
-        start = time.perf_counter()
-        message = await self.ainvoke_model(
-            self.chat_model, list(messages), config, self.call_kwargs(params, seed)
-        )
-        return _to_generation(message, time.perf_counter() - start)
-
-    # -- decisions -----------------------------------------------------------------------
-
-    def decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
-        """Greedy decoding plus the backend's structured-output arguments for ``schema``."""
-        params = DECISION_PARAMS.model_copy(update={"max_tokens": max_tokens})
-        return {**self.call_kwargs(params, seed=None), **self.structured_kwargs(schema)}
-
-    def decision_model(self, purpose: str) -> BaseChatModel:
-        """The model that makes one kind of decision (the proposer may differ)."""
-        return self.proposal_model if purpose == "propose" else self.chat_model
-
-    def decision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
-        """The raw text of one decision; backends with a cheaper way to decode one override it."""
-        kwargs = self.decision_kwargs(schema, max_tokens)
-        return message_text(self.invoke_model(model, messages, config, kwargs))
-
-    async def adecision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
-        """Async `decision_text`."""
-        kwargs = self.decision_kwargs(schema, max_tokens)
-        return message_text(await self.ainvoke_model(model, messages, config, kwargs))
-
-    def decide(
-        self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
-        """Ask for a structured decision; never raises on a bad answer.
-
-        Raises:
-            BackendError: When the call itself fails.
-        """
-        start = time.perf_counter()
-        model = self.decision_model(purpose)
-        text = self.decision_text(model, list(messages), schema, max_tokens, config)
-        return parse_decision(text, schema, time.perf_counter() - start)
-
+    @abstractmethod
     async def adecide(
         self,
         messages: Sequence[BaseMessage],
         schema: type[SchemaT],
         *,
         purpose: str = "decide",
+        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
         max_tokens: int = 160,
         config: RunnableConfig | None = None,
     ) -> Decision:
-        """Async `decide`."""
-        start = time.perf_counter()
-        model = self.decision_model(purpose)
-        text = await self.adecision_text(model, list(messages), schema, max_tokens, config)
-        return parse_decision(text, schema, time.perf_counter() - start)
+        """Ask for a structured decision, greedily; a bad answer is ``value=None``, not raised.
 
-    # -- embeddings ----------------------------------------------------------------------
+        Args:
+            messages: The prompt.
+            schema: What the answer must validate as.
+            purpose: ``classify``, ``propose``, ``judge`` ... (a backend may route ``propose``
+                to a model of its own, e.g. a tuned proposer).
+            constraint: How the caller wants the text constrained.
+            max_tokens: The decision's token budget.
+            config: The call's LangChain config (tags, callbacks, the turn's request id).
 
-    def embedding_model(self) -> str | None:
-        """Names the model behind `embed` (e.g. its file name and size), or None when unknown.
-
-        A learned head records the name it was trained with, so vectors of another model are
-        never fed to it.
+        Raises:
+            BackendError: When the call itself fails.
         """
-        return None
 
-    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
         """The serving model's vector for ``text`` (one pass over it, nothing generated).
 
         Raises:
@@ -345,25 +194,126 @@ class Backend:
         """
         raise EmbeddingsUnsupportedError(f"backend {self.name!r} cannot embed text")
 
-    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
-        """Async `embed`."""
-        return self.embed(text, config=config)
+    def embedding_model(self) -> str | None:
+        """Names the model behind `aembed` (e.g. its file name and size), or None when unknown.
 
-    def embedding(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
-        """`embed` with its model and wall time, as `decide` returns a `Decision`."""
-        start = time.perf_counter()
-        vector = self.embed(text, config=config)
-        return Embedding(
-            vector=vector, model=self.embedding_model(), latency_s=time.perf_counter() - start
+        A learned head records the name it was trained with, so vectors of another model are
+        never fed to it.
+        """
+        return None
+
+    # -- for sync callers: one shim ---------------------------------------------------------
+
+    @final
+    def run_sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one of this backend's coroutines for a sync caller and return its result.
+
+        A ``native_sync`` backend's coroutine runs here, without an event loop; any other runs
+        in an event loop of its own (on a worker thread when this thread already runs one, as
+        for a sync ``invoke`` from async code).
+        """
+        token = _SYNC_CALLER.set(self.native_sync)
+        try:
+            if self.native_sync:
+                return _complete_without_loop(coroutine)
+            return _run_in_new_loop(coroutine)
+        finally:
+            _SYNC_CALLER.reset(token)
+
+    @final
+    def generate(
+        self,
+        messages: Sequence[BaseMessage],
+        params: HyperParams,
+        *,
+        seed: int | None = None,
+        config: RunnableConfig | None = None,
+    ) -> Generation:
+        """`agenerate` for sync callers."""
+        return self.run_sync(self.agenerate(messages, params, seed=seed, config=config))
+
+    @final
+    def decide(
+        self,
+        messages: Sequence[BaseMessage],
+        schema: type[SchemaT],
+        *,
+        purpose: str = "decide",
+        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
+        max_tokens: int = 160,
+        config: RunnableConfig | None = None,
+    ) -> Decision:
+        """`adecide` for sync callers."""
+        return self.run_sync(
+            self.adecide(
+                messages,
+                schema,
+                purpose=purpose,
+                constraint=constraint,
+                max_tokens=max_tokens,
+                config=config,
+            )
         )
 
-    async def aembedding(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
-        """Async `embedding`."""
-        start = time.perf_counter()
-        vector = await self.aembed(text, config=config)
-        return Embedding(
-            vector=vector, model=self.embedding_model(), latency_s=time.perf_counter() - start
-        )
+    @final
+    def embed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
+        """`aembed` for sync callers."""
+        return self.run_sync(self.aembed(text, config=config))
+
+
+_SYNC_CALLER: ContextVar[bool] = ContextVar("hag_sync_caller", default=False)
+
+
+def sync_caller() -> bool:
+    """Whether the running backend coroutine serves a sync caller (``native_sync`` backends)."""
+    return _SYNC_CALLER.get()
+
+
+async def engine_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking engine call: in place for a sync caller, in a worker thread for an async one.
+
+    In a worker thread the event loop keeps serving other runs while the engine works.
+    """
+    if _SYNC_CALLER.get():
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def pause(seconds: float) -> None:
+    """Wait (between retries): blocking for a sync caller, on the event loop for an async one."""
+    if _SYNC_CALLER.get():
+        time.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
+def _complete_without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end (a generator's ``send``, no event loop)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError(
+        "a native_sync backend waited on the event loop for a sync caller: make blocking "
+        "calls through engine_call and waits through pause"
+    )
+
+
+@functools.cache
+def _loop_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(thread_name_prefix="hag-sync-shim")
+
+
+def _run_in_new_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # This thread runs a loop already (a sync call from async code): run it on another thread.
+    context = contextvars.copy_context()
+    return _loop_threads().submit(context.run, asyncio.run, coroutine).result()
 
 
 def parse_decision(text: str, schema: type[BaseModel], latency_s: float) -> Decision:
@@ -393,59 +343,24 @@ def message_text(message: BaseMessage) -> str:
     return "".join(parts)
 
 
-def _to_generation(message: BaseMessage, latency_s: float) -> Generation:
-    metadata = message.response_metadata or {}
-    finish = (
-        metadata.get("finish_reason") or metadata.get("stop_reason") or metadata.get("done_reason")
-    )
-    usage = message.usage_metadata if isinstance(message, AIMessage) else None
-    return Generation(
-        text=message_text(message),
-        finish_reason=str(finish) if finish is not None else None,
-        prompt_tokens=usage["input_tokens"] if usage else None,
-        completion_tokens=usage["output_tokens"] if usage else None,
-        latency_s=latency_s,
-        mean_logprob=_mean_logprob(metadata.get("logprobs")),
-    )
-
-
-def _mean_logprob(logprobs: Any) -> float | None:
-    """Mean of OpenAI-style ``{"content": [{"logprob": ...}, ...]}`` or a plain list."""
-    items = logprobs.get("content") if isinstance(logprobs, dict) else logprobs
-    if not isinstance(items, list) or not items:
-        return None
-    values = [
-        float(item["logprob"]) if isinstance(item, dict) else float(item)
-        for item in items
-        if (isinstance(item, dict) and isinstance(item.get("logprob"), int | float))
-        or isinstance(item, int | float)
-    ]
-    return sum(values) / len(values) if values else None
-
-
-def numeric_keys(schema: type[BaseModel]) -> dict[str, str] | None:
-    """``{key: "int" | "float"}`` for a schema of required numbers only, else None."""
-    keys: dict[str, str] = {}
-    for name, field in schema.model_fields.items():
-        if field.annotation not in (int, float) or not field.is_required():
-            return None
-        keys[name] = "int" if field.annotation is int else "float"
-    return keys or None
-
-
-def as_backend(model: object) -> Backend:
-    """Accept a `Backend` or any LangChain chat model.
+def numeric_fields(schema: type[BaseModel]) -> dict[str, Literal["int", "float"]]:
+    """``{key: "int" | "float"}`` of a flat schema of required numbers, in field order.
 
     Raises:
-        ConfigurationError: For anything else.
+        ConfigurationError: For a schema with any other field (a compact numeric object was
+            asked for a schema that is not one).
     """
-    if isinstance(model, Backend):
-        return model
-    if isinstance(model, BaseChatModel):
-        return Backend(model)
-    raise ConfigurationError(
-        f"expected a hag_agent Backend or a LangChain chat model, got {type(model).__name__}"
-    )
+    keys: dict[str, Literal["int", "float"]] = {}
+    for name, field in schema.model_fields.items():
+        if field.annotation not in (int, float) or not field.is_required():
+            raise ConfigurationError(
+                f"{schema.__name__}.{name} is not a required number: "
+                f"{OutputConstraint.COMPACT_NUMERIC_OBJECT} needs a flat object of numbers"
+            )
+        keys[name] = "int" if field.annotation is int else "float"
+    if not keys:
+        raise ConfigurationError(f"{schema.__name__} has no fields to decode")
+    return keys
 
 
 def tagged(config: RunnableConfig | None, purpose: str) -> RunnableConfig:
@@ -465,9 +380,14 @@ __all__ = [
     "Decision",
     "Embedding",
     "Generation",
-    "as_backend",
+    "OutputConstraint",
+    "engine_call",
     "message_text",
+    "numeric_fields",
     "parse_decision",
+    "pause",
+    "request_of",
+    "sync_caller",
     "tagged",
 ]
 

@@ -6,11 +6,11 @@ GGUF file can be given with ``model_path`` (``HAG_MODEL_PATH``).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -21,17 +21,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
-    Backend,
     Capabilities,
-    numeric_keys,
+    Embedding,
+    OutputConstraint,
+    engine_call,
+    numeric_fields,
     request_of,
 )
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
 from hag_agent.errors import ConfigurationError, HAGError
 from hag_agent.hyperparameters import HyperParams
 
-if TYPE_CHECKING:
-    from hag_agent.context import HAGContext
+EMBEDDED_CAPABILITIES = Capabilities(
+    structured_output="json_object",
+    logprobs=False,
+    seed=True,
+    reproducible=True,
+    top_k=True,
+    min_p=True,
+    repetition_penalty_name="repeat_penalty",
+    streaming=True,
+    embeddings=True,
+)
+"""What llama.cpp in process supports."""
 
 
 def default_threads() -> int:
@@ -71,21 +84,15 @@ class EmbeddedOptions(BaseSettings):
         return data
 
 
-class EmbeddedBackend(Backend):
-    """llama.cpp in process; HyperParams map onto llama.cpp's own argument names."""
+class EmbeddedBackend(ChatModelBackend):
+    """llama.cpp in process; HyperParams map onto llama.cpp's own argument names.
+
+    llama.cpp is sync underneath: a sync caller calls it in place, an async one in a worker
+    thread (`engine_call`), so the event loop keeps serving other runs.
+    """
 
     name = "embedded"
-    capabilities = Capabilities(
-        structured_output="json_object",
-        logprobs=False,
-        seed=True,
-        reproducible=True,
-        top_k=True,
-        min_p=True,
-        repetition_penalty_name="repeat_penalty",
-        streaming=True,
-        embeddings=True,
-    )
+    capabilities = EMBEDDED_CAPABILITIES
 
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         """Create the backend; the model itself loads on the first call."""
@@ -134,7 +141,9 @@ class EmbeddedBackend(Backend):
         kwargs["repeat_penalty"] = kwargs.pop("repetition_penalty")
         return kwargs
 
-    def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
+    def structured_kwargs(
+        self, schema: type[BaseModel], constraint: OutputConstraint
+    ) -> dict[str, Any]:
         """JSON mode with the schema (llama-cpp-python ignores ``json_schema`` response formats).
 
         Its grammar does not enforce numeric minimum/maximum: values are clamped in code.
@@ -145,38 +154,30 @@ class EmbeddedBackend(Backend):
         """Calls of one HAG turn share the prompt cache; a call of another turn starts clean."""
         return {"cache_scope": request_of(config)}
 
-    def decision_text(
+    async def decision_text(
         self,
         model: BaseChatModel,
         messages: list[BaseMessage],
         schema: type[BaseModel],
+        constraint: OutputConstraint,
         max_tokens: int,
         config: RunnableConfig | None,
     ) -> str:
-        """Flat numeric schemas (the proposal) are skeleton-decoded; others as usual."""
-        keys = numeric_keys(schema)
-        if keys is None or not isinstance(model, ChatLlamaCppEmbedded):
-            return super().decision_text(model, messages, schema, max_tokens, config)
+        """A compact numeric object (the proposal) is skeleton-decoded; others as usual."""
+        if constraint is not OutputConstraint.COMPACT_NUMERIC_OBJECT or not isinstance(
+            model, ChatLlamaCppEmbedded
+        ):
+            return await super().decision_text(
+                model, messages, schema, constraint, max_tokens, config
+            )
+        keys = numeric_fields(schema)
         kwargs = {**self.call_kwargs(DECISION_PARAMS, seed=None), **self.call_extras(config)}
         try:
-            return model.fill_numbers(messages, keys, kwargs)
+            return await engine_call(model.fill_numbers, messages, keys, kwargs)
         except HAGError:
             raise
         except Exception as exc:
             raise self.to_backend_error(exc) from exc
-
-    async def adecision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
-        """Async `decision_text` (llama.cpp blocks: it runs in a thread)."""
-        return await asyncio.to_thread(
-            self.decision_text, model, messages, schema, max_tokens, config
-        )
 
     def embedding_model(self) -> str:
         """The GGUF file's name and its size in bytes: ``NAME.gguf:BYTES`` (one stat, kept)."""
@@ -189,7 +190,7 @@ class EmbeddedBackend(Backend):
                 return path.name  # not cached: the file may appear later
         return self._embedding_model
 
-    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
         """The model's mean-pooled vector for ``text``, from the chat engine itself.
 
         One pass over the text's first 512 tokens (llama.cpp's batch), nothing generated; it
@@ -199,16 +200,16 @@ class EmbeddedBackend(Backend):
             BackendError: When llama.cpp fails.
         """
         assert isinstance(self.chat_model, ChatLlamaCppEmbedded)
+        start = time.perf_counter()
         try:
-            return self.chat_model.embed(text)
+            vector = await engine_call(self.chat_model.embed, text)
         except HAGError:
             raise
         except Exception as exc:
             raise self.to_backend_error(exc) from exc
-
-    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
-        """Async `embed` (llama.cpp blocks: it runs in a thread)."""
-        return await asyncio.to_thread(self.embed, text, config=config)
+        return Embedding(
+            vector=vector, model=self.embedding_model(), latency_s=time.perf_counter() - start
+        )
 
     def load(self) -> float:
         """Load the model now; returns the seconds it took."""
@@ -218,6 +219,6 @@ class EmbeddedBackend(Backend):
         return time.perf_counter() - start
 
 
-def create(context: HAGContext) -> EmbeddedBackend:
+def create(options: Mapping[str, Any]) -> EmbeddedBackend:
     """Registry factory: options from the run's ``backend_options``, then ``HAG_*``."""
-    return EmbeddedBackend(EmbeddedOptions(**context.backend_options))
+    return EmbeddedBackend(EmbeddedOptions(**options))

@@ -1,8 +1,9 @@
-"""OpenAI-compatible endpoints: vLLM in production, and llama.cpp's server.
+"""OpenAI-compatible endpoints: vLLM in production, llama.cpp's server, OpenAI's API.
 
-`ChatOpenAI` does the HTTP; this module decides what goes on the wire and what to do when the
-wire fails. Every sampling value is sent explicitly on every call, because vLLM otherwise applies
-the model's generation_config.json defaults silently. vLLM-only knobs travel in ``extra_body``.
+`ChatOpenAI` does the HTTP; this module decides what goes on the wire (as the server's
+`ServerProfile` says) and what to do when the wire fails. Every sampling value the server takes
+is sent explicitly on every call, because vLLM otherwise applies the model's
+generation_config.json defaults silently; those outside the OpenAI API travel in ``extra_body``.
 Transport faults (refused or reset connections, timeouts, 429, 5xx) are retried with tenacity:
 exponential backoff with jitter (or the server's Retry-After), a bounded number of tries and an
 overall deadline; other 4xx are not retried. What finally fails raises a typed `BackendError`
@@ -14,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -26,7 +27,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
@@ -35,11 +35,13 @@ from tenacity import (
 
 from hag_agent.backends.base import (
     DECISION_PARAMS,
-    Backend,
-    Capabilities,
+    OutputConstraint,
     T,
-    numeric_keys,
+    numeric_fields,
+    pause,
 )
+from hag_agent.backends.chat_model import ChatModelBackend
+from hag_agent.backends.server_profiles import PROFILES, Flavor, ServerProfile
 from hag_agent.errors import (
     BackendError,
     BackendTimeoutError,
@@ -47,11 +49,6 @@ from hag_agent.errors import (
     ConfigurationError,
 )
 from hag_agent.hyperparameters import HyperParams
-
-if TYPE_CHECKING:
-    from hag_agent.context import HAGContext
-
-Flavor = Literal["vllm", "llama.cpp"]
 
 
 class EndpointOptions(BaseSettings):
@@ -74,10 +71,11 @@ class EndpointOptions(BaseSettings):
     deadline: float = Field(default=120.0, gt=0)
     """Seconds all tries of one call may take together."""
     flavor: Flavor = "vllm"
-    """Server dialect: ``vllm`` or ``llama.cpp`` (names of the penalty and structured output)."""
+    """Server dialect: ``vllm``, ``llama.cpp`` or ``openai`` (a `ServerProfile` each)."""
     proposal_decoding: Literal["regex", "json"] = "regex"
-    """vLLM only, how the proposal is decoded: ``regex``, under a regex of the exact compact
-    object (keys fixed, numbers bounded, no whitespace); ``json``, under its json_schema."""
+    """Where the server takes a regex (vLLM), how a compact numeric object (the proposal) is
+    decoded: ``regex``, under a regex of the exact compact object (keys fixed, numbers bounded,
+    no whitespace); ``json``, under its json_schema."""
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -99,13 +97,17 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-class OpenAICompatibleBackend(Backend):
-    """A vLLM (or llama.cpp) server behind its OpenAI-compatible API."""
+class OpenAICompatibleBackend(ChatModelBackend):
+    """An OpenAI-compatible server (vLLM, llama.cpp's server, OpenAI) in its `ServerProfile`."""
 
     name = "vllm"
 
-    def __init__(self, options: EndpointOptions) -> None:
+    def __init__(self, options: EndpointOptions, profile: ServerProfile | None = None) -> None:
         """Create the backend.
+
+        Args:
+            options: Where the server is and how to call it.
+            profile: The server's dialect; defaults to the one ``options.flavor`` names.
 
         Raises:
             ConfigurationError: When the base URL or the model name is missing.
@@ -115,24 +117,9 @@ class OpenAICompatibleBackend(Backend):
         if not options.model:
             raise ConfigurationError("the endpoint backend needs a model name: set HAG_MODEL")
         self.options = options
-        self.name = "vllm" if options.flavor == "vllm" else "llamacpp-server"
-        self.capabilities = Capabilities(
-            structured_output="json_schema" if options.flavor == "vllm" else "json_object",
-            # llama.cpp's server gives logprobs only when started with logits_all.
-            logprobs=options.flavor == "vllm",
-            seed=True,
-            # llama-cpp-python's server reuses its prompt cache across requests, and llama.cpp's
-            # results depend slightly on how a prompt was split into batches.
-            reproducible=options.flavor == "vllm",
-            top_k=True,
-            min_p=True,
-            repetition_penalty_name=(
-                "repetition_penalty" if options.flavor == "vllm" else "repeat_penalty"
-            ),
-            streaming=True,
-            # llama-cpp-python's server answers a rejected value with 500, not 400.
-            validates_params=options.flavor == "vllm",
-        )
+        self.profile = profile or PROFILES[options.flavor]
+        self.name = self.profile.backend_name
+        self.capabilities = self.profile.capabilities
         answer = self._chat_model(options.model)
         proposer = self._chat_model(options.proposer_model) if options.proposer_model else None
         super().__init__(answer, proposal_model=proposer)
@@ -155,20 +142,13 @@ class OpenAICompatibleBackend(Backend):
     # -- what goes on the wire -------------------------------------------------------------
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
-        """Every sampling value, explicitly; vLLM-only ones in ``extra_body``."""
-        extra: dict[str, Any] = {"top_k": params.top_k, "min_p": params.min_p}
-        extra[self.capabilities.repetition_penalty_name or "repetition_penalty"] = (
-            params.repetition_penalty
-        )
+        """Every sampling value, explicitly; those outside the OpenAI API in ``extra_body``."""
         kwargs: dict[str, Any] = {
             "temperature": params.temperature,
             "top_p": params.top_p,
-            "extra_body": extra,
+            "extra_body": self.profile.sampler_body(params),
         }
-        if self.options.flavor == "llama.cpp":
-            # ChatOpenAI sends max_tokens as max_completion_tokens, which llama.cpp ignores.
-            extra["max_tokens"] = params.max_tokens
-        else:
+        if not self.profile.max_tokens_in_body:
             kwargs["max_tokens"] = params.max_tokens
         if self.capabilities.logprobs:
             kwargs["logprobs"] = True
@@ -176,34 +156,36 @@ class OpenAICompatibleBackend(Backend):
             kwargs["seed"] = seed
         return kwargs
 
-    def decision_kwargs(self, schema: type[BaseModel], max_tokens: int) -> dict[str, Any]:
+    def decision_kwargs(
+        self, schema: type[BaseModel], constraint: OutputConstraint, max_tokens: int
+    ) -> dict[str, Any]:
         """As for generation, without logprobs, plus structured output in ``extra_body``."""
         params = DECISION_PARAMS.model_copy(update={"max_tokens": max_tokens})
         kwargs = self.call_kwargs(params, seed=None)
         kwargs.pop("logprobs", None)
-        kwargs["extra_body"] = {**kwargs["extra_body"], **self.structured_kwargs(schema)}
+        kwargs["extra_body"] = {
+            **kwargs["extra_body"],
+            **self.structured_kwargs(schema, constraint),
+        }
         return kwargs
 
-    def structured_kwargs(self, schema: type[BaseModel]) -> dict[str, Any]:
-        """``response_format`` json_schema for vLLM (never the removed ``guided_json``).
+    def structured_kwargs(
+        self, schema: type[BaseModel], constraint: OutputConstraint
+    ) -> dict[str, Any]:
+        """A regex of the compact object where asked for and taken, else the profile's format.
 
+        The format is the profile's ``response_format`` (never vLLM's removed ``guided_json``).
         It travels in ``extra_body``: given as ChatOpenAI's own ``response_format`` argument it
         switches langchain-openai to its parse path, which raises on a cut-off answer instead of
         returning it (and a cut-off decision is model nonsense, to be replaced, not a failure).
         """
-        keys = numeric_keys(schema)
-        if self.options.flavor == "vllm" and self.options.proposal_decoding == "regex" and keys:
-            return {"structured_outputs": {"regex": object_regex(keys)}}
-        # No keys beyond the schema's: a tighter grammar leaves a small model less to wander in.
-        json_schema = {**schema.model_json_schema(), "additionalProperties": False}
-        if self.options.flavor == "llama.cpp":
-            return {"response_format": {"type": "json_object", "schema": json_schema}}
-        return {
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": schema.__name__, "schema": json_schema},
-            }
-        }
+        if (
+            constraint is OutputConstraint.COMPACT_NUMERIC_OBJECT
+            and self.profile.regex_decoding
+            and self.options.proposal_decoding == "regex"
+        ):
+            return {"structured_outputs": {"regex": object_regex(numeric_fields(schema))}}
+        return self.profile.response_format(schema)
 
     # -- what to do when the wire fails ----------------------------------------------------
 
@@ -223,23 +205,11 @@ class OpenAICompatibleBackend(Backend):
             "reraise": True,
         }
 
-    def with_retries(self, call: Callable[[], T]) -> T:
+    async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retry transient faults within the tries and the deadline; typed errors at the end."""
         tries = 0
         try:
-            for attempt in Retrying(**self._policy()):
-                with attempt:
-                    tries += 1
-                    return call()
-        except Exception as exc:
-            raise self.to_backend_error(exc, tries=tries) from exc
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    async def awith_retries(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Async `with_retries`."""
-        tries = 0
-        try:
-            async for attempt in AsyncRetrying(**self._policy()):
+            async for attempt in AsyncRetrying(sleep=pause, **self._policy()):
                 with attempt:
                     tries += 1
                     return await call()
@@ -288,7 +258,7 @@ class OpenAICompatibleBackend(Backend):
 _NUMBER_REGEX = {"float": r"-?[0-9]{1,6}(\.[0-9]{1,4})?", "int": r"-?[0-9]{1,7}"}
 
 
-def object_regex(keys: dict[str, str]) -> str:
+def object_regex(keys: Mapping[str, str]) -> str:
     """A regex for the compact JSON object with exactly these keys, in order, and numbers."""
     fields = ",".join(f'"{key}":{_NUMBER_REGEX[kind]}' for key, kind in keys.items())
     return "\\{" + fields + "\\}"
@@ -301,13 +271,16 @@ def _body_text(exc: openai.APIStatusError | openai.APIResponseValidationError) -
         return str(exc.body or "")
 
 
-def create_vllm(context: HAGContext) -> OpenAICompatibleBackend:
+def create_vllm(options: Mapping[str, Any]) -> OpenAICompatibleBackend:
     """Registry factory for a vLLM endpoint."""
-    return OpenAICompatibleBackend(EndpointOptions(**{"flavor": "vllm", **context.backend_options}))
+    return OpenAICompatibleBackend(EndpointOptions(**{"flavor": "vllm", **options}))
 
 
-def create_llamacpp_server(context: HAGContext) -> OpenAICompatibleBackend:
+def create_llamacpp_server(options: Mapping[str, Any]) -> OpenAICompatibleBackend:
     """Registry factory for llama.cpp's OpenAI-compatible server."""
-    return OpenAICompatibleBackend(
-        EndpointOptions(**{"flavor": "llama.cpp", **context.backend_options})
-    )
+    return OpenAICompatibleBackend(EndpointOptions(**{"flavor": "llama.cpp", **options}))
+
+
+def create_openai(options: Mapping[str, Any]) -> OpenAICompatibleBackend:
+    """Registry factory for OpenAI's API (or a server that takes exactly its arguments)."""
+    return OpenAICompatibleBackend(EndpointOptions(**{"flavor": "openai", **options}))

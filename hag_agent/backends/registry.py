@@ -1,25 +1,27 @@
 """Backends by name: built-ins plus any a third-party package registers.
 
 A package adds a backend with an entry point in the ``hag_agent.backends`` group whose object is
-a factory ``(context: HAGContext) -> Backend``, the way simonw/llm plugins add models.
-Factories are imported only when their backend is asked for, so heavy engines load lazily.
+a factory ``(options: Mapping[str, Any]) -> Backend``, called with the run's
+``backend_options``, the way simonw/llm plugins add models. Factories are imported only when
+their backend is asked for, so heavy engines load lazily. Which backend a run uses, and the
+sharing of built backends between runs, is the core's business, not this module's.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from pydantic import ValidationError
 
-from hag_agent.backends.base import Backend, as_backend
-from hag_agent.context import HAGContext, environment_snapshot
+from hag_agent.backends.base import Backend
 from hag_agent.errors import ConfigurationError, InvalidSettingsError
 
-BackendFactory = Callable[[HAGContext], Backend]
+BackendFactory = Callable[[Mapping[str, Any]], Backend]
+"""Builds a backend from its options (a run's ``backend_options``; ``HAG_*`` fill the rest)."""
 
 ENTRY_POINT_GROUP = "hag_agent.backends"
 
@@ -28,6 +30,7 @@ _BUILTIN: dict[str, str] = {
     "embedded": "hag_agent.backends.embedded:create",
     "vllm": "hag_agent.backends.openai_compatible:create_vllm",
     "llamacpp-server": "hag_agent.backends.openai_compatible:create_llamacpp_server",
+    "openai": "hag_agent.backends.openai_compatible:create_openai",
 }
 _registered: dict[str, BackendFactory] = {}
 _lock = threading.Lock()
@@ -70,47 +73,19 @@ def _factory(name: str) -> BackendFactory:
     )
 
 
-_instances: dict[str, Backend] = {}
-
-
-def resolve_backend(context: HAGContext) -> Backend:
-    """The backend of a run: the context's chat model if given, else the named backend.
-
-    Named backends are built once per distinct name, options and ``HAG_*`` environment, so every
-    run shares one client (and one loaded model); a run's nodes reuse what its first one got.
+def create_backend(name: str, options: Mapping[str, Any]) -> Backend:
+    """A new backend of the given name, built from ``options``.
 
     Raises:
         ConfigurationError: For an unknown backend or one that cannot be set up.
         InvalidSettingsError: For a bad backend option.
     """
-    if context._backend is None:
-        context._backend = (
-            as_backend(context.chat_model)
-            if context.chat_model is not None
-            else _named_backend(context)
-        )
-    backend: Backend = context._backend
-    return backend
-
-
-def _named_backend(context: HAGContext) -> Backend:
-    key = json.dumps(
-        [context.backend, context.backend_options, environment_snapshot()],
-        sort_keys=True,
-        default=str,
-    )
-    with _lock:
-        backend = _instances.get(key)
-    if backend is not None:
-        return backend
-    factory = _factory(context.backend)
+    factory = _factory(name)
     try:
-        backend = factory(context)
+        return factory(options)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or "backend_options"
         raise InvalidSettingsError(
             f"backend_options.{field}", first.get("input"), "a valid value", first.get("msg", "")
         ) from None
-    with _lock:
-        return _instances.setdefault(key, backend)

@@ -239,7 +239,7 @@ def _cases(suite: str, options: dict[str, Any], warn: Callable[[str], None]) -> 
 
 def _backends(options: dict[str, Any], settings: EvalSettings) -> tuple[HAGContext, Any, Any]:
     """The run context, its backend, and for ``self-tuned`` the backend with the tuned proposer."""
-    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
 
     names = ("backend", "base_url", "model", "proposer_model", "model_path")

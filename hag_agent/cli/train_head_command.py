@@ -33,7 +33,7 @@ def embed_prompts(
     with progress_bar(console, enabled=True) as progress:
         bar = progress.add_task("embed", total=len(prompts), note="")
         for prompt in prompts:
-            vectors.append(backend.embed(prompt))
+            vectors.append(backend.embed(prompt).vector)
             progress.update(bar, advance=1)
     return vectors, time.perf_counter() - start
 
@@ -158,7 +158,7 @@ def _train(
     err: Console,
 ) -> tuple[dict[str, Any], HeadEvaluation]:
     """Embed, fit, save and evaluate; the JSON report and the held-out evaluation."""
-    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
     from hag_agent.data.search_records import read_records
     from hag_agent.errors import ConfigurationError

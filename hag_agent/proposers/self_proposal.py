@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hag_agent.backends.base import Decision
+from hag_agent.backends.base import Decision, OutputConstraint
 from hag_agent.errors import BackendError
 from hag_agent.node_driver import DecideCall
 from hag_agent.proposal import ProposalSchema, parse_proposal, proposal_prompt
@@ -29,7 +29,13 @@ class SelfProposer(Proposer):
         task, bounds = request.task, request.bounds
         prior = TASK_PRIORS[task]
         data: dict[str, Any] = {}
-        result = yield DecideCall("propose", proposal_prompt(task, request.prompt), ProposalSchema)
+        result = yield DecideCall(
+            "propose",
+            proposal_prompt(task, request.prompt),
+            ProposalSchema,
+            # The proposal is a flat object of numbers: decoded under its exact compact shape.
+            OutputConstraint.COMPACT_NUMERIC_OBJECT,
+        )
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)
             reason = f"proposal call failed ({result}); fallback to the {task.value} prior"

@@ -87,7 +87,7 @@ def backend_sampler(
         ConfigurationError: For an unknown backend or one that cannot be set up.
         InvalidSettingsError: For a bad option.
     """
-    from hag_agent.backends.registry import resolve_backend
+    from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
 
     context = resolve_context(

@@ -7,8 +7,7 @@ import pytest
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.dev.server_process import ServerProcess
-
-from .conformance import BackendConformance
+from hag_agent.testing.conformance import BackendConformance
 
 
 class TestEmbeddedConformance(BackendConformance):

@@ -15,6 +15,7 @@ from hag_agent import (
     HAGRunnable,
     HyperParams,
 )
+from hag_agent.backends.base import OutputConstraint
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.proposal import ProposalSchema
@@ -25,6 +26,7 @@ PARAMS = HyperParams(
     temperature=0.3, top_p=0.8, top_k=7, min_p=0.05, repetition_penalty=1.3, max_tokens=33
 )
 MESSAGES = [HumanMessage("What is 2 + 2?")]
+COMPACT = OutputConstraint.COMPACT_NUMERIC_OBJECT
 
 
 def backend(server: FaultServer, **options: object) -> OpenAICompatibleBackend:
@@ -62,7 +64,9 @@ def test_llamacpp_flavor_uses_its_own_penalty_name(fault_server: FaultServer) ->
 
 def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposer_model="hag")
-    decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    decision = b.decide(
+        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+    )
     assert isinstance(decision.value, ProposalSchema), decision.error
     (request,) = fault_server.requests
     body = request.body
@@ -75,7 +79,9 @@ def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServ
 
 def test_json_decisions_use_response_format_json_schema(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposal_decoding="json")
-    decision = b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    decision = b.decide(
+        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+    )
     assert isinstance(decision.value, ProposalSchema)
     (request,) = fault_server.requests
     body = request.body
@@ -86,6 +92,28 @@ def test_json_decisions_use_response_format_json_schema(fault_server: FaultServe
     assert schema["additionalProperties"] is False and body["temperature"] == 0.0
     b.decide(MESSAGES, TaskChoice, purpose="classify")
     assert fault_server.requests[1].body["model"] == "base"
+
+
+def test_the_caller_chooses_the_constraint(fault_server: FaultServer) -> None:
+    """The proposal's schema alone, without the compact constraint, is decoded as json_schema."""
+    b = backend(fault_server)
+    b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    body = fault_server.requests[0].body
+    assert "structured_outputs" not in body and body["response_format"]["type"] == "json_schema"
+
+
+def test_openai_flavor_sends_only_what_openai_takes(fault_server: FaultServer) -> None:
+    result = backend(fault_server, flavor="openai").generate(MESSAGES, PARAMS, seed=2)
+    assert result.text == "The answer is 4."
+    body = fault_server.requests[0].body
+    assert not {"top_k", "min_p", "repetition_penalty", "repeat_penalty", "logprobs"} & set(body)
+    assert body.get("max_completion_tokens", body.get("max_tokens")) == 33 and body["seed"] == 2
+    decision = backend(fault_server, flavor="openai").decide(
+        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+    )
+    assert isinstance(decision.value, ProposalSchema)
+    body = fault_server.requests[1].body
+    assert "structured_outputs" not in body and body["response_format"]["type"] == "json_schema"
 
 
 def test_500_is_retried_then_succeeds(fault_server: FaultServer) -> None:

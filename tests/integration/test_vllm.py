@@ -12,8 +12,7 @@ from hag_agent import BackendError, HAGRunnable, HyperParams, TaskKind
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.dev.server_process import ServerProcess
-
-from .conformance import BackendConformance
+from hag_agent.testing.conformance import BackendConformance
 
 
 def endpoint(server: ServerProcess, **options: object) -> OpenAICompatibleBackend:
@@ -104,15 +103,17 @@ async def test_proposer_model_name_is_used(vllm_server: ServerProcess) -> None:
 
 def test_regex_proposal_is_exactly_the_compact_object(vllm_server: ServerProcess) -> None:
     """Even a random model's proposal comes back whole: the keys are fixed, numbers bounded."""
-    from hag_agent.backends.base import numeric_keys
+    from hag_agent.backends.base import OutputConstraint, numeric_fields
     from hag_agent.backends.openai_compatible import object_regex
     from hag_agent.proposal import ProposalSchema
 
-    keys = numeric_keys(ProposalSchema)
-    assert keys is not None
+    keys = numeric_fields(ProposalSchema)
     for prompt in ("Write a poem about rain.", "What is 6 times 7?", "Translate 'cat' to French."):
         decision = endpoint(vllm_server).decide(
-            [("user", prompt)], ProposalSchema, purpose="propose"
-        )  # type: ignore[list-item]
+            [("user", prompt)],  # type: ignore[list-item]
+            ProposalSchema,
+            purpose="propose",
+            constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+        )
         assert re.fullmatch(object_regex(keys), decision.raw_text), decision.raw_text
         assert isinstance(decision.value, ProposalSchema), decision.error

@@ -11,11 +11,10 @@ import pytest
 from click.testing import CliRunner
 from langchain_core.messages import BaseMessage
 
-from hag_agent.backends.base import Backend
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.registry import register_backend
 from hag_agent.cli.dataset_command import dataset
 from hag_agent.cli.eval_command import eval_command
-from hag_agent.context import HAGContext
 from hag_agent.data.search_records import read_records
 from hag_agent.data.suites import builtin_suites, load_cases
 from hag_agent.errors import BackendError
@@ -37,8 +36,8 @@ def fake_backend(*, fail: bool = False) -> str:
         ],
     }
 
-    def factory(context: HAGContext) -> Backend:
-        return Backend(ScriptedChatModel(script=script))
+    def factory(options: object) -> ChatModelBackend:
+        return ChatModelBackend(ScriptedChatModel(script=script))
 
     register_backend(name, factory)
     return name

@@ -11,10 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.backends import registry
-from hag_agent.backends.base import Backend
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.cli.run_command import run
 from hag_agent.cli.train_head_command import head
-from hag_agent.context import HAGContext
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.learned_head import load_head
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -47,11 +46,11 @@ def search_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def fake_backends(monkeypatch: pytest.MonkeyPatch) -> None:
-    def with_embeddings(context: HAGContext) -> Backend:
+    def with_embeddings(options: object) -> ChatModelBackend:
         return ScriptedEmbeddingBackend(ScriptedChatModel(default="An answer."), vector_of)
 
-    def without_embeddings(context: HAGContext) -> Backend:
-        return Backend(ScriptedChatModel(default="An answer."))
+    def without_embeddings(options: object) -> ChatModelBackend:
+        return ChatModelBackend(ScriptedChatModel(default="An answer."))
 
     monkeypatch.setitem(registry._registered, BACKEND, with_embeddings)
     monkeypatch.setitem(registry._registered, "test-plain", without_embeddings)

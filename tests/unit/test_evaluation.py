@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import BaseMessage
 from pydantic import ValidationError
 
-from hag_agent.backends.base import Backend
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.data.jsonl_log import append_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
@@ -74,7 +74,12 @@ def test_harness_writes_json_markdown_and_png(tmp_path: Path) -> None:
     model = fake_model()
     settings = EvalSettings(proposers=["default", "random", "prior", "self"], seeds=2)
     report = evaluate(
-        tiny_suite(), Backend(model), tmp_path, settings, suite="tiny", command="hag-agent eval x"
+        tiny_suite(),
+        ChatModelBackend(model),
+        tmp_path,
+        settings,
+        suite="tiny",
+        command="hag-agent eval x",
     )
     files = write_reports(report, tmp_path)
     assert [f.name for f in files] == ["report.json", "report.md", "chart.png"]
@@ -100,7 +105,12 @@ def test_harness_writes_json_markdown_and_png(tmp_path: Path) -> None:
 
 
 def test_rows_record_metric_time_tokens_and_params(tmp_path: Path) -> None:
-    evaluate(tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"]))
+    evaluate(
+        tiny_suite()[:1],
+        ChatModelBackend(fake_model()),
+        tmp_path,
+        EvalSettings(proposers=["prior"]),
+    )
     (row,) = read_rows(tmp_path / "rows.jsonl")
     assert row.metric == 1.0 and row.tokens == 4 and row.time_s > 0 and row.attempts == 1
     assert row.params is not None and row.params["temperature"] == 0.1  # the math prior
@@ -110,7 +120,7 @@ def test_rows_record_metric_time_tokens_and_params(tmp_path: Path) -> None:
 def test_max_tokens_pin_applies_to_every_proposer(tmp_path: Path) -> None:
     model = fake_model()
     settings = EvalSettings(proposers=["default", "random", "prior", "self"], max_tokens=24)
-    evaluate(tiny_suite()[:1], Backend(model), tmp_path, settings)
+    evaluate(tiny_suite()[:1], ChatModelBackend(model), tmp_path, settings)
     assert {c.kwargs["max_tokens"] for c in model.calls_for("generate")} == {24}
 
 
@@ -128,7 +138,9 @@ def test_random_proposer_is_reproducible_by_seed() -> None:
 
 def test_random_rows_use_the_seeded_configuration(tmp_path: Path) -> None:
     model = fake_model()
-    evaluate(tiny_suite(), Backend(model), tmp_path, EvalSettings(proposers=["random"], seeds=2))
+    evaluate(
+        tiny_suite(), ChatModelBackend(model), tmp_path, EvalSettings(proposers=["random"], seeds=2)
+    )
     rows = read_rows(tmp_path / "rows.jsonl")
     assert len(rows) == 6
     for row in rows:
@@ -157,7 +169,7 @@ def test_oracle_uses_the_search_files_params(tmp_path: Path) -> None:
     assert oracle_params(search, cases)["m1"].temperature == 0.37
     model = fake_model()
     settings = EvalSettings(proposers=["oracle"], search_file=search)
-    evaluate(cases, Backend(model), tmp_path / "out", settings)
+    evaluate(cases, ChatModelBackend(model), tmp_path / "out", settings)
     calls = model.calls_for("generate")
     assert len(calls) == 3
     assert {
@@ -177,7 +189,10 @@ def test_oracle_lists_the_missing_ids(tmp_path: Path) -> None:
     model = fake_model()
     with pytest.raises(HAGInputError, match=r"no record for 2 of 3 case\(s\): m2, c1"):
         evaluate(
-            cases, Backend(model), tmp_path, EvalSettings(proposers=["oracle"], search_file=search)
+            cases,
+            ChatModelBackend(model),
+            tmp_path,
+            EvalSettings(proposers=["oracle"], search_file=search),
         )
     assert not model.calls  # checked before any run
     with pytest.raises(ValidationError, match="oracle needs --search FILE"):
@@ -209,21 +224,31 @@ def test_resume_skips_finished_rows_and_a_failure_loses_nothing(tmp_path: Path) 
         return answer_when_cold(messages, kwargs)
 
     settings = EvalSettings(proposers=["default", "prior"])
-    first = evaluate(tiny_suite(), Backend(fake_model(generate=[flaky])), tmp_path, settings)
+    first = evaluate(
+        tiny_suite(), ChatModelBackend(fake_model(generate=[flaky])), tmp_path, settings
+    )
     assert {(f.case_id, f.proposer) for f in first.failures} == {("m2", "default"), ("m2", "prior")}
     assert first.rows == 4
     assert len(read_rows(tmp_path / "rows.jsonl")) == 4
     model = fake_model()
-    second = evaluate(tiny_suite(), Backend(model), tmp_path, settings)
+    second = evaluate(tiny_suite(), ChatModelBackend(model), tmp_path, settings)
     assert len(model.calls_for("generate")) == 2  # only the two failed runs
     assert second.rows == 6 and second.reused_rows == 4 and not second.failures
 
 
 def test_rows_of_another_setup_are_not_reused(tmp_path: Path) -> None:
-    evaluate(tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"]))
+    evaluate(
+        tiny_suite()[:1],
+        ChatModelBackend(fake_model()),
+        tmp_path,
+        EvalSettings(proposers=["prior"]),
+    )
     model = fake_model()
     report = evaluate(
-        tiny_suite()[:1], Backend(model), tmp_path, EvalSettings(proposers=["prior"], max_tokens=8)
+        tiny_suite()[:1],
+        ChatModelBackend(model),
+        tmp_path,
+        EvalSettings(proposers=["prior"], max_tokens=8),
     )
     assert report.reused_rows == 0 and len(model.calls_for("generate")) == 1
     assert len(read_rows(tmp_path / "rows.jsonl")) == 2
@@ -235,15 +260,15 @@ def test_oracle_rows_are_redone_for_another_search_and_the_rest_reused(tmp_path:
     write_search_file(search, cases, temperature=0.37)
     settings = EvalSettings(proposers=["prior", "oracle"], search_file=search)
     out = tmp_path / "out"
-    evaluate(cases, Backend(fake_model()), out, settings)
+    evaluate(cases, ChatModelBackend(fake_model()), out, settings)
     model = fake_model()
-    again = evaluate(cases, Backend(model), out, settings)
+    again = evaluate(cases, ChatModelBackend(model), out, settings)
     assert again.reused_rows == 6 and not model.calls_for("generate")
 
     search.unlink()
     write_search_file(search, cases, temperature=0.81)  # a new search: new oracle settings
     model = fake_model()
-    report = evaluate(cases, Backend(model), out, settings)
+    report = evaluate(cases, ChatModelBackend(model), out, settings)
     assert report.reused_rows == 3  # the prior rows
     assert {c.kwargs["temperature"] for c in model.calls_for("generate")} == {0.81}
 
@@ -266,7 +291,7 @@ def test_stop_on_error_stops_taking_runs(tmp_path: Path) -> None:
     model = fake_model(generate=[Reply(text="", error=BackendError("down"))])
     report = evaluate(
         tiny_suite(),
-        Backend(model),
+        ChatModelBackend(model),
         tmp_path,
         EvalSettings(proposers=["prior"], stop_on_error=True),
     )
@@ -275,12 +300,12 @@ def test_stop_on_error_stops_taking_runs(tmp_path: Path) -> None:
 
 def test_a_partial_last_row_is_dropped(tmp_path: Path) -> None:
     settings = EvalSettings(proposers=["prior"])
-    evaluate(tiny_suite()[:2], Backend(fake_model()), tmp_path, settings)
+    evaluate(tiny_suite()[:2], ChatModelBackend(fake_model()), tmp_path, settings)
     rows_path = tmp_path / "rows.jsonl"
     with rows_path.open("a", encoding="utf-8") as handle:
         handle.write('{"case_id": "c1", "ta')
     model = fake_model()
-    report = evaluate(tiny_suite(), Backend(model), tmp_path, settings)
+    report = evaluate(tiny_suite(), ChatModelBackend(model), tmp_path, settings)
     assert report.rows == 3 and len(model.calls_for("generate")) == 1
     assert all(json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines())
 
@@ -330,12 +355,12 @@ def test_critique_option_allows_retries(tmp_path: Path) -> None:
     script = {"generate": [Reply(text=""), answer_when_cold]}
     model = fake_model(**script)
     settings = EvalSettings(proposers=["prior"], critique=True, max_retries=1)
-    evaluate(tiny_suite()[:1], Backend(model), tmp_path / "on", settings)
+    evaluate(tiny_suite()[:1], ChatModelBackend(model), tmp_path / "on", settings)
     assert len(model.calls_for("generate")) == 2
     assert [r.attempts for r in read_rows(tmp_path / "on" / "rows.jsonl")] == [2]
     model = fake_model(**script)
     settings = EvalSettings(proposers=["prior"], critique=False)
-    evaluate(tiny_suite()[:1], Backend(model), tmp_path / "off", settings)
+    evaluate(tiny_suite()[:1], ChatModelBackend(model), tmp_path / "off", settings)
     assert len(model.calls_for("generate")) == 1
 
 
@@ -354,7 +379,10 @@ def test_missing_matplotlib_names_the_extra(
         return real_import(name, *args, **kwargs)
 
     report = evaluate(
-        tiny_suite()[:1], Backend(fake_model()), tmp_path, EvalSettings(proposers=["prior"])
+        tiny_suite()[:1],
+        ChatModelBackend(fake_model()),
+        tmp_path,
+        EvalSettings(proposers=["prior"]),
     )
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ConfigurationError, match=r"pip install 'hag-agent\[eval\]'"):
@@ -372,7 +400,13 @@ def test_self_tuned_uses_the_tuned_backend_and_base_self_does_not(tmp_path: Path
     )
     tuned = fake_model()  # proposes temperature 0.2: right answers under answer_when_cold
     settings = EvalSettings(proposers=["self", "self-tuned"], tuned_proposer="adapter.gguf")
-    report = evaluate(tiny_suite(), Backend(base), tmp_path, settings, tuned_model=Backend(tuned))
+    report = evaluate(
+        tiny_suite(),
+        ChatModelBackend(base),
+        tmp_path,
+        settings,
+        tuned_model=ChatModelBackend(tuned),
+    )
     rows = read_rows(tmp_path / "rows.jsonl")
     by = {(r.case_id, r.proposer): r for r in rows}
     assert all(by[c.id, "self"].params["temperature"] == 0.9 for c in tiny_suite())
@@ -380,7 +414,7 @@ def test_self_tuned_uses_the_tuned_backend_and_base_self_does_not(tmp_path: Path
     assert report.aggregate("overall", "self-tuned").mean == 1.0
     assert report.aggregate("overall", "self").mean == 0.0
     with pytest.raises(HAGInputError, match="--tuned-proposer"):
-        evaluate(tiny_suite(), Backend(base), tmp_path / "x", settings)
+        evaluate(tiny_suite(), ChatModelBackend(base), tmp_path / "x", settings)
     with pytest.raises(ValidationError, match="self-tuned needs the tuned proposer"):
         EvalSettings(proposers=["self-tuned"])
 

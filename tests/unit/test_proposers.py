@@ -276,10 +276,11 @@ def test_every_builtin_proposes_every_key() -> None:
 def test_run_command_takes_any_registered_proposer(tmp_path: Path) -> None:
     import json
 
-    from hag_agent.backends import Backend, register_backend
+    from hag_agent.backends import register_backend
+    from hag_agent.backends.chat_model import ChatModelBackend
     from hag_agent.cli.run_command import run as run_command
 
-    register_backend("proposers-cli", lambda context: Backend(ScriptedChatModel(script={})))
+    register_backend("proposers-cli", lambda options: ChatModelBackend(ScriptedChatModel(script={})))
     runner = CliRunner()
     bad = runner.invoke(run_command, ["hi", "--proposer", "magic"])
     assert bad.exit_code == 2 and "unknown proposer 'magic'" in bad.output

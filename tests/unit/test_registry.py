@@ -6,24 +6,31 @@ from pathlib import Path
 import pytest
 
 from hag_agent import ConfigurationError, HAGRunnable, InvalidSettingsError
-from hag_agent.backends import Backend, backend_names, register_backend, resolve_backend
+from hag_agent.backend_choice import resolve_backend
+from hag_agent.backends import (
+    Backend,
+    ChatModelBackend,
+    backend_names,
+    create_backend,
+    register_backend,
+)
 from hag_agent.context import resolve_context
 from hag_agent.testing import ScriptedChatModel
 
 PLUGIN = """
-from hag_agent.backends import Backend
+from hag_agent.backends import ChatModelBackend
 from hag_agent.testing import ScriptedChatModel
 
 CREATED = []
 
-def factory(context):
-    CREATED.append(context.backend_options)
-    return Backend(ScriptedChatModel(script={"generate": ["from the plugin"]}))
+def factory(options):
+    CREATED.append(dict(options))
+    return ChatModelBackend(ScriptedChatModel(script={"generate": ["from the plugin"]}))
 """
 
 
 def test_builtins_are_listed() -> None:
-    assert {"embedded", "vllm", "llamacpp-server"} <= set(backend_names())
+    assert {"embedded", "vllm", "llamacpp-server", "openai"} <= set(backend_names())
 
 
 def test_unknown_backend_is_a_configuration_error() -> None:
@@ -34,9 +41,9 @@ def test_unknown_backend_is_a_configuration_error() -> None:
 def test_registered_factory_is_used_and_cached() -> None:
     made: list[int] = []
 
-    def factory(context: object) -> Backend:
+    def factory(options: object) -> Backend:
         made.append(1)
-        return Backend(ScriptedChatModel(script={"generate": ["registered"]}))
+        return ChatModelBackend(ScriptedChatModel(script={"generate": ["registered"]}))
 
     register_backend("unit-test", factory)
     runnable = HAGRunnable(backend="unit-test", proposer="prior")
@@ -68,3 +75,40 @@ def test_bad_backend_option_is_a_typed_error() -> None:
         HAGRunnable(backend="embedded", backend_options={"n_threads": 0}).invoke("hi")
     with pytest.raises(InvalidSettingsError, match=r"backend_options\.colour"):
         HAGRunnable(backend="embedded", backend_options={"colour": "blue"}).invoke("hi")
+
+
+def test_factories_get_the_options_not_the_run_context() -> None:
+    seen: list[dict[str, object]] = []
+
+    def factory(options: object) -> Backend:
+        assert isinstance(options, dict)
+        seen.append(options)
+        return ChatModelBackend(ScriptedChatModel())
+
+    register_backend("unit-options", factory)
+    backend = create_backend("unit-options", {"colour": "red"})
+    assert isinstance(backend, ChatModelBackend) and seen == [{"colour": "red"}]
+    assert create_backend("unit-options", {}) is not backend  # the core caches, not the registry
+
+
+def test_builtin_factories_take_options() -> None:
+    backend = create_backend("openai", {"base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    assert backend.name == "openai" and not backend.capabilities.top_k
+
+
+def test_the_backend_layer_does_not_import_the_core() -> None:
+    """Backends sit below the core: no module of theirs imports it, even lazily."""
+    import ast
+
+    import hag_agent.backends
+
+    core = {"context", "state", "nodes", "graph", "node_driver", "backend_choice", "runnable"}
+    imported: set[str] = set()
+    for path in Path(hag_agent.backends.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert "hag_agent.backends.base" in imported  # the walk sees the package's own imports
+    assert not {f"hag_agent.{name}" for name in core} & imported

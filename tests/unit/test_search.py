@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hag_agent.backends.base import Backend
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.data.search_records import SearchRecord, compare, read_records
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import BackendError, HAGInputError
@@ -387,7 +387,7 @@ def test_record_counts_and_fields() -> None:
 
 def test_backend_sampler_sends_every_value_and_the_seed() -> None:
     model = ScriptedChatModel(script={"generate": ["The answer is 4."]})
-    sampler = BackendSampler(Backend(model))
+    sampler = BackendSampler(ChatModelBackend(model))
     case = make_case(2)
     params = HyperParams(
         temperature=0.3, top_p=0.9, top_k=20, min_p=0.0, repetition_penalty=1.1, max_tokens=16

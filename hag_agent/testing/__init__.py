@@ -1,9 +1,14 @@
-"""A scripted fake chat model for unit tests and the overhead benchmark (no model, no network).
+"""Test helpers for hag-agent and its plugins: a scripted fake model, the conformance suite.
 
+`ScriptedChatModel` answers without a model or network (unit tests, the overhead benchmark).
 Replies are scripted per call purpose (``classify``, ``propose``, ``generate``, ``judge``), read
 from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template.
 A list is consumed in order and its last item repeats; a callable gets the messages and call
 arguments. Every call is recorded. `ScriptedEmbeddingBackend` adds scripted embeddings.
+
+`hag_agent.testing.conformance.BackendConformance` (needs pytest; imported only from there) is
+the behaviour every backend owes hag-agent: a plugin author subclasses it in their own tests.
+A front end: it may import any layer of hag_agent.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from hag_agent.backends.base import Backend, Capabilities
+from hag_agent.backends.base import Capabilities, Embedding
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.prompt_templates import PROMPT_NAMES, load_template
@@ -161,7 +167,7 @@ class ScriptedChatModel(BaseChatModel):
         )
 
 
-class ScriptedEmbeddingBackend(Backend):
+class ScriptedEmbeddingBackend(ChatModelBackend):
     """A backend over a (scripted) chat model whose `embed` gives known vectors.
 
     ``vectors`` maps a text to its vector (a mapping, or a callable that may raise a
@@ -188,11 +194,11 @@ class ScriptedEmbeddingBackend(Backend):
         """The scripted embedding model's name."""
         return self.model
 
-    def embed(self, text: str, *, config: RunnableConfig | None = None) -> list[float]:
+    async def aembed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
         """The scripted vector of ``text``."""
         self.embedded.append(text)
         vector = self.vectors(text) if callable(self.vectors) else self.vectors[text]
-        return [float(v) for v in vector]
+        return Embedding(vector=[float(v) for v in vector], model=self.model)
 
 
 def search_record(case_id: str, task: str, prompt: str, params: HyperParams) -> SearchRecord:

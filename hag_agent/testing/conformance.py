@@ -1,6 +1,15 @@
-"""Conformance tests every backend must pass, written once.
+"""Conformance tests every backend must pass, written once (needs pytest).
 
-Subclass `BackendConformance` and provide a ``backend`` fixture. The tests check behaviour, never
+Subclass `BackendConformance` in a test module (its name starts with ``Test``, so pytest
+collects it) and provide a ``backend`` fixture::
+
+    from hag_agent.testing.conformance import BackendConformance
+
+    class TestMyBackendConformance(BackendConformance):
+        @pytest.fixture
+        def backend(self) -> MyBackend:
+            return MyBackend(...)
+ The tests check behaviour, never
 wording (a randomly initialised model talks gibberish): reproducibility, that each sampling value
 reaches the decoder (shown by its effect), structured output, streaming, typed errors and
 concurrency. A backend that lacks a capability declares it, and the test is skipped saying so.
@@ -8,6 +17,7 @@ concurrency. A backend that lacks a capability declares it, and the test is skip
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -15,7 +25,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from hag_agent import BackendError, DecodingBounds, HAGRunnable, HyperParams
-from hag_agent.backends import Backend
+from hag_agent.backends import Backend, ChatModelBackend, OutputConstraint
 from hag_agent.errors import EmbeddingsUnsupportedError
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -34,9 +44,10 @@ def unchecked(**values: Any) -> HyperParams:
 
 
 class BackendConformance:
-    """Behaviour every backend owes hag-agent."""
+    """Behaviour every backend owes hag-agent (tests only: pytest collects subclasses)."""
 
     def require(self, backend: Backend, capability: str) -> None:
+        """Skip the test, saying why, when the backend declares no such capability."""
         if not getattr(backend.capabilities, capability):
             pytest.skip(f"{backend.name} declares no {capability} capability")
 
@@ -48,9 +59,11 @@ class BackendConformance:
         seed: int | None = None,
         messages: Any = PROMPT,
     ) -> str:
+        """The text of one generation."""
         return backend.generate(messages, params, seed=seed).text
 
     def test_same_seed_same_text(self, backend: Backend) -> None:
+        """The same seed gives the same text; other seeds give other texts."""
         self.require(backend, "seed")
         self.require(backend, "reproducible")
         first = self.text(backend, SAMPLED, seed=11)
@@ -59,10 +72,12 @@ class BackendConformance:
         assert others != {first}  # the seed is what made them equal, not the decoder ignoring it
 
     def test_temperature_zero_repeats(self, backend: Backend) -> None:
+        """Greedy decoding gives the same text twice."""
         self.require(backend, "reproducible")
         assert self.text(backend, GREEDY) == self.text(backend, GREEDY)
 
     def test_temperature_reaches_the_decoder(self, backend: Backend) -> None:
+        """A hot sample differs from the greedy text."""
         hot = {
             self.text(backend, SAMPLED.model_copy(update={"temperature": 2.0}), seed=s)
             for s in (1, 2, 3)
@@ -70,23 +85,27 @@ class BackendConformance:
         assert hot != {self.text(backend, GREEDY)}
 
     def test_top_k_one_equals_greedy(self, backend: Backend) -> None:
+        """top_k 1 samples the greedy text."""
         self.require(backend, "reproducible")
         self.require(backend, "top_k")
         greedy = self.text(backend, GREEDY)
         assert self.text(backend, SAMPLED.model_copy(update={"top_k": 1}), seed=5) == greedy
 
     def test_top_p_tiny_equals_greedy(self, backend: Backend) -> None:
+        """A tiny top_p samples the greedy text."""
         self.require(backend, "reproducible")
         greedy = self.text(backend, GREEDY)
         assert self.text(backend, SAMPLED.model_copy(update={"top_p": 0.001}), seed=6) == greedy
 
     def test_min_p_one_equals_greedy(self, backend: Backend) -> None:
+        """min_p 1 samples the greedy text."""
         self.require(backend, "reproducible")
         self.require(backend, "min_p")
         greedy = self.text(backend, GREEDY)
         assert self.text(backend, SAMPLED.model_copy(update={"min_p": 1.0}), seed=7) == greedy
 
     def test_repetition_penalty_reaches_the_decoder(self, backend: Backend) -> None:
+        """A strong repetition penalty changes a repetitive greedy text."""
         self.require(backend, "reproducible")
         self.require(backend, "repetition_penalty_name")
         plain = self.text(backend, GREEDY.model_copy(update={"max_tokens": 32}), messages=REPEAT)
@@ -98,15 +117,18 @@ class BackendConformance:
         assert plain != penalised
 
     def test_max_tokens_is_respected(self, backend: Backend) -> None:
+        """Generation stops at max_tokens, saying so."""
         result = backend.generate(PROMPT, SAMPLED.model_copy(update={"max_tokens": 5}), seed=1)
         assert result.finish_reason == "length"
         assert result.completion_tokens is None or result.completion_tokens == 5
 
     def test_structured_proposal_validates(self, backend: Backend) -> None:
+        """A proposal under the compact numeric constraint parses (constrained: JSON)."""
         decision = backend.decide(
             [HumanMessage("Choose decoding settings for: write a poem about rain")],
             ProposalSchema,
             purpose="propose",
+            constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
             max_tokens=120,
         )
         parsed = parse_proposal(
@@ -117,13 +139,17 @@ class BackendConformance:
             assert decision.raw_text.lstrip().startswith("{"), decision.raw_text  # constrained
 
     def test_stream_equals_invoke(self, backend: Backend) -> None:
+        """Streamed tokens add up to the invoked text."""
         self.require(backend, "reproducible")
         self.require(backend, "streaming")
+        if not isinstance(backend, ChatModelBackend):
+            pytest.skip(f"{backend.name} streams through no LangChain chat model")
         kwargs = backend.call_kwargs(GREEDY, seed=None)
         streamed = "".join(chunk.text for chunk in backend.chat_model.stream(PROMPT, **kwargs))
         assert streamed == backend.chat_model.invoke(PROMPT, **kwargs).text
 
     def test_invalid_value_is_a_typed_error(self, backend: Backend) -> None:
+        """An out-of-range value is a BackendError with a 4xx status."""
         self.require(backend, "validates_params")
         with pytest.raises(BackendError) as info:
             backend.generate(PROMPT, unchecked(top_p=5.0))
@@ -135,26 +161,29 @@ class BackendConformance:
             with pytest.raises(EmbeddingsUnsupportedError):
                 backend.embed("hello")
             return
-        first = backend.embed("Write a poem about the sea.")
+        embedding = backend.embed("Write a poem about the sea.")
+        first = embedding.vector
         assert first and all(math.isfinite(v) for v in first)
-        assert backend.embed("Write a poem about the sea.") == first
-        other = backend.embed("What is 12 times 7?")
+        assert embedding.model == backend.embedding_model()
+        assert backend.embed("Write a poem about the sea.").vector == first
+        other = backend.embed("What is 12 times 7?").vector
         assert len(other) == len(first) and other != first
 
-    async def test_embedding_leaves_generation_unchanged(self, backend: Backend) -> None:
-        """A seeded generation is the same before and after an embedding pass."""
+    def test_embedding_leaves_generation_unchanged(self, backend: Backend) -> None:
+        """A seeded generation is the same before and after an (async) embedding pass."""
         self.require(backend, "embeddings")
         self.require(backend, "reproducible")
         before = backend.generate(PROMPT, SAMPLED, seed=5).text
-        await backend.aembed("Something else entirely.")
+        asyncio.run(backend.aembed("Something else entirely."))
         assert backend.generate(PROMPT, SAMPLED, seed=5).text == before
 
-    async def test_concurrent_runs_all_complete(self, backend: Backend) -> None:
+    def test_concurrent_runs_all_complete(self, backend: Backend) -> None:
+        """32 graph runs at once on one event loop all finish, each with its own result."""
         runnable = HAGRunnable(
             model=backend, proposer="prior", critique=False, params={"max_tokens": 6}
         )
-        prompts = [f"Say the number {i}." for i in range(32)]
-        results = await runnable.abatch(prompts)
+        prompts: list[Any] = [f"Say the number {i}." for i in range(32)]
+        results = asyncio.run(runnable.abatch(prompts))
         assert len(results) == 32
         for result in results:
             assert result.attempts and result.attempts[0].error is None

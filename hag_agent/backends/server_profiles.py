@@ -1,0 +1,120 @@
+"""The dialects of OpenAI-compatible servers, as data: vLLM, llama.cpp's server, plain OpenAI.
+
+A `ServerProfile` says what a server accepts and where: its capabilities (the penalty's name,
+how structured output is requested, whether logprobs, seeds, reproducibility and validation
+apply), where ``max_tokens`` goes, and whether a regex can constrain a decode. The endpoint
+backend reads the profile; it never branches on the server's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from hag_agent.backends.base import Capabilities
+from hag_agent.hyperparameters import HyperParams
+
+Flavor = Literal["vllm", "llama.cpp", "openai"]
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """What one kind of OpenAI-compatible server accepts, and where."""
+
+    backend_name: str
+    """The backend's name for this server (in errors and traces)."""
+    capabilities: Capabilities
+    """What it supports; ``structured_output`` says how decisions are requested."""
+    max_tokens_in_body: bool = False
+    """``max_tokens`` goes in the JSON body: ChatOpenAI sends its own as
+    ``max_completion_tokens``, which llama.cpp's server ignores."""
+    regex_decoding: bool = False
+    """``structured_outputs.regex`` constrains a decode (vLLM)."""
+
+    def sampler_body(self, params: HyperParams) -> dict[str, Any]:
+        """The sampling values outside the OpenAI API that the server takes in the JSON body."""
+        body: dict[str, Any] = {}
+        if self.capabilities.top_k:
+            body["top_k"] = params.top_k
+        if self.capabilities.min_p:
+            body["min_p"] = params.min_p
+        if self.capabilities.repetition_penalty_name:
+            body[self.capabilities.repetition_penalty_name] = params.repetition_penalty
+        if self.max_tokens_in_body:
+            body["max_tokens"] = params.max_tokens
+        return body
+
+    def response_format(self, schema: type[BaseModel]) -> dict[str, Any]:
+        """The body's ``response_format`` for a decision of ``schema`` (empty: the prompt only)."""
+        # No keys beyond the schema's: a tighter grammar leaves a small model less to wander in.
+        json_schema = {**schema.model_json_schema(), "additionalProperties": False}
+        how = self.capabilities.structured_output
+        if how == "json_object":
+            return {"response_format": {"type": "json_object", "schema": json_schema}}
+        if how == "json_schema":
+            named = {"name": schema.__name__, "schema": json_schema}
+            return {"response_format": {"type": "json_schema", "json_schema": named}}
+        return {}
+
+
+VLLM = ServerProfile(
+    backend_name="vllm",
+    capabilities=Capabilities(
+        structured_output="json_schema",
+        logprobs=True,
+        seed=True,
+        reproducible=True,
+        top_k=True,
+        min_p=True,
+        repetition_penalty_name="repetition_penalty",
+        streaming=True,
+        validates_params=True,
+    ),
+    regex_decoding=True,
+)
+
+LLAMA_CPP_SERVER = ServerProfile(
+    backend_name="llamacpp-server",
+    capabilities=Capabilities(
+        structured_output="json_object",
+        # llama.cpp's server gives logprobs only when started with logits_all.
+        logprobs=False,
+        seed=True,
+        # llama-cpp-python's server reuses its prompt cache across requests, and llama.cpp's
+        # results depend slightly on how a prompt was split into batches.
+        reproducible=False,
+        top_k=True,
+        min_p=True,
+        repetition_penalty_name="repeat_penalty",
+        streaming=True,
+        # llama-cpp-python's server answers a rejected value with 500, not 400.
+        validates_params=False,
+    ),
+    max_tokens_in_body=True,
+)
+
+OPENAI = ServerProfile(
+    backend_name="openai",
+    capabilities=Capabilities(
+        structured_output="json_schema",
+        # Not every OpenAI model returns logprobs (reasoning models reject the argument).
+        logprobs=False,
+        seed=True,
+        reproducible=False,
+        # top_k, min_p and a repetition penalty are not in the OpenAI API: it rejects them.
+        top_k=False,
+        min_p=False,
+        repetition_penalty_name=None,
+        streaming=True,
+        validates_params=True,
+    ),
+)
+
+PROFILES: dict[Flavor, ServerProfile] = {
+    "vllm": VLLM,
+    "llama.cpp": LLAMA_CPP_SERVER,
+    "openai": OPENAI,
+}
+"""The profile of each ``flavor`` (``HAG_FLAVOR``)."""
