@@ -280,7 +280,9 @@ def test_run_command_takes_any_registered_proposer(tmp_path: Path) -> None:
     from hag_agent.backends.chat_model import ChatModelBackend
     from hag_agent.cli.run_command import run as run_command
 
-    register_backend("proposers-cli", lambda options: ChatModelBackend(ScriptedChatModel(script={})))
+    register_backend(
+        "proposers-cli", lambda options: ChatModelBackend(ScriptedChatModel(script={}))
+    )
     runner = CliRunner()
     bad = runner.invoke(run_command, ["hi", "--proposer", "magic"])
     assert bad.exit_code == 2 and "unknown proposer 'magic'" in bad.output
