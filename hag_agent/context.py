@@ -17,29 +17,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.errors import InvalidSettingsError
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
+from hag_agent.proposer_registry import PROPOSERS, ProposerName
 from hag_agent.tasks import TaskKind
 
 ClassifierName = Literal["llm", "rules"]
 CriticName = Literal["signals", "judge"]
-
-
-def _known_proposer(name: str) -> str:
-    # Imported here: the registry's module imports the node driver, which imports this one.
-    from hag_agent.proposing import check_proposer_name
-
-    return check_proposer_name(name)
-
-
-ProposerName = Annotated[str, AfterValidator(_known_proposer)]
-"""A proposer's name, checked against the registry (`hag_agent.proposing`); the one name type
-of proposers, for runs, the CLI and the evaluation."""
 
 
 class HAGContext(BaseModel):
@@ -175,9 +164,7 @@ def resolve_context(
     except ValidationError as exc:
         raise _settings_error(exc) from None
     check_pinned(resolved)
-    from hag_agent.proposing import proposer_for  # imported late, as in `_known_proposer`
-
-    proposer_for(resolved)  # its options are checked here, before any model call
+    check_proposer(resolved)
     return resolved
 
 
@@ -186,6 +173,17 @@ def check_pinned(context: HAGContext) -> None:
     context.bounds.check(context.params, what="pinned")
     if context.fixed_params is not None:
         context.bounds.check(context.fixed_params.model_dump(), what="fixed")
+
+
+def check_proposer(context: HAGContext) -> None:
+    """Build the run's proposer once, which checks its options against its settings type.
+
+    Raises:
+        InvalidSettingsError: For options that do not fit (``proposer_options.NAME.KEY``).
+        ConfigurationError: For a proposer that needs a missing package.
+    """
+    if context._proposer is None:
+        context._proposer = PROPOSERS.get(context.proposer).from_context(context)
 
 
 def _settings_error(
@@ -200,4 +198,4 @@ def _settings_error(
     return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
 
 
-__all__ = ["HAGContext", "ProposerName", "check_pinned", "resolve_context"]
+__all__ = ["HAGContext", "check_pinned", "check_proposer", "resolve_context"]

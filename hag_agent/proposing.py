@@ -15,25 +15,28 @@ part of the core: it imports no plug-in statically.
 from __future__ import annotations
 
 import functools
-import importlib
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hag_agent.errors import ConfigurationError, InvalidSettingsError, first_error
+from hag_agent.context import check_proposer
+from hag_agent.errors import InvalidSettingsError, first_error
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ClampRecord, DecodingBounds, ParamSource
 from hag_agent.node_driver import Call, CallResult
+from hag_agent.proposer_registry import (
+    ENTRY_POINT_GROUP,
+    PROPOSERS,
+    ProposerName,
+    proposer_names,
+    register_proposer,
+)
 from hag_agent.tasks import TaskKind
 
 if TYPE_CHECKING:
     from hag_agent.context import HAGContext
-
-ENTRY_POINT_GROUP = "hag_agent.proposers"
 
 
 @dataclass(frozen=True)
@@ -151,53 +154,6 @@ def validated_settings(cls: type[Proposer], values: Mapping[str, Any]) -> BaseMo
 
 # -- the registry ----------------------------------------------------------------------------
 
-# Built-ins by import path, in the order reports list them; imported on first use only.
-_BUILTIN: dict[str, str] = {
-    "default": "hag_agent.proposers.default:DefaultProposer",
-    "random": "hag_agent.proposers.random_draw:RandomProposer",
-    "prior": "hag_agent.proposers.prior:PriorProposer",
-    "self": "hag_agent.proposers.self_proposal:SelfProposer",
-    "self-tuned": "hag_agent.proposers.self_proposal:TunedSelfProposer",
-    "learned": "hag_agent.proposers.learned:LearnedProposer",
-    "oracle": "hag_agent.proposers.oracle:OracleProposer",
-    "fixed": "hag_agent.proposers.fixed:FixedProposer",
-}
-_registered: dict[str, type[Proposer]] = {}
-_lock = threading.Lock()
-
-
-def register_proposer(name: str, cls: type[Proposer]) -> None:
-    """Register a proposer class under a name (overrides a built-in of the same name)."""
-    with _lock:
-        _registered[name] = cls
-
-
-def proposer_names() -> list[str]:
-    """Every known proposer name: built-ins in report order, then the others sorted."""
-    others = set(_registered) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    return [*_BUILTIN, *sorted(others - set(_BUILTIN))]
-
-
-def unknown_proposer_message(name: str) -> str:
-    """Why ``name`` is no proposer, listing the valid ones."""
-    return f"unknown proposer {name!r}; valid proposers: {', '.join(proposer_names())}"
-
-
-def is_proposer(name: str) -> bool:
-    """Whether ``name`` is a known proposer (built-ins answer without scanning entry points)."""
-    return name in _BUILTIN or name in _registered or name in proposer_names()
-
-
-def check_proposer_name(name: str) -> str:
-    """``name`` if it is a known proposer (a pydantic validator for `ProposerName`).
-
-    Raises:
-        ValueError: Naming the valid proposers.
-    """
-    if not is_proposer(name):
-        raise ValueError(unknown_proposer_message(name))
-    return name
-
 
 def proposer_class(name: str) -> type[Proposer]:
     """The class registered under ``name``, imported on first use.
@@ -206,52 +162,34 @@ def proposer_class(name: str) -> type[Proposer]:
         ConfigurationError: For an unknown name (listing the valid ones) or a plug-in that
             needs a missing package.
     """
-    with _lock:
-        if name in _registered:
-            return _registered[name]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            loaded: type[Proposer] = ep.load()
-            register_proposer(name, loaded)
-            return loaded
-    if name not in _BUILTIN:
-        raise ConfigurationError(unknown_proposer_message(name))
-    module_name, _, attr = _BUILTIN[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"proposer {name!r} needs a missing package: {exc}") from exc
-    builtin: type[Proposer] = getattr(module, attr)
-    register_proposer(name, builtin)
-    return builtin
+    cls: type[Proposer] = PROPOSERS.get(name)
+    return cls
 
 
 def proposer_for(context: HAGContext) -> Proposer:
-    """The run's proposer with its settings, built once per context.
+    """The run's proposer with its settings, built once per context (see `check_proposer`).
 
     Raises:
-        ConfigurationError: For an unknown proposer.
         InvalidSettingsError: For options that do not fit its settings type.
+        ConfigurationError: For a proposer that needs a missing package.
     """
-    if context._proposer is None:
-        context._proposer = proposer_class(context.proposer).from_context(context)
+    check_proposer(context)
     proposer: Proposer = context._proposer
     return proposer
 
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PROPOSERS",
     "Proposal",
     "ProposalRequest",
     "ProposalSteps",
     "Proposer",
+    "ProposerName",
     "ProposerSettings",
-    "check_proposer_name",
-    "is_proposer",
     "proposer_class",
     "proposer_for",
     "proposer_names",
     "register_proposer",
-    "unknown_proposer_message",
     "validated_settings",
 ]

@@ -9,68 +9,42 @@ sharing of built backends between runs, is the core's business, not this module'
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
 
 from hag_agent.backends.base import Backend
-from hag_agent.errors import ConfigurationError, InvalidSettingsError
+from hag_agent.errors import InvalidSettingsError
+from hag_agent.plugins import PluginRegistry
 
 BackendFactory = Callable[[Mapping[str, Any]], Backend]
 """Builds a backend from its options (a run's ``backend_options``; ``HAG_*`` fill the rest)."""
 
 ENTRY_POINT_GROUP = "hag_agent.backends"
 
-# Built-ins by import path, imported on first use only.
-_BUILTIN: dict[str, str] = {
-    "embedded": "hag_agent.backends.embedded:create",
-    "vllm": "hag_agent.backends.openai_compatible:create_vllm",
-    "llamacpp-server": "hag_agent.backends.openai_compatible:create_llamacpp_server",
-    "openai": "hag_agent.backends.openai_compatible:create_openai",
-}
-_registered: dict[str, BackendFactory] = {}
-_lock = threading.Lock()
+BACKENDS: PluginRegistry[BackendFactory] = PluginRegistry(
+    "backend",
+    ENTRY_POINT_GROUP,
+    {
+        "embedded": "hag_agent.backends.embedded:create",
+        "vllm": "hag_agent.backends.openai_compatible:create_vllm",
+        "llamacpp-server": "hag_agent.backends.openai_compatible:create_llamacpp_server",
+        "openai": "hag_agent.backends.openai_compatible:create_openai",
+    },
+    hint="; or pass a LangChain chat model",
+)
+"""Every backend factory by name; built-ins are imported on first use only."""
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
     """Register a backend factory under a name (overrides a built-in of the same name)."""
-    with _lock:
-        _registered[name] = factory
+    BACKENDS.register(name, factory)
 
 
 def backend_names() -> list[str]:
     """Every known backend name: built-in, registered, and from entry points."""
-    names = set(_BUILTIN) | set(_registered)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    return sorted(names)
-
-
-def _factory(name: str) -> BackendFactory:
-    with _lock:
-        if name in _registered:
-            return _registered[name]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            factory: BackendFactory = ep.load()
-            register_backend(name, factory)
-            return factory
-    if name in _BUILTIN:
-        module_name, _, attr = _BUILTIN[name].partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigurationError(f"backend {name!r} needs a missing package: {exc}") from exc
-        factory = getattr(module, attr)
-        register_backend(name, factory)
-        return factory
-    known = ", ".join(backend_names()) or "none"
-    raise ConfigurationError(
-        f"unknown backend {name!r} (known: {known}); or pass a LangChain chat model"
-    )
+    return BACKENDS.names()
 
 
 def create_backend(name: str, options: Mapping[str, Any]) -> Backend:
@@ -80,7 +54,7 @@ def create_backend(name: str, options: Mapping[str, Any]) -> Backend:
         ConfigurationError: For an unknown backend or one that cannot be set up.
         InvalidSettingsError: For a bad backend option.
     """
-    factory = _factory(name)
+    factory = BACKENDS.get(name)
     try:
         return factory(options)
     except ValidationError as exc:

@@ -24,11 +24,11 @@ class ProposerChoice(click.ParamType):  # type: ignore[type-arg]  # generic from
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """``value`` if it names a registered proposer; else a usage error listing them."""
         # Imported here: the registry loads the graph's modules, which --help does not need.
-        from hag_agent.proposing import is_proposer, unknown_proposer_message
+        from hag_agent.proposing import PROPOSERS
 
         name = str(value)
-        if not is_proposer(name):
-            self.fail(unknown_proposer_message(name), param, ctx)
+        if not PROPOSERS.knows(name):
+            self.fail(PROPOSERS.unknown(name), param, ctx)
         return name
 
 

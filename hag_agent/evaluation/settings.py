@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hag_agent.context import ProposerName
-from hag_agent.proposing import proposer_class, proposer_names, validated_settings
+from hag_agent.proposing import ProposerName, proposer_class, proposer_names, validated_settings
 
 
 def _default_proposers() -> list[str]:

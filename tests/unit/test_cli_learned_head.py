@@ -52,8 +52,8 @@ def fake_backends(monkeypatch: pytest.MonkeyPatch) -> None:
     def without_embeddings(options: object) -> ChatModelBackend:
         return ChatModelBackend(ScriptedChatModel(default="An answer."))
 
-    monkeypatch.setitem(registry._registered, BACKEND, with_embeddings)
-    monkeypatch.setitem(registry._registered, "test-plain", without_embeddings)
+    monkeypatch.setitem(registry.BACKENDS._registered, BACKEND, with_embeddings)
+    monkeypatch.setitem(registry.BACKENDS._registered, "test-plain", without_embeddings)
 
 
 def test_train_head_writes_a_head_and_reports_held_out_error(

@@ -79,7 +79,7 @@ def propose_event(result: Any) -> Any:
 @pytest.fixture
 def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     # Registrations are process-wide: each test's own are undone after it.
-    monkeypatch.setattr(proposing, "_registered", dict(proposing._registered))
+    monkeypatch.setattr(proposing.PROPOSERS, "_registered", dict(proposing.PROPOSERS._registered))
 
 
 # -- the registry ----------------------------------------------------------------------------
