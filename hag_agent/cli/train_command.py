@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.exit_codes import HAGGroup
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
 
@@ -95,7 +96,7 @@ held_out_option = click.option(
 """The held-out share; `train sft` and `train head` split the same way."""
 
 
-@click.group("train")
+@click.group("train", cls=HAGGroup)
 def train() -> None:
     """Fine-tune a proposer on the search's best configurations (needs the train extra)."""
 
