@@ -83,8 +83,7 @@ def bounded_learned(
 
 @dataclass(frozen=True, eq=False)
 class LearnedHead:
-    """A fitted head: its `HeadInfo` and arrays (from `hag_agent.training.head_fitting` or
-    `load_head`)."""
+    """A fitted head: its `HeadInfo` and arrays (fitted by training, or read by `load_head`)."""
 
     info: HeadInfo
     feature_mean: Vector
