@@ -34,6 +34,7 @@ from hag_agent.training.gguf_adapter import (
 
 np = pytest.importorskip("numpy", reason="the train extra is missing (numpy)")
 gguf = pytest.importorskip("gguf", reason="the train extra is missing (gguf)")
+pytest.importorskip("safetensors", reason="the train extra is missing (safetensors)")
 
 SMOLLM2 = BaseShape(architecture="llama", n_head=9, n_head_kv=3, n_layer=30, source="test")
 TINY = {"hidden": 32, "heads": 4, "kv_heads": 2, "head_dim": 8, "ffn": 64, "layers": 2}
