@@ -32,9 +32,10 @@ from hag_agent.backends.base import OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
 from hag_agent.classification import classify_by_rules
-from hag_agent.learned_head import fit_vectors, load_head, load_head_cached, save_head
+from hag_agent.learned_head import load_head, load_head_cached, save_head
 from hag_agent.proposal import ProposalSchema, proposal_prompt
 from hag_agent.tasks import DEFAULT_PARAMS, TASK_PRIORS
+from hag_agent.training.head_fitting import fit_vectors
 
 
 def ms(seconds: float) -> str:

@@ -1,6 +1,7 @@
-"""Running a batch of independent async jobs: a bounded worker pool and its progress bar.
+"""Running a batch of independent async jobs: a bounded worker pool.
 
-Shared by the resumable batch runs (`hag_agent.data.search_run`, `hag_agent.evaluation`).
+Shared by the resumable batch runs (`hag_agent.search.run`, `hag_agent.evaluation`); each
+reports its progress through its caller's callback (`hag_agent.progress`).
 """
 
 from __future__ import annotations
@@ -8,16 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 Job = TypeVar("Job")
 
@@ -56,21 +47,4 @@ async def drain(
             raise outcome
 
 
-def progress_bar(console: Console | None, *, enabled: bool) -> Progress:
-    """A rich progress bar with ETA on stderr; disabled when asked or not on a terminal."""
-    console = console or Console(stderr=True)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (enabled and console.is_terminal),
-        transient=False,
-    )
-
-
-__all__ = ["drain", "progress_bar"]
+__all__ = ["drain"]

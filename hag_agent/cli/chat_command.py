@@ -15,11 +15,11 @@ from hag_agent.cli.backend_options import (
     strategy_options,
     strategy_settings,
 )
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED
+from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 from hag_agent.cli.run_command import parse_pins
 
 
-@click.command("chat")
+@click.command("chat", cls=HAGCommand)
 @click.option("--session", "session_name", help="Resume (or start) the session of this name.")
 @click.option(
     "--data-dir",
@@ -82,10 +82,8 @@ def chat(
             pins=parse_pins(pins),
         )
         session.loop(None if interactive else sys.stdin)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
     finally:
         store.close()
     if session.failures and not interactive:
-        sys.exit(EXIT_BACKEND)
+        # Each failed turn was shown as it happened; the exit code only says some failed.
+        raise click.exceptions.Exit(EXIT_BACKEND)

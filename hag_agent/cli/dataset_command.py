@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE
+from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE, HAGGroup
 from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.suite_job import F
@@ -31,7 +31,7 @@ def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:
     return click.option(flag, type=int, default=default, show_default=True, help=help_text)
 
 
-@click.group("dataset")
+@click.group("dataset", cls=HAGGroup)
 def dataset() -> None:
     """Task suites and the hyperparameter search that turns them into fine-tuning data."""
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.exit_codes import EXIT_BACKEND
+from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def report_table(report: EvalReport) -> Table:
     return table
 
 
-@click.command("eval")
+@click.command("eval", cls=HAGCommand)
 @click.option(
     "--suite",
     required=True,

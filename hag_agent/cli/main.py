@@ -5,23 +5,20 @@ Each command's help text is its docstring.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from hag_agent import __version__
 from hag_agent.cli.chat_command import chat
 from hag_agent.cli.dataset_command import dataset
 from hag_agent.cli.eval_command import eval_command
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
+from hag_agent.cli.exit_codes import HAGGroup
 from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
 from hag_agent.cli.train_command import train
 from hag_agent.cli.train_head_command import head
-from hag_agent.errors import BackendError, HAGError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HAGGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hag-agent")
 def cli() -> None:
     """Hyperparameter Aware Generation: the model picks its decoding settings, then answers."""
@@ -37,17 +34,10 @@ cli.add_command(graph)
 
 
 def main() -> None:
-    """Console-script entry point: typed errors become messages and exit codes, never tracebacks."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except HAGError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BACKEND if isinstance(exc, BackendError) else EXIT_USAGE)
+    """Console-script entry point: typed errors become messages and exit codes, never tracebacks.
+
+    Every command reports its failures through `hag_agent.cli.exit_codes.failure_exit` (a
+    `BackendError` exits 3, any other `HAGError` or an `OSError` 2, Ctrl-C 130); click's own
+    usage errors keep click's message and code.
+    """
+    cli.main()

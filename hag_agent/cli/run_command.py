@@ -18,8 +18,8 @@ from hag_agent.cli.backend_options import (
     strategy_options,
     strategy_settings,
 )
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import BackendError, HAGError
+from hag_agent.cli.exit_codes import HAGCommand
+from hag_agent.errors import HAGInputError
 
 
 def parse_pins(pairs: tuple[str, ...]) -> dict[str, float]:
@@ -46,7 +46,7 @@ def spinner(console: Console, message: str) -> Iterator[None]:
         yield
 
 
-@click.command("run")
+@click.command("run", cls=HAGCommand)
 @click.argument("prompt")
 @click.option(
     "--trace",
@@ -93,7 +93,7 @@ def run(
 ) -> None:
     """Answer PROMPT (or - for stdin) under decoding settings the model chooses itself.
 
-    Exit codes: 0 success, 2 bad usage or input, 3 backend failure.
+    Exit codes: 0 success, 2 bad usage or input, 3 backend failure, 130 interrupted.
     """
     from hag_agent.runnable import HAGRunnable
 
@@ -108,19 +108,9 @@ def run(
         "critique": False if no_critique else None,
         **strategy_settings(seed, classifier, proposer, critic, head_path),
     }
-    try:
-        runnable = HAGRunnable()
-        with spinner(err, "thinking about how to answer..."):
-            result = runnable.invoke({"prompt": text, **settings})
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except BackendError as exc:
-        err.print(f"[red]backend error:[/red] {exc}", markup=True, highlight=False)
-        sys.exit(EXIT_BACKEND)
-    except HAGError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        sys.exit(EXIT_USAGE)
+    runnable = HAGRunnable()
+    with spinner(err, "thinking about how to answer..."):
+        result = runnable.invoke({"prompt": text, **settings})
     if trace_out is not None:
         from hag_agent.visualization.topology import run_record
 
@@ -130,8 +120,7 @@ def run(
                 encoding="utf-8",
             )
         except OSError as exc:
-            err.print(f"[red]error:[/red] cannot write {trace_out}: {exc}", highlight=False)
-            sys.exit(EXIT_USAGE)
+            raise HAGInputError(f"cannot write {trace_out}: {exc}") from None
     if as_json:
         click.echo(json.dumps(result.to_json_dict(), indent=2, ensure_ascii=False))
     else:

@@ -1,13 +1,12 @@
 """What the commands that run a job over suite cases share (``dataset search``, ``eval``).
 
-Their common options, loading the suites, warnings, and turning what stops a job (Ctrl-C, a
-typed error, an unwritable file) into a message and an exit code.
+Their common options, loading the suites, warnings, and the note on what a job saved when
+Ctrl-C stops it (the exit code itself is `hag_agent.cli.exit_codes`' business).
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +16,8 @@ import click
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_USAGE
-from hag_agent.errors import BackendError, HAGError, HAGInputError, first_error
+from hag_agent.cli.exit_codes import JobInterrupted
+from hag_agent.errors import HAGError, HAGInputError, first_error
 
 if TYPE_CHECKING:
     from hag_agent.data.search_records import SearchRecord
@@ -146,33 +145,27 @@ def warner(console: Console) -> Callable[[str], None]:
 
 
 def fail(console: Console, exc: HAGError) -> NoReturn:
-    """Print a typed error and exit with its code (3 for a backend, else 2)."""
-    label = "backend error" if isinstance(exc, BackendError) else "error"
-    console.print(f"{label}: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(EXIT_BACKEND if isinstance(exc, BackendError) else EXIT_USAGE)
+    """Let a typed error stop the command: the command line reports it and exits with its code.
+
+    ``console`` is unused (kept for callers): the message goes where `failure_exit` prints it.
+    """
+    raise exc
 
 
 @contextmanager
 def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
-    """Turn what stops a job into a message on ``console`` and an exit code.
+    """Say what a job saved when Ctrl-C stops it; leave every failure's exit code to the CLI.
 
-    Ctrl-C exits 130, saying that ``saved`` (e.g. "finished cases are saved in out.jsonl") and
-    that rerunning resumes; a typed error exits as `fail` does; an `OSError` exits 2.
+    Ctrl-C becomes a `JobInterrupted` noting that ``saved`` (e.g. "finished cases are saved in
+    out.jsonl") and that rerunning resumes; typed errors and `OSError` pass through unchanged.
+    `hag_agent.cli.exit_codes.failure_exit` prints them all and picks the exit code.
     """
     try:
         yield
+    except JobInterrupted:
+        raise
     except KeyboardInterrupt:
-        console.print(
-            f"interrupted; {saved}: rerun the same command to continue",
-            markup=False,
-            soft_wrap=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except HAGError as exc:
-        fail(console, exc)
-    except OSError as exc:
-        console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        raise JobInterrupted(f"{saved}: rerun the same command to continue") from None
 
 
 __all__ = [

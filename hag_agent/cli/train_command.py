@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.exit_codes import HAGGroup
+from hag_agent.cli.progress_view import ProgressView
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
 
@@ -95,7 +97,7 @@ held_out_option = click.option(
 """The held-out share; `train sft` and `train head` split the same way."""
 
 
-@click.group("train")
+@click.group("train", cls=HAGGroup)
 def train() -> None:
     """Fine-tune a proposer on the search's best configurations (needs the train extra)."""
 
@@ -202,7 +204,8 @@ def sft(
         from hag_agent.training.sft import train_sft
 
         quiet_training_libraries()
-        report = train_sft(data, base, out, settings, console=err, show_progress=True)
+        with ProgressView(err) as view:
+            report = train_sft(data, base, out, settings, progress=view)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return

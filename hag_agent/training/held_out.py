@@ -7,9 +7,9 @@ is read with `parse_proposal` against the task prior:
 - **parsed** (strict, before any fallback): the whole proposal was usable and every one of the six
   keys came from the model's text. A proposal replaced by the prior, or missing a key that the
   prior had to fill, does not count. Values the bounds policy clamped still count as parsed.
-- **MAE** per parameter: the mean absolute difference between the configuration the graph would
-  use (the parsed proposal, with the prior wherever it fell back) and the search's best
-  configuration, over every held-out case. top_k compares as a number (0, meaning off, is 0).
+- **MAE** per parameter (`held_out_error`): the mean absolute difference between the
+  configuration the graph would use (the parsed proposal, with the prior wherever it fell back)
+  and the search's best configuration, over every held-out case.
 
 Scoring needs no training packages; `generate_proposals` needs torch and transformers.
 """
@@ -22,9 +22,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, ParamSource
+from hag_agent.hyperparameters import DecodingBounds, HyperParams, ParamSource
 from hag_agent.proposal import ParsedProposal, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.training.held_out_error import mean_absolute_errors
 from hag_agent.training.sft_data import sft_example
 
 
@@ -94,13 +95,10 @@ def score_proposals(
         raise ValueError(f"{len(records)} records but {len(texts)} proposals")
     bounds = bounds or DecodingBounds()
     cases: list[HeldOutCase] = []
-    errors: dict[str, list[float]] = {key: [] for key in HYPERPARAM_KEYS}
+    used: list[HyperParams] = []
     for record, text in zip(records, texts, strict=True):
         parsed = parse_proposal(text, prior=TASK_PRIORS[TaskKind(record.task)], bounds=bounds)
-        used = parsed.params.model_dump()
-        target = record.best_params().model_dump()
-        for key in HYPERPARAM_KEYS:
-            errors[key].append(abs(float(used[key]) - float(target[key])))
+        used.append(parsed.params)
         cases.append(
             HeldOutCase(
                 id=record.id,
@@ -109,8 +107,8 @@ def score_proposals(
                 raw=text,
                 parsed=strictly_parsed(parsed),
                 fallback_reason=parsed.fallback_reason,
-                params=used,
-                target=target,
+                params=parsed.params.model_dump(),
+                target=record.best_params().model_dump(),
             )
         )
     n = len(cases)
@@ -119,7 +117,7 @@ def score_proposals(
         cases=n,
         parsed=good,
         parse_rate=good / n if n else None,
-        mae={key: sum(v) / n for key, v in errors.items()} if n else {},
+        mae=mean_absolute_errors(used, [record.best_params() for record in records]),
     )
     return score, cases
 

@@ -24,7 +24,6 @@ Needs the ``train`` extra (torch, transformers, trl, peft, datasets, accelerate)
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -33,13 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
-from rich.progress import Progress
 
-from hag_agent.batch_run import progress_bar
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.file_hash import sha256_file
+from hag_agent.progress import ProgressCallback, ProgressEvent, ProgressKind, no_progress
 from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
 from hag_agent.training.extra import INSTALL_HINT, missing_packages, require_packages
 from hag_agent.training.gguf_adapter import (
@@ -53,7 +50,7 @@ from hag_agent.training.held_out import (
     generate_proposals,
     score_proposals,
 )
-from hag_agent.training.sft_data import sft_example, split_records
+from hag_agent.training.sft_data import SFTSplit, sft_example, split_records
 
 TRAINING_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 """What the ``train`` extra installs (imported lazily)."""
@@ -62,10 +59,14 @@ CONTINUABLE = frozenset(
     {"epochs", "max_steps", "save_steps", "max_new_tokens", "threads", "compare_base"}
 )
 """Settings a rerun on the same OUT may change: where training ends and how it is reported."""
+BASE_STAGE = "base model"
+"""The progress stage of preparing the base model (converted from its GGUF once, then cached)."""
+TRAIN_STAGE = "train"
+"""The progress stage of the optimizer steps."""
 
 
 class SFTSettings(BaseModel):
-    """How to fine-tune (the defaults are DESIGN section 10's run)."""
+    """How to fine-tune (the defaults are the run `docs/results.md` reports)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -197,8 +198,8 @@ def _step_of(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[1])
 
 
-def _callbacks(progress: Progress) -> tuple[Any, Any]:
-    """A counter of the steps this run does, and ``progress`` kept on the optimizer steps."""
+def _callbacks(progress: ProgressCallback) -> tuple[Any, Any]:
+    """A counter of the steps this run does, and ``progress`` told of the optimizer steps."""
     from transformers import TrainerCallback
 
     class StepCounter(TrainerCallback):  # type: ignore[misc,unused-ignore]
@@ -210,27 +211,34 @@ def _callbacks(progress: Progress) -> tuple[Any, Any]:
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.steps += 1
 
-    class RichProgress(TrainerCallback):  # type: ignore[misc,unused-ignore]
-        """Optimizer steps, with the latest loss."""
+    class StepProgress(TrainerCallback):  # type: ignore[misc,unused-ignore]
+        """Stage ``train``: optimizer steps in all, with the latest loss as the message."""
 
         def __init__(self) -> None:
-            self.task: Any = None
+            self.loss = ""
 
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.task = progress.add_task(
-                "train", total=state.max_steps, completed=state.global_step, note=""
+        def report(self, kind: ProgressKind, state: Any) -> None:
+            progress(
+                ProgressEvent(kind, TRAIN_STAGE, state.global_step, state.max_steps, self.loss)
             )
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.report("start", state)
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            progress.update(self.task, completed=state.global_step)
+            self.report("advance", state)
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
         ) -> None:
             if logs and "loss" in logs:
-                progress.update(self.task, note=f"loss {logs['loss']:.3f}")
+                self.loss = f"loss {logs['loss']:.3f}"
+                self.report("advance", state)
 
-    return StepCounter(), RichProgress()
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.report("end", state)
+
+    return StepCounter(), StepProgress()
 
 
 def train_sft(
@@ -239,8 +247,7 @@ def train_sft(
     out: str | Path,
     settings: SFTSettings | None = None,
     *,
-    console: Console | None = None,
-    show_progress: bool = False,
+    progress: ProgressCallback = no_progress,
     callbacks: Sequence[Any] = (),
 ) -> SFTReport:
     """Fine-tune a LoRA proposer on search output and report it on held-out cases.
@@ -250,8 +257,9 @@ def train_sft(
         base: A local Hugging Face model folder, or ``smollm2`` (`base_models.resolve_base`).
         out: The run folder (see the module docstring); reusing it resumes.
         settings: Training settings.
-        console: Where progress bars go (stderr by default).
-        show_progress: Show progress bars (only on a terminal).
+        progress: Told of each stage: ``base model`` (preparing it), ``train`` (optimizer
+            steps, the latest loss as the message), ``held-out (tuned)`` and ``held-out (base)``
+            (cases proposed).
         callbacks: Extra transformers ``TrainerCallback`` objects.
 
     Returns:
@@ -264,32 +272,60 @@ def train_sft(
     """
     settings = settings or SFTSettings()
     data_path, out_path = Path(data), Path(out)
-    records = read_records(data_path, strict=True)  # a bad file fails before anything else
+    split, base_folder = _prepare(data_path, base, out_path, settings, progress)
+    model, tokenizer = _load_base(base_folder, settings)
+    counter, step_progress = _callbacks(progress)
+    trainer = _trainer(
+        model, tokenizer, split.train, out_path, settings, [counter, step_progress, *callbacks]
+    )
+    training = _train(trainer, counter, split, settings, out_path / "checkpoints")
+    adapter = out_path / "adapter"
+    trainer.model.save_pretrained(adapter)
+    gguf_info, gguf_skipped = export_for_llama_cpp(base, adapter)
+    tuned, base_score = _held_out_report(
+        trainer.model, tokenizer, split, settings, out_path, progress
+    )
+    report = SFTReport(
+        data=str(data_path),
+        base=base,
+        base_folder=str(base_folder),
+        adapter=str(adapter),
+        settings=settings,
+        training=training,
+        held_out_ids=split.held_out_ids,
+        tuned=tuned,
+        base_model=base_score,
+        gguf_adapter=gguf_info,
+        gguf_skipped=gguf_skipped,
+    )
+    (out_path / "report.json").write_text(report.model_dump_json(indent=1) + "\n", "utf-8")
+    return report
+
+
+def _prepare(
+    data: Path, base: str, out: Path, settings: SFTSettings, progress: ProgressCallback
+) -> tuple[SFTSplit, Path]:
+    """Check the data and the packages, split the cases, prepare the base, bind OUT to the run."""
+    records = read_records(data, strict=True)  # a bad file fails before anything else
     require_training_stack()
     split = split_records(records, settings.held_out, settings.seed)
     if not split.train:
-        raise HAGInputError(f"{data_path}: no case left to train on")
-    console = console or Console(stderr=True)
-    preparing = f"preparing the base model {base}..."
-    with (
-        console.status(preparing)
-        if show_progress and console.is_terminal
-        else contextlib.nullcontext()
-    ):
-        base_folder = resolve_base(base)  # converted once, then cached
-    _bind_run(out_path, data_path, base_folder, settings)
+        raise HAGInputError(f"{data}: no case left to train on")
+    progress(ProgressEvent("start", BASE_STAGE, message=f"preparing the base model {base}..."))
+    base_folder = resolve_base(base)  # converted once, then cached
+    progress(ProgressEvent("end", BASE_STAGE))
+    _bind_run(out, data, base_folder, settings)
+    return split, base_folder
 
+
+def _load_base(base_folder: Path, settings: SFTSettings) -> tuple[Any, Any]:
+    """The base model (float32) and its tokenizer, seeded and threaded as ``settings`` say.
+
+    Raises:
+        HAGInputError: For a folder that does not load, or a tokenizer without a chat template.
+    """
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        PrinterCallback,
-        set_seed,
-    )
-    from trl.trainer.sft_config import SFTConfig
-    from trl.trainer.sft_trainer import SFTTrainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
@@ -303,10 +339,14 @@ def train_sft(
         raise HAGInputError(f"the base model in {base_folder} has no chat template")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
-    train_set = Dataset.from_list([dict(sft_example(r)) for r in split.train])
-    checkpoints = out_path / "checkpoints"
-    config = SFTConfig(
+
+def _sft_config(settings: SFTSettings, checkpoints: Path) -> Any:
+    """TRL's configuration of the run: CPU, float32, checkpoints every ``save_steps``."""
+    from trl.trainer.sft_config import SFTConfig
+
+    return SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
@@ -330,6 +370,22 @@ def train_sft(
         max_length=None,  # never cut a completion off; search prompts are short
         packing=False,
     )
+
+
+def _trainer(
+    model: Any,
+    tokenizer: Any,
+    train: Sequence[SearchRecord],
+    out: Path,
+    settings: SFTSettings,
+    callbacks: Sequence[Any],
+) -> Any:
+    """TRL's SFTTrainer with a LoRA adapter on every linear layer, quiet on stdout."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl.trainer.sft_trainer import SFTTrainer
+
     peft_config = LoraConfig(
         r=settings.rank,
         lora_alpha=2 * settings.rank,
@@ -337,17 +393,22 @@ def train_sft(
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    progress = progress_bar(console, enabled=show_progress)
-    counter, rich_progress = _callbacks(progress)
     trainer: Any = SFTTrainer(
         model=model,
-        args=config,
-        train_dataset=train_set,
+        args=_sft_config(settings, out / "checkpoints"),
+        train_dataset=Dataset.from_list([dict(sft_example(r)) for r in train]),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[counter, rich_progress, *callbacks],
+        callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _train(
+    trainer: Any, counter: Any, split: SFTSplit, settings: SFTSettings, checkpoints: Path
+) -> TrainingSummary:
+    """Train from the newest checkpoint (or from scratch) to the planned step; what it did."""
     resume = last_checkpoint(checkpoints)
     started = time.perf_counter()
     resumed_from = _step_of(resume) if resume is not None else None
@@ -356,14 +417,10 @@ def train_sft(
         # only checks max_steps after a step), so load the final checkpoint instead.
         _restore(trainer, resume)
     else:
-        with progress:
-            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - started
-    adapter = out_path / "adapter"
-    trainer.model.save_pretrained(adapter)
-    gguf_info, gguf_skipped = export_for_llama_cpp(base, adapter)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    training = TrainingSummary(
+    return TrainingSummary(
         examples=len(split.train),
         held_out=len(split.held_out),
         global_step=int(trainer.state.global_step),
@@ -374,34 +431,31 @@ def train_sft(
         seconds_per_step=round(seconds / counter.steps, 3) if counter.steps else None,
     )
 
-    tuned, cases = _evaluate(
-        trainer.model, tokenizer, split.held_out, "tuned", settings, console, show_progress
-    )
+
+def _held_out_report(
+    model: Any,
+    tokenizer: Any,
+    split: SFTSplit,
+    settings: SFTSettings,
+    out: Path,
+    progress: ProgressCallback,
+) -> tuple[ProposerScore, ProposerScore | None]:
+    """Score the tuned model (and the base, adapter off) on the held-out cases.
+
+    Every proposal is written to ``OUT/held_out.jsonl``.
+    """
+    tuned, cases = _evaluate(model, tokenizer, split.held_out, "tuned", settings, progress)
     base_score: ProposerScore | None = None
     if settings.compare_base:
-        with trainer.model.disable_adapter():
+        with model.disable_adapter():
             base_score, base_cases = _evaluate(
-                trainer.model, tokenizer, split.held_out, "base", settings, console, show_progress
+                model, tokenizer, split.held_out, "base", settings, progress
             )
         cases += base_cases
-    with (out_path / "held_out.jsonl").open("w", encoding="utf-8") as handle:
+    with (out / "held_out.jsonl").open("w", encoding="utf-8") as handle:
         for case in cases:
             handle.write(case.model_dump_json() + "\n")
-    report = SFTReport(
-        data=str(data_path),
-        base=base,
-        base_folder=str(base_folder),
-        adapter=str(adapter),
-        settings=settings,
-        training=training,
-        held_out_ids=split.held_out_ids,
-        tuned=tuned,
-        base_model=base_score,
-        gguf_adapter=gguf_info,
-        gguf_skipped=gguf_skipped,
-    )
-    (out_path / "report.json").write_text(report.model_dump_json(indent=1) + "\n", "utf-8")
-    return report
+    return tuned, base_score
 
 
 def export_for_llama_cpp(base: str, adapter: Path) -> tuple[GGUFAdapterInfo | None, str | None]:
@@ -451,25 +505,35 @@ def _evaluate(
     records: Sequence[SearchRecord],
     label: str,
     settings: SFTSettings,
-    console: Console | None,
-    show_progress: bool,
+    progress: ProgressCallback,
 ) -> tuple[ProposerScore, list[HeldOutCase]]:
-    with progress_bar(console, enabled=show_progress) as progress:
-        task = progress.add_task(f"held-out ({label})", total=len(records), note="")
-        texts = generate_proposals(
-            model,
-            tokenizer,
-            records,
-            max_new_tokens=settings.max_new_tokens,
-            batch_size=settings.batch_size,
-            on_batch=lambda n: progress.update(task, advance=n),
-        )
+    """One model's proposals on ``records``, scored; stage ``held-out (LABEL)``."""
+    stage, total = f"held-out ({label})", len(records)
+    done = 0
+
+    def advance(cases: int) -> None:
+        nonlocal done
+        done += cases
+        progress(ProgressEvent("advance", stage, done, total))
+
+    progress(ProgressEvent("start", stage, 0, total))
+    texts = generate_proposals(
+        model,
+        tokenizer,
+        records,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
+        on_batch=advance,
+    )
+    progress(ProgressEvent("end", stage, done, total))
     return score_proposals(records, texts, label)
 
 
 __all__ = [
+    "BASE_STAGE",
     "INSTALL_HINT",
     "TRAINING_PACKAGES",
+    "TRAIN_STAGE",
     "SFTReport",
     "SFTSettings",
     "TrainingSummary",

@@ -113,6 +113,7 @@ def test_interrupted_run_resumes_where_it_stopped_and_ends_the_same(
 ) -> None:
     from transformers import TrainerCallback
 
+    from hag_agent.progress import ProgressEvent
     from hag_agent.training.sft import SFTSettings, train_sft
 
     class Interrupt(TrainerCallback):  # type: ignore[misc]
@@ -125,8 +126,14 @@ def test_interrupted_run_resumes_where_it_stopped_and_ends_the_same(
     with pytest.raises(KeyboardInterrupt):
         train_sft(data, str(base), out, settings, callbacks=[Interrupt()])
     assert not (out / "adapter").exists()
-    report = train_sft(data, str(base), out, settings)
+    events: list[ProgressEvent] = []
+    report = train_sft(data, str(base), out, settings, progress=events.append)
     assert report.training.resumed_from == 2 and report.training.steps_run == 2
+    train = [(e.kind, e.done, e.total) for e in events if e.stage == "train"]
+    assert train[0] == ("start", 2, 4) and train[-1] == ("end", 4, 4)
+    assert [e.kind for e in events if e.stage == "base model"] == ["start", "end"]
+    held_out = [e for e in events if e.stage == "held-out (tuned)"]
+    assert held_out[-1].kind == "end" and held_out[-1].done == report.tuned.cases
     assert report.training.global_step == 4
     # Same seed, same data order, restored optimizer and RNG: the same adapter as one go.
     assert_same_tensors(adapter_tensors(first_run / "adapter"), adapter_tensors(out / "adapter"))

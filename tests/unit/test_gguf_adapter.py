@@ -34,6 +34,7 @@ from hag_agent.training.gguf_adapter import (
 
 np = pytest.importorskip("numpy", reason="the train extra is missing (numpy)")
 gguf = pytest.importorskip("gguf", reason="the train extra is missing (gguf)")
+pytest.importorskip("safetensors", reason="the train extra is missing (safetensors)")
 
 SMOLLM2 = BaseShape(architecture="llama", n_head=9, n_head_kv=3, n_layer=30, source="test")
 TINY = {"hidden": 32, "heads": 4, "kv_heads": 2, "head_dim": 8, "ffn": 64, "layers": 2}
@@ -365,6 +366,20 @@ def test_bfloat16_weights_are_widened(tmp_path: Path) -> None:
     (tmp_path / "bad.safetensors").write_bytes(b"\x05")
     with pytest.raises(HAGInputError, match="not a safetensors file"):
         read_safetensors(tmp_path / "bad.safetensors")
+
+
+def test_half_and_double_weights_read_and_integers_are_refused(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    values = {"h": np.array([[0.5, -1.25]], dtype="f2"), "d": np.array([3.0, 0.1], dtype="f8")}
+    save_file(values, str(tmp_path / "w.safetensors"))
+    read = read_safetensors(tmp_path / "w.safetensors")
+    for name, array in values.items():
+        assert read[name].dtype == array.dtype
+        np.testing.assert_array_equal(read[name], array)
+    save_file({"i": np.array([1, 2], dtype="i4")}, str(tmp_path / "i.safetensors"))
+    with pytest.raises(HAGInputError, match="tensor i has dtype I32"):
+        read_safetensors(tmp_path / "i.safetensors")
 
 
 def test_missing_packages_name_the_train_extra(

@@ -12,17 +12,12 @@ import pytest
 
 from hag_agent.errors import HAGInputError, HeadMismatchError, LearnedHeadError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams
-from hag_agent.learned_head import (
-    fit_head,
-    fit_vectors,
-    load_head,
-    load_head_cached,
-    save_head,
-)
-from hag_agent.learned_head.held_out import evaluate_head
+from hag_agent.learned_head import load_head, load_head_cached, save_head
 from hag_agent.learned_head.targets import TOP_K_OFF_AS, decode, encode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 from hag_agent.testing import search_record as record
+from hag_agent.training.head_evaluation import evaluate_head
+from hag_agent.training.head_fitting import fit_head, fit_vectors
 
 DIMS = 8
 TASKS = [TaskKind.MATH, TaskKind.CREATIVE, TaskKind.TRANSLATION]

@@ -11,9 +11,10 @@ import pytest
 
 from hag_agent import BackendError, HAGRunnable, HyperParams, ParamSource, TaskKind
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds
-from hag_agent.learned_head import LearnedHead, fit_vectors, save_head
+from hag_agent.learned_head import LearnedHead, save_head
 from hag_agent.tasks import TASK_PRIORS
 from hag_agent.testing import ScriptedChatModel, ScriptedEmbeddingBackend
+from hag_agent.training.head_fitting import fit_vectors
 
 PROMPT = "Write a poem about the sea."  # the rules classify it as creative
 GOOD = "The sea hums softly under a silver moon, and the waves keep time."

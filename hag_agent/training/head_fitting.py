@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.errors import HAGInputError
@@ -94,6 +95,92 @@ def fit_vectors(
         HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
             size or not finite, a non-positive ``alpha`` or ``neighbours``.
     """
+    _check_cases(vectors, tasks, params, alpha, neighbours)
+    task_names = [t.value for t in TaskKind]
+    standardized, mean, scale, task_index = _features(vectors, tasks, task_names)
+    dims = len(vectors[0])
+    targets = np.stack([encode(p) for p in params])
+    info = HeadInfo(
+        kind=kind,
+        dims=dims,
+        model=model,
+        training_cases=len(vectors),
+        tasks=task_names,
+        held_out_ids=list(held_out_ids),
+        seed=seed,
+        data=data,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if kind == "ridge":
+        return _ridge_head(info, standardized, mean, scale, targets, alpha)
+    return LearnedHead(
+        info=info.model_copy(update={"neighbours": neighbours}),
+        feature_mean=mean,
+        feature_scale=scale,
+        train_vectors=_unit_rows(standardized[:, :dims]),
+        train_tasks=task_index,
+        train_targets=targets,
+    )
+
+
+def _ridge_head(
+    info: HeadInfo,
+    standardized: Matrix,
+    mean: Vector,
+    scale: Vector,
+    targets: Matrix,
+    alpha: float | None,
+) -> LearnedHead:
+    """A ridge head on standardized features (`fit_ridge`), its alphas saved in its info."""
+    weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
+    return LearnedHead(
+        info=info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))}),
+        feature_mean=mean,
+        feature_scale=scale,
+        weights=weights,
+        intercept=intercept,
+    )
+
+
+def _unit_rows(matrix: Matrix) -> Matrix:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: Matrix = matrix / np.where(norms > 0, norms, 1.0)
+    return unit
+
+
+def _features(
+    vectors: Sequence[Sequence[float]], tasks: Sequence[str], task_names: Sequence[str]
+) -> tuple[Matrix, Vector, Vector, NDArray[np.int64]]:
+    """Standardized features (embedding, then task one-hot), their mean and scale, task indexes.
+
+    A feature that does not vary keeps scale 1.
+
+    Raises:
+        HAGInputError: For an embedding with values that are not finite numbers.
+    """
+    embeddings = np.asarray(vectors, dtype=np.float64)
+    if not np.all(np.isfinite(embeddings)):
+        raise HAGInputError("an embedding has values that are not finite numbers")
+    n = embeddings.shape[0]
+    task_index = np.array([task_names.index(t) for t in tasks], dtype=np.int64)
+    one_hot = np.zeros((n, len(task_names)), dtype=np.float64)
+    one_hot[np.arange(n), task_index] = 1.0
+    features = np.concatenate([embeddings, one_hot], axis=1)
+    mean = features.mean(axis=0)
+    spread = features.std(axis=0)
+    scale = np.where(spread > 1e-12, spread, 1.0)
+    return (features - mean) / scale, mean, scale, task_index
+
+
+def _check_cases(
+    vectors: Sequence[Sequence[float]],
+    tasks: Sequence[str],
+    params: Sequence[HyperParams],
+    alpha: float | None,
+    neighbours: int,
+) -> None:
+    """Raise `HAGInputError` for what `fit_vectors` cannot fit (see its docstring)."""
     if not vectors:
         raise HAGInputError("a learned head needs at least one training case")
     if not len(vectors) == len(tasks) == len(params):
@@ -111,50 +198,6 @@ def fit_vectors(
     sizes = {len(v) for v in vectors}
     if len(sizes) != 1:
         raise HAGInputError(f"the embeddings differ in size: {sorted(sizes)}")
-    embeddings = np.asarray(vectors, dtype=np.float64)
-    if not np.all(np.isfinite(embeddings)):
-        raise HAGInputError("an embedding has values that are not finite numbers")
-    n, dims = embeddings.shape
-    task_index = np.array([task_names.index(t) for t in tasks], dtype=np.int64)
-    one_hot = np.zeros((n, len(task_names)), dtype=np.float64)
-    one_hot[np.arange(n), task_index] = 1.0
-    features = np.concatenate([embeddings, one_hot], axis=1)
-    mean = features.mean(axis=0)
-    spread = features.std(axis=0)
-    scale = np.where(spread > 1e-12, spread, 1.0)
-    standardized = (features - mean) / scale
-    targets = np.stack([encode(p) for p in params])
-    info = HeadInfo(
-        kind=kind,
-        dims=dims,
-        model=model,
-        training_cases=n,
-        tasks=task_names,
-        held_out_ids=list(held_out_ids),
-        seed=seed,
-        data=data,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    if kind == "ridge":
-        weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
-        return LearnedHead(
-            info=info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))}),
-            feature_mean=mean,
-            feature_scale=scale,
-            weights=weights,
-            intercept=intercept,
-        )
-    unit = standardized[:, :dims]
-    norms = np.linalg.norm(unit, axis=1, keepdims=True)
-    unit = unit / np.where(norms > 0, norms, 1.0)
-    return LearnedHead(
-        info=info.model_copy(update={"neighbours": neighbours}),
-        feature_mean=mean,
-        feature_scale=scale,
-        train_vectors=unit,
-        train_tasks=task_index,
-        train_targets=targets,
-    )
 
 
 def fit_ridge(

@@ -1,8 +1,8 @@
 """How well a head predicts the search's best configuration on held-out cases, against baselines.
 
-Mean absolute error per hyperparameter, in each parameter's own units, of the configuration the
-graph would use (bounded) against the search's best, with top_k compared as a number (0, meaning
-off, is 0), as the fine-tuning report does. Baselines, all fitted on the training cases only:
+Mean absolute error per hyperparameter (`hag_agent.training.held_out_error`, as the fine-tuning
+report measures it) of the configuration the graph would use (bounded) against the search's
+best. Baselines, all fitted on the training cases only:
 
 - ``train mean``: one configuration for every case, the mean of the training targets (in the
   head's prediction space, `hag_agent.learned_head.targets`): the head without features;
@@ -18,10 +18,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hag_agent.data.search_records import SearchRecord
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams
 from hag_agent.learned_head.head import LearnedHead, bounded_learned
 from hag_agent.learned_head.targets import decode, encode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.training.held_out_error import mean_absolute_errors
 
 PREDICTORS: tuple[str, ...] = ("head", "train mean", "task mean", "task prior")
 """The predictors compared, in report order."""
@@ -75,23 +76,19 @@ def evaluate_head(
     if not held_out:
         return HeadEvaluation(cases=0, held_out_ids=ids)
     overall, by_task = _mean_targets(train)
-    errors = {name: {key: 0.0 for key in HYPERPARAM_KEYS} for name in PREDICTORS}
+    predicted: dict[str, list[HyperParams]] = {name: [] for name in PREDICTORS}
     for record, vector in zip(held_out, held_out_vectors, strict=True):
         task = TaskKind(record.task)
         prior = TASK_PRIORS[task]
-        predictions = {
-            "head": head.predict(vector, task, bounds),
-            "train mean": bounded_learned(decode(overall), bounds, prior),
-            "task mean": bounded_learned(decode(by_task.get(task, overall)), bounds, prior),
-            "task prior": prior,
-        }
-        target = record.best_params().model_dump()
-        for name, params in predictions.items():
-            values = params.model_dump()
-            for key in HYPERPARAM_KEYS:
-                errors[name][key] += abs(float(values[key]) - float(target[key]))
+        predicted["head"].append(head.predict(vector, task, bounds))
+        predicted["train mean"].append(bounded_learned(decode(overall), bounds, prior))
+        predicted["task mean"].append(
+            bounded_learned(decode(by_task.get(task, overall)), bounds, prior)
+        )
+        predicted["task prior"].append(prior)
+    targets = [record.best_params() for record in held_out]
+    mae = {name: mean_absolute_errors(params, targets) for name, params in predicted.items()}
     n = len(held_out)
-    mae = {name: {key: total / n for key, total in keys.items()} for name, keys in errors.items()}
     return HeadEvaluation(cases=n, held_out_ids=ids, mae=mae)
 
 
