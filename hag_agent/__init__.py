@@ -11,7 +11,8 @@ A module imports only from its own layer or below (``pyproject.toml``'s import-l
 and importing this package loads no optional extra.
 """
 
-from hag_agent.backends import Backend, Capabilities, register_backend
+from hag_agent.backends import Backend, Capabilities, OutputConstraint, register_backend
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.critique import Critique, Direction
 from hag_agent.errors import (
@@ -29,6 +30,7 @@ from hag_agent.errors import (
 from hag_agent.graph import build_graph, graph
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams, ParamSource
 from hag_agent.proposal import parse_proposal
+from hag_agent.proposing import Proposal, ProposalRequest, Proposer, register_proposer
 from hag_agent.runnable import HAGResult, HAGRunnable
 from hag_agent.state import Attempt
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -44,6 +46,7 @@ __all__ = [
     "BackendTimeoutError",
     "BackendUnavailableError",
     "Capabilities",
+    "ChatModelBackend",
     "ConfigurationError",
     "Critique",
     "DecodingBounds",
@@ -58,12 +61,17 @@ __all__ = [
     "HyperParams",
     "InvalidSettingsError",
     "LearnedHeadError",
+    "OutputConstraint",
     "ParamSource",
+    "Proposal",
+    "ProposalRequest",
+    "Proposer",
     "TaskKind",
     "__version__",
     "build_graph",
     "graph",
     "parse_proposal",
     "register_backend",
+    "register_proposer",
     "resolve_context",
 ]
