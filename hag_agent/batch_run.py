@@ -1,7 +1,9 @@
-"""Running a batch of independent async jobs: a bounded worker pool.
+"""Running a batch of independent async jobs: a bounded worker pool and its progress.
 
-Shared by the resumable batch runs (`hag_agent.search.run`, `hag_agent.evaluation`); each
-reports its progress through its caller's callback (`hag_agent.progress`).
+Shared by the resumable batch runs (`hag_agent.search`, `hag_agent.evaluation`): `run_each` runs
+the jobs, handing each one's result or typed failure (`HAGError`) to the caller, which keeps it
+(e.g. appends it to its JSONL log); `BatchTally` reports the finished jobs through the caller's
+`ProgressCallback` as one stage and stops the batch after a failure when asked to.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from hag_agent.errors import HAGError
+from hag_agent.progress import ProgressCallback, ProgressEvent
+
 Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
 async def drain(
@@ -47,4 +53,60 @@ async def drain(
             raise outcome
 
 
-__all__ = ["drain"]
+async def run_each(
+    jobs: Sequence[Job],
+    run: Callable[[Job], Awaitable[Result]],
+    on_done: Callable[[Job, Result | HAGError], None],
+    *,
+    workers: int,
+    stop: asyncio.Event,
+) -> None:
+    """`drain` whose jobs may fail: ``on_done`` gets each job's result or its `HAGError`.
+
+    A typed failure is an outcome (the batch goes on); any other exception propagates as in
+    `drain`, once the running jobs are done.
+    """
+
+    async def one(job: Job) -> None:
+        try:
+            result = await run(job)
+        except HAGError as exc:
+            on_done(job, exc)
+        else:
+            on_done(job, result)
+
+    await drain(jobs, one, workers=workers, stop=stop)
+
+
+class BatchTally:
+    """One batch's progress as one stage's events, and its stop flag.
+
+    Creating it reports the stage's ``start``; each `advance` an ``advance`` with the jobs
+    finished so far; `end` the ``end``.
+    """
+
+    def __init__(
+        self, stage: str, total: int, progress: ProgressCallback, *, stop_on_error: bool
+    ) -> None:
+        """Report the start of ``stage`` with ``total`` jobs due."""
+        self.stage, self.total, self.progress = stage, total, progress
+        self.stop_on_error = stop_on_error
+        self.stop = asyncio.Event()
+        """Set after a failure when ``stop_on_error``: no job starts once it is."""
+        self.finished = 0
+        """Jobs finished (kept or failed) so far."""
+        progress(ProgressEvent("start", stage, 0, total))
+
+    def advance(self, message: str, *, failed: bool) -> None:
+        """Count one finished job and report it, with ``message`` beside the bar."""
+        if failed and self.stop_on_error:
+            self.stop.set()
+        self.finished += 1
+        self.progress(ProgressEvent("advance", self.stage, self.finished, self.total, message))
+
+    def end(self, message: str = "") -> None:
+        """Report the end of the stage."""
+        self.progress(ProgressEvent("end", self.stage, self.finished, self.total, message))
+
+
+__all__ = ["BatchTally", "drain", "run_each"]

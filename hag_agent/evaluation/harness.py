@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hag_agent.batch_run import drain
+from hag_agent.batch_run import BatchTally, run_each
 from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
@@ -34,7 +34,7 @@ from hag_agent.evaluation.rows import (
 )
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+from hag_agent.progress import ProgressCallback, no_progress
 
 RowKey = tuple[str, str, int, str, str]
 """`EvalRow.key`: case id, proposer, seed, prompt digest, setup digest."""
@@ -146,30 +146,25 @@ async def _run_jobs(
     progress: ProgressCallback,
     on_failure: Callable[[Failure], None] | None,
 ) -> None:
-    stop = asyncio.Event()
-    finished = 0
-    progress(ProgressEvent("start", "eval", 0, len(jobs)))
+    tally = BatchTally("eval", len(jobs), progress, stop_on_error=runs.settings.stop_on_error)
 
-    async def run_job(job: Job) -> None:
-        nonlocal finished
+    def finished(job: Job, outcome: EvalRow | HAGError) -> None:
         case, proposer, seed = job
-        try:
-            row = await runs.run(runnables(proposer), job)
-        except HAGError as exc:
-            failure = Failure(case_id=case.id, proposer=proposer, seed=seed, error=str(exc))
+        if isinstance(outcome, HAGError):
+            failure = Failure(case_id=case.id, proposer=proposer, seed=seed, error=str(outcome))
             runs.failures.append(failure)
             if on_failure is not None:
                 on_failure(failure)
-            if runs.settings.stop_on_error:
-                stop.set()
         else:
-            runs.keep(row)
-        finished += 1
-        note = f"{len(runs.failures)} failed"
-        progress(ProgressEvent("advance", "eval", finished, len(jobs), note))
+            runs.keep(outcome)
+        tally.advance(f"{len(runs.failures)} failed", failed=isinstance(outcome, HAGError))
 
-    await drain(jobs, run_job, workers=runs.settings.concurrency, stop=stop)
-    progress(ProgressEvent("end", "eval", finished, len(jobs), f"{len(runs.failures)} failed"))
+    def run_job(job: Job) -> Awaitable[EvalRow]:
+        return runs.run(runnables(job[1]), job)
+
+    workers = runs.settings.concurrency
+    await run_each(jobs, run_job, finished, workers=workers, stop=tally.stop)
+    tally.end(f"{len(runs.failures)} failed")
 
 
 def _runnables(model: Any, tuned_model: Any, settings: EvalSettings) -> Callable[[str], Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hag_agent.batch_run import drain
+from hag_agent.batch_run import run_each
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError
@@ -67,15 +67,10 @@ class LocalExecutor:
         """See `Executor.run`."""
         limiter = asyncio.Semaphore(self.concurrency)
 
-        async def one(case: SuiteCase) -> None:
-            try:
-                record = await job(case, limiter)
-            except HAGError as exc:
-                on_done(case, exc)
-            else:
-                on_done(case, record)
+        async def one(case: SuiteCase) -> SearchRecord:
+            return await job(case, limiter)
 
-        await drain(cases, one, workers=self.concurrency, stop=stop)
+        await run_each(cases, one, on_done, workers=self.concurrency, stop=stop)
 
 
 __all__ = ["Executor", "LocalExecutor", "OnCaseDone"]

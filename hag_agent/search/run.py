@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hag_agent.batch_run import BatchTally
 from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.data.suites import SuiteCase
@@ -129,28 +130,22 @@ async def run_search(
     run = SearchRun(output=str(path), total=len(unique))
     run.skipped = [c.id for c in unique if c.id in done]
     queue = [c for c in unique if c.id not in done]
-    stop = asyncio.Event()
-    progress(ProgressEvent(kind="start", stage=STAGE, total=len(queue)))
+    tally = BatchTally(STAGE, len(queue), progress, stop_on_error=stop_on_error)
 
     def finished(case: SuiteCase, outcome: SearchRecord | HAGError) -> None:
         if isinstance(outcome, HAGError):
             run.failed[case.id] = str(outcome)
             progress(_note(f"case {case.id} failed: {outcome}"))
-            if stop_on_error:
-                stop.set()
         else:
             append_line(path, outcome.model_dump_json())
             run.completed.append(case.id)
             run.model_calls += outcome.model_calls
-        tally = f"{run.model_calls} calls, {len(run.failed)} failed"
-        count = len(run.completed) + len(run.failed)
-        progress(ProgressEvent("advance", STAGE, done=count, total=len(queue), message=tally))
+        message = f"{run.model_calls} calls, {len(run.failed)} failed"
+        tally.advance(message, failed=isinstance(outcome, HAGError))
 
-    await (executor or LocalExecutor()).run(queue, job, finished, stop=stop)
-    progress(
-        ProgressEvent(kind="end", stage=STAGE, done=len(queue) - run.not_run, total=len(queue))
-    )
-    run.stopped = stop.is_set() and run.not_run > 0
+    await (executor or LocalExecutor()).run(queue, job, finished, stop=tally.stop)
+    tally.end()
+    run.stopped = tally.stop.is_set() and run.not_run > 0
     run.wall_s = round(time.perf_counter() - start, 3)
     return run
 
