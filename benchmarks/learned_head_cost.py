@@ -28,7 +28,7 @@ from embedded_overhead import PROMPTS, SEED  # run as a script from benchmarks/
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable
-from hag_agent.backends.base import OutputConstraint
+from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
 from hag_agent.classification import classify_by_rules
@@ -103,10 +103,12 @@ def main() -> None:
                 continue
 
             decision = backend.decide(
-                [HumanMessage(proposal_prompt(task, prompt))],
-                ProposalSchema,
-                purpose="propose",
-                constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+                DecisionRequest(
+                    [HumanMessage(proposal_prompt(task, prompt))],
+                    ProposalSchema,
+                    purpose="propose",
+                    constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+                )
             )
             wall["proposal"].append(decision.latency_s)
             for name, runnable in runnables.items():

@@ -26,9 +26,11 @@ from hag_agent.backends.base import (
     REQUEST_KEY,
     Backend,
     Decision,
+    DecisionRequest,
     Embedding,
     Generation,
     OutputConstraint,
+    complete_without_loop,
     tagged,
 )
 from hag_agent.context import HAGContext, resolve_context
@@ -92,53 +94,48 @@ def _request(
     if isinstance(call, EmbedCall):
         return backend.aembed(call.text, config=tagged(config, "embed"))
     return backend.adecide(
-        [HumanMessage(call.prompt)],
-        call.schema,
-        purpose=call.purpose,
-        constraint=call.constraint,
-        max_tokens=context.decision_max_tokens,
-        config=tagged(config, call.purpose),
+        DecisionRequest(
+            [HumanMessage(call.prompt)],
+            call.schema,
+            purpose=call.purpose,
+            constraint=call.constraint,
+            max_tokens=context.decision_max_tokens,
+            config=tagged(config, call.purpose),
+        )
     )
 
 
-def _answer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
-    # The backend is resolved on the first call only (rules + prior need none), then cached.
-    backend = resolve_backend(context)
-    return backend.run_sync(_request(backend, call, context, config))
-
-
-async def _aanswer(call: Call, context: HAGContext, config: RunnableConfig) -> CallResult:
-    return await _request(resolve_backend(context), call, context, config)
+async def _drive(steps: Steps, answer: Callable[[Call], Awaitable[CallResult]]) -> dict[str, Any]:
+    """Run a node's logic to its end, sending back each call's result (or its `BackendError`)."""
+    try:
+        call = next(steps)
+        while True:
+            result: CallResult
+            try:
+                result = await answer(call)
+            except BackendError as exc:
+                result = exc
+            call = steps.send(result)
+    except StopIteration as stop:
+        update: dict[str, Any] = stop.value
+        return update
 
 
 def _run_sync(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
-    try:
-        call = next(steps)
-        while True:
-            result: CallResult
-            try:
-                result = _answer(call, context, config)
-            except BackendError as exc:
-                result = exc
-            call = steps.send(result)
-    except StopIteration as stop:
-        update: dict[str, Any] = stop.value
-        return update
+    async def answer(call: Call) -> CallResult:
+        # The backend is resolved on the first call only (rules + prior need none), then cached.
+        backend = resolve_backend(context)
+        return backend.run_sync(_request(backend, call, context, config))
+
+    # `answer` never suspends (the backend's sync shim does the work), so no event loop is needed.
+    return complete_without_loop(_drive(steps, answer))
 
 
 async def _run_async(steps: Steps, context: HAGContext, config: RunnableConfig) -> dict[str, Any]:
-    try:
-        call = next(steps)
-        while True:
-            result: CallResult
-            try:
-                result = await _aanswer(call, context, config)
-            except BackendError as exc:
-                result = exc
-            call = steps.send(result)
-    except StopIteration as stop:
-        update: dict[str, Any] = stop.value
-        return update
+    async def answer(call: Call) -> CallResult:
+        return await _request(resolve_backend(context), call, context, config)
+
+    return await _drive(steps, answer)
 
 
 def make_node(name: str, steps_fn: StepsFn) -> Runnable[HAGState, dict[str, Any]]:

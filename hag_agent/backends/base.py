@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar, final
 
@@ -127,6 +128,25 @@ class Embedding(BaseModel):
     """Wall time of the call."""
 
 
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One structured decision asked of a backend: what to ask and how to constrain the answer."""
+
+    messages: Sequence[BaseMessage]
+    """The prompt."""
+    schema: type[BaseModel]
+    """What the answer must validate as."""
+    purpose: str = "decide"
+    """``classify``, ``propose``, ``judge`` ... (a backend may route ``propose`` to a model of
+    its own, e.g. a tuned proposer)."""
+    constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA
+    """How the caller wants the text constrained."""
+    max_tokens: int = 160
+    """The decision's token budget."""
+    config: RunnableConfig | None = None
+    """The call's LangChain config (tags, callbacks, the turn's request id)."""
+
+
 class Backend(ABC):
     """A model behind three coroutines; `run_sync` serves sync callers.
 
@@ -160,26 +180,8 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    async def adecide(
-        self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+    async def adecide(self, request: DecisionRequest) -> Decision:
         """Ask for a structured decision, greedily; a bad answer is ``value=None``, not raised.
-
-        Args:
-            messages: The prompt.
-            schema: What the answer must validate as.
-            purpose: ``classify``, ``propose``, ``judge`` ... (a backend may route ``propose``
-                to a model of its own, e.g. a tuned proposer).
-            constraint: How the caller wants the text constrained.
-            max_tokens: The decision's token budget.
-            config: The call's LangChain config (tags, callbacks, the turn's request id).
 
         Raises:
             BackendError: When the call itself fails.
@@ -215,7 +217,7 @@ class Backend(ABC):
         token = _SYNC_CALLER.set(self.native_sync)
         try:
             if self.native_sync:
-                return _complete_without_loop(coroutine)
+                return complete_without_loop(coroutine)
             return _run_in_new_loop(coroutine)
         finally:
             _SYNC_CALLER.reset(token)
@@ -233,27 +235,9 @@ class Backend(ABC):
         return self.run_sync(self.agenerate(messages, params, seed=seed, config=config))
 
     @final
-    def decide(
-        self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+    def decide(self, request: DecisionRequest) -> Decision:
         """`adecide` for sync callers."""
-        return self.run_sync(
-            self.adecide(
-                messages,
-                schema,
-                purpose=purpose,
-                constraint=constraint,
-                max_tokens=max_tokens,
-                config=config,
-            )
-        )
+        return self.run_sync(self.adecide(request))
 
     @final
     def embed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
@@ -287,7 +271,7 @@ async def pause(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _complete_without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+def complete_without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends to its end (a generator's ``send``, no event loop)."""
     try:
         coroutine.send(None)
@@ -378,9 +362,11 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Decision",
+    "DecisionRequest",
     "Embedding",
     "Generation",
     "OutputConstraint",
+    "complete_without_loop",
     "engine_call",
     "message_text",
     "numeric_fields",

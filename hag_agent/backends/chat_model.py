@@ -22,9 +22,9 @@ from hag_agent.backends.base import (
     DECISION_PARAMS,
     Backend,
     Decision,
+    DecisionRequest,
     Generation,
     OutputConstraint,
-    SchemaT,
     T,
     message_text,
     parse_decision,
@@ -155,40 +155,21 @@ class ChatModelBackend(Backend):
         """The model that makes one kind of decision (the proposer may differ)."""
         return self.proposal_model if purpose == "propose" else self.chat_model
 
-    async def decision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        constraint: OutputConstraint,
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
+    async def decision_text(self, model: BaseChatModel, request: DecisionRequest) -> str:
         """The raw text of one decision; backends with a cheaper way to decode one override it."""
-        kwargs = self.decision_kwargs(schema, constraint, max_tokens)
-        return message_text(await self.invoke_model(model, messages, config, kwargs))
+        kwargs = self.decision_kwargs(request.schema, request.constraint, request.max_tokens)
+        messages = list(request.messages)
+        return message_text(await self.invoke_model(model, messages, request.config, kwargs))
 
-    async def adecide(
-        self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+    async def adecide(self, request: DecisionRequest) -> Decision:
         """Ask the chat model for a structured decision; never raises on a bad answer.
 
         Raises:
             BackendError: When the call itself fails.
         """
         start = time.perf_counter()
-        model = self.decision_model(purpose)
-        text = await self.decision_text(
-            model, list(messages), schema, constraint, max_tokens, config
-        )
-        return parse_decision(text, schema, time.perf_counter() - start)
+        text = await self.decision_text(self.decision_model(request.purpose), request)
+        return parse_decision(text, request.schema, time.perf_counter() - start)
 
 
 def _to_generation(message: BaseMessage, latency_s: float) -> Generation:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +21,7 @@ from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
     Capabilities,
+    DecisionRequest,
     Embedding,
     OutputConstraint,
     engine_call,
@@ -154,26 +154,19 @@ class EmbeddedBackend(ChatModelBackend):
         """Calls of one HAG turn share the prompt cache; a call of another turn starts clean."""
         return {"cache_scope": request_of(config)}
 
-    async def decision_text(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[BaseModel],
-        constraint: OutputConstraint,
-        max_tokens: int,
-        config: RunnableConfig | None,
-    ) -> str:
+    async def decision_text(self, model: BaseChatModel, request: DecisionRequest) -> str:
         """A compact numeric object (the proposal) is skeleton-decoded; others as usual."""
-        if constraint is not OutputConstraint.COMPACT_NUMERIC_OBJECT or not isinstance(
+        if request.constraint is not OutputConstraint.COMPACT_NUMERIC_OBJECT or not isinstance(
             model, ChatLlamaCppEmbedded
         ):
-            return await super().decision_text(
-                model, messages, schema, constraint, max_tokens, config
-            )
-        keys = numeric_fields(schema)
-        kwargs = {**self.call_kwargs(DECISION_PARAMS, seed=None), **self.call_extras(config)}
+            return await super().decision_text(model, request)
+        keys = numeric_fields(request.schema)
+        kwargs = {
+            **self.call_kwargs(DECISION_PARAMS, seed=None),
+            **self.call_extras(request.config),
+        }
         try:
-            return await engine_call(model.fill_numbers, messages, keys, kwargs)
+            return await engine_call(model.fill_numbers, list(request.messages), keys, kwargs)
         except HAGError:
             raise
         except Exception as exc:

@@ -25,7 +25,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from hag_agent import BackendError, DecodingBounds, HAGRunnable, HyperParams
-from hag_agent.backends import Backend, ChatModelBackend, OutputConstraint
+from hag_agent.backends import Backend, ChatModelBackend, DecisionRequest, OutputConstraint
 from hag_agent.errors import EmbeddingsUnsupportedError
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -84,25 +84,27 @@ class BackendConformance:
         }
         assert hot != {self.text(backend, GREEDY)}
 
+    def assert_samples_greedy(
+        self, backend: Backend, capability: str | None, update: dict[str, float], seed: int
+    ) -> None:
+        """A sampler narrowed by ``update`` (with its ``capability``) samples the greedy text."""
+        self.require(backend, "reproducible")
+        if capability is not None:
+            self.require(backend, capability)
+        greedy = self.text(backend, GREEDY)
+        assert self.text(backend, SAMPLED.model_copy(update=update), seed=seed) == greedy
+
     def test_top_k_one_equals_greedy(self, backend: Backend) -> None:
         """top_k 1 samples the greedy text."""
-        self.require(backend, "reproducible")
-        self.require(backend, "top_k")
-        greedy = self.text(backend, GREEDY)
-        assert self.text(backend, SAMPLED.model_copy(update={"top_k": 1}), seed=5) == greedy
+        self.assert_samples_greedy(backend, "top_k", {"top_k": 1}, seed=5)
 
     def test_top_p_tiny_equals_greedy(self, backend: Backend) -> None:
         """A tiny top_p samples the greedy text."""
-        self.require(backend, "reproducible")
-        greedy = self.text(backend, GREEDY)
-        assert self.text(backend, SAMPLED.model_copy(update={"top_p": 0.001}), seed=6) == greedy
+        self.assert_samples_greedy(backend, None, {"top_p": 0.001}, seed=6)
 
     def test_min_p_one_equals_greedy(self, backend: Backend) -> None:
         """min_p 1 samples the greedy text."""
-        self.require(backend, "reproducible")
-        self.require(backend, "min_p")
-        greedy = self.text(backend, GREEDY)
-        assert self.text(backend, SAMPLED.model_copy(update={"min_p": 1.0}), seed=7) == greedy
+        self.assert_samples_greedy(backend, "min_p", {"min_p": 1.0}, seed=7)
 
     def test_repetition_penalty_reaches_the_decoder(self, backend: Backend) -> None:
         """A strong repetition penalty changes a repetitive greedy text."""
@@ -125,11 +127,13 @@ class BackendConformance:
     def test_structured_proposal_validates(self, backend: Backend) -> None:
         """A proposal under the compact numeric constraint parses (constrained: JSON)."""
         decision = backend.decide(
-            [HumanMessage("Choose decoding settings for: write a poem about rain")],
-            ProposalSchema,
-            purpose="propose",
-            constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
-            max_tokens=120,
+            DecisionRequest(
+                [HumanMessage("Choose decoding settings for: write a poem about rain")],
+                ProposalSchema,
+                purpose="propose",
+                constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+                max_tokens=120,
+            )
         )
         parsed = parse_proposal(
             decision.raw_text, prior=TASK_PRIORS[TaskKind.CREATIVE], bounds=DecodingBounds()

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from hag_agent import DecodingBounds, HAGInputError, HAGRunnable, HyperParams, ParamSource, TaskKind
-from hag_agent.backends.base import OutputConstraint
+from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.tasks import TASK_PRIORS
@@ -19,10 +19,12 @@ PROMPT = [HumanMessage("Write one sentence about a dragon.")]
 
 def test_structured_proposal_parses_into_hyperparams(embedded: EmbeddedBackend) -> None:
     decision = embedded.decide(
-        [HumanMessage("Choose decoding settings for: write a poem")],
-        ProposalSchema,
-        constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
-        max_tokens=120,
+        DecisionRequest(
+            [HumanMessage("Choose decoding settings for: write a poem")],
+            ProposalSchema,
+            constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+            max_tokens=120,
+        )
     )
     assert decision.error is None, decision.raw_text
     parsed = parse_proposal(

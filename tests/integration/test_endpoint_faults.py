@@ -15,7 +15,7 @@ from hag_agent import (
     HAGRunnable,
     HyperParams,
 )
-from hag_agent.backends.base import OutputConstraint
+from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.proposal import ProposalSchema
@@ -65,7 +65,9 @@ def test_llamacpp_flavor_uses_its_own_penalty_name(fault_server: FaultServer) ->
 def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposer_model="hag")
     decision = b.decide(
-        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        DecisionRequest(
+            MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        )
     )
     assert isinstance(decision.value, ProposalSchema), decision.error
     (request,) = fault_server.requests
@@ -80,7 +82,9 @@ def test_proposal_is_regex_decoded_by_the_proposer_model(fault_server: FaultServ
 def test_json_decisions_use_response_format_json_schema(fault_server: FaultServer) -> None:
     b = backend(fault_server, proposal_decoding="json")
     decision = b.decide(
-        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        DecisionRequest(
+            MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        )
     )
     assert isinstance(decision.value, ProposalSchema)
     (request,) = fault_server.requests
@@ -90,14 +94,14 @@ def test_json_decisions_use_response_format_json_schema(fault_server: FaultServe
     schema = body["response_format"]["json_schema"]["schema"]
     assert set(schema["properties"]) == set(HyperParams.model_fields)
     assert schema["additionalProperties"] is False and body["temperature"] == 0.0
-    b.decide(MESSAGES, TaskChoice, purpose="classify")
+    b.decide(DecisionRequest(MESSAGES, TaskChoice, purpose="classify"))
     assert fault_server.requests[1].body["model"] == "base"
 
 
 def test_the_caller_chooses_the_constraint(fault_server: FaultServer) -> None:
     """The proposal's schema alone, without the compact constraint, is decoded as json_schema."""
     b = backend(fault_server)
-    b.decide(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50)
+    b.decide(DecisionRequest(MESSAGES, ProposalSchema, purpose="propose", max_tokens=50))
     body = fault_server.requests[0].body
     assert "structured_outputs" not in body and body["response_format"]["type"] == "json_schema"
 
@@ -109,7 +113,9 @@ def test_openai_flavor_sends_only_what_openai_takes(fault_server: FaultServer) -
     assert not {"top_k", "min_p", "repetition_penalty", "repeat_penalty", "logprobs"} & set(body)
     assert body.get("max_completion_tokens", body.get("max_tokens")) == 33 and body["seed"] == 2
     decision = backend(fault_server, flavor="openai").decide(
-        MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        DecisionRequest(
+            MESSAGES, ProposalSchema, purpose="propose", constraint=COMPACT, max_tokens=50
+        )
     )
     assert isinstance(decision.value, ProposalSchema)
     body = fault_server.requests[1].body

@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable, HyperParams, TaskKind
+from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.dev.server_process import ServerProcess
@@ -38,7 +39,7 @@ def test_max_tokens_reaches_the_server(llamacpp_server: ServerProcess) -> None:
 
 def test_structured_decision_through_the_server(llamacpp_server: ServerProcess) -> None:
     decision = backend(llamacpp_server).decide(
-        [HumanMessage("Classify: what is 2+2? Kinds: math, chat.")], TaskChoice
+        DecisionRequest([HumanMessage("Classify: what is 2+2? Kinds: math, chat.")], TaskChoice)
     )
     assert decision.raw_text.strip().startswith("{"), decision.raw_text
 

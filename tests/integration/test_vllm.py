@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from hag_agent import BackendError, HAGRunnable, HyperParams, TaskKind
+from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.dev.server_process import ServerProcess
@@ -45,7 +46,9 @@ def test_structured_decision_is_constrained_and_never_raises(vllm_server: Server
     """json_schema keeps the answer on the schema's path; a random model may still pad it with
     whitespace until max_tokens, which must come back as a recorded error, not an exception."""
     for seed_prompt in ("classify: 2+2", "classify: write a poem", "classify: hello"):
-        decision = endpoint(vllm_server).decide([("user", seed_prompt)], TaskChoice, max_tokens=40)  # type: ignore[list-item]
+        decision = endpoint(vllm_server).decide(
+            DecisionRequest([("user", seed_prompt)], TaskChoice, max_tokens=40)  # type: ignore[list-item]
+        )
         assert decision.raw_text.startswith('{"task"'), decision.raw_text
         assert isinstance(decision.value, TaskChoice) or decision.error
 
@@ -97,7 +100,7 @@ def test_whole_graph_against_vllm(vllm_server: ServerProcess) -> None:
 async def test_proposer_model_name_is_used(vllm_server: ServerProcess) -> None:
     b = endpoint(vllm_server, proposer_model="no-such-adapter")
     with pytest.raises(BackendError) as info:
-        await b.adecide([("user", "x")], TaskChoice, purpose="propose")  # type: ignore[list-item]
+        await b.adecide(DecisionRequest([("user", "x")], TaskChoice, purpose="propose"))  # type: ignore[list-item]
     assert info.value.status == 404 and "no-such-adapter" in info.value.body
 
 
@@ -110,10 +113,12 @@ def test_regex_proposal_is_exactly_the_compact_object(vllm_server: ServerProcess
     keys = numeric_fields(ProposalSchema)
     for prompt in ("Write a poem about rain.", "What is 6 times 7?", "Translate 'cat' to French."):
         decision = endpoint(vllm_server).decide(
-            [("user", prompt)],  # type: ignore[list-item]
-            ProposalSchema,
-            purpose="propose",
-            constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+            DecisionRequest(
+                [("user", prompt)],  # type: ignore[list-item]
+                ProposalSchema,
+                purpose="propose",
+                constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT,
+            )
         )
         assert re.fullmatch(object_regex(keys), decision.raw_text), decision.raw_text
         assert isinstance(decision.value, ProposalSchema), decision.error

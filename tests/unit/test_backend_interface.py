@@ -21,11 +21,12 @@ from hag_agent.backends import (
     Capabilities,
     ChatModelBackend,
     Decision,
+    DecisionRequest,
     Generation,
     OutputConstraint,
     as_backend,
 )
-from hag_agent.backends.base import SchemaT, engine_call, numeric_fields, parse_decision
+from hag_agent.backends.base import engine_call, numeric_fields, parse_decision
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.backends.server_profiles import LLAMA_CPP_SERVER, OPENAI, PROFILES, VLLM
 from hag_agent.classification import TaskChoice
@@ -64,18 +65,10 @@ class AsyncOnlyBackend(Backend):
         self.loop_threads.add(threading.get_ident())
         return Generation(text=f"answer at temperature {params.temperature}")
 
-    async def adecide(
-        self,
-        messages: Sequence[BaseMessage],
-        schema: type[SchemaT],
-        *,
-        purpose: str = "decide",
-        constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA,
-        max_tokens: int = 160,
-        config: RunnableConfig | None = None,
-    ) -> Decision:
+    async def adecide(self, request: DecisionRequest) -> Decision:
         await asyncio.sleep(0.001)
-        self.constraints.append(constraint)
+        self.constraints.append(request.constraint)
+        schema = request.schema
         return parse_decision(PROPOSAL if schema is ProposalSchema else "{}", schema, 0.0)
 
 
@@ -87,7 +80,7 @@ def test_the_interface_is_abstract() -> None:
 def test_an_async_only_backend_serves_sync_callers() -> None:
     backend = AsyncOnlyBackend()
     assert backend.generate([HumanMessage("hi")], PARAMS).text == "answer at temperature 0.3"
-    decision = backend.decide([HumanMessage("hi")], ProposalSchema)
+    decision = backend.decide(DecisionRequest([HumanMessage("hi")], ProposalSchema))
     assert isinstance(decision.value, ProposalSchema)
 
 
