@@ -17,8 +17,8 @@ import click
 from rich.console import Console
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
 from hag_agent.cli.progress_view import ProgressView
-from hag_agent.cli.suite_job import F
 from hag_agent.errors import ConfigurationError, HAGInputError
 from hag_agent.progress import ProgressCallback, ProgressEvent
 
@@ -35,39 +35,28 @@ def warnings_shown(view: ProgressCallback, warn: Callable[[str], None]) -> Progr
     return show
 
 
-def _plan_option(command: F) -> F:
-    return click.option(
-        "--plan",
-        "plan_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The plan JSON file (from `dataset grid-plan`).",
-    )(command)
+_plan_option = file_option(
+    "--plan", "plan_path", required=True, help="The plan JSON file (from `dataset grid-plan`)."
+)
 
 
 @click.command("grid-plan")
 @click.argument("suite")
 @suite_job.output_option("The plan JSON file to write.")
-@click.option(
+@defaulted_option(
     "--samples",
     type=click.IntRange(1, 256),
     default=8,
-    show_default=True,
     help="K: samples per case and configuration.",
 )
-@click.option(
+@defaulted_option(
     "--max-tokens",
     type=click.IntRange(1),
     default=48,
-    show_default=True,
     help="Held max_tokens of every configuration.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Configuration i is sampled with seed+i; also shuffles the grid.",
+@defaulted_option(
+    "--seed", default=0, help="Configuration i is sampled with seed+i; also shuffles the grid."
 )
 @suite_job.limit_option
 @suite_job.on_bad_line_option
@@ -109,23 +98,19 @@ def grid_plan(
 
 @click.command("grid-sample")
 @_plan_option
-@click.option(
+@folder_option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Folder for the sample files; rerun with the same folder to resume.",
 )
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A Hugging Face model folder (default: the embedded GGUF, dequantized).",
+@folder_option(
+    "--model-dir", help="A Hugging Face model folder (default: the embedded GGUF, dequantized)."
 )
 @click.option("--device", help="cuda or cpu (default: cuda when there is one).")
-@click.option(
+@defaulted_option(
     "--batch-size",
     type=click.IntRange(0),
     default=0,
-    show_default=True,
     help="Sequences per generate call; 0 puts a whole configuration in one.",
 )
 @click.option(
