@@ -16,6 +16,7 @@ from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGGroup
 from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
 from hag_agent.cli.option_kinds import defaulted_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.errors import HAGInputError
 
@@ -76,9 +77,7 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
         write_cases(cases, output)
     except OSError as exc:
         raise HAGInputError(f"cannot write {output}: {exc}") from None
-    err.print(
-        f"wrote {len(cases)} cases to {output}", markup=False, highlight=False, soft_wrap=True
-    )
+    print_plain(err, f"wrote {len(cases)} cases to {output}")
 
 
 @dataset.command("search")
@@ -186,14 +185,12 @@ def _print_summary(err: Console, run: SearchRun, cases: Sequence[SuiteCase], out
         + (f", {run.not_run} not run (stopped)" if run.stopped else "")
         + f" in {run.wall_s:.1f} s; {len(records)} of {len(cases)} cases in {output}"
     )
-    err.print(summary, markup=False, highlight=False, soft_wrap=True)
+    print_plain(err, summary)
     if records:
-        err.print(
+        print_plain(
+            err,
             f"{suite_job.mean_scores(records)}; "
             f"{statistics.fmean(r.evaluations for r in records):.1f} evaluations, "
             f"{statistics.fmean(r.model_calls for r in records):.0f} model calls and "
             f"{statistics.fmean(r.wall_s for r in records):.1f} s per case",
-            markup=False,
-            soft_wrap=True,
-            highlight=False,
         )

@@ -15,6 +15,7 @@ from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 from hag_agent.cli.option_kinds import defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
@@ -180,12 +181,10 @@ def eval_command(
             )
         written = write_reports(report, out_dir, chart=not no_chart)
     Console().print(report_table(report))
-    err.print(
+    print_plain(
+        err,
         f"{report.rows} runs ({report.reused_rows} reused), {len(report.failures)} failed; "
         f"wrote {', '.join(str(p) for p in written)}",
-        markup=False,
-        soft_wrap=True,
-        highlight=False,
     )
     if report.failures:
         # Each failed run was reported as it happened; the exit code only says some failed.

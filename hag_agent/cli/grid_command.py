@@ -18,6 +18,7 @@ from rich.console import Console
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.errors import ConfigurationError, HAGInputError
 from hag_agent.progress import ProgressCallback, ProgressEvent
@@ -87,12 +88,10 @@ def grid_plan(
         )
         plan = build_plan(cases, samples=samples, max_tokens=max_tokens, seed=seed)
         output.write_text(plan.model_dump_json() + "\n", encoding="utf-8")
-    err.print(
+    print_plain(
+        err,
         f"wrote {output}: {len(plan.cases)} cases x {len(plan.configs)} configurations x "
         f"{samples} samples = {len(plan.cases) * len(plan.configs) * samples} generations",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -220,20 +219,16 @@ def grid_score(
             progress=warnings_shown(view, warn),
         )
         output.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
-    err.print(
+    print_plain(
+        err,
         f"wrote {len(records)} records to {output} from {len(samples)} of "
         f"{len(plan.configs)} configurations",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
     if records:
-        err.print(
+        print_plain(
+            err,
             f"{suite_job.mean_scores(records)} "
             f"(K={plan.samples}, in-sample: the best is optimistic)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
         )
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from hag_agent.cli.exit_codes import JobInterrupted
 from hag_agent.cli.option_kinds import F, defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.errors import HAGInputError, first_error
 
 if TYPE_CHECKING:
@@ -128,9 +129,7 @@ def warner(console: Console) -> Callable[[str], None]:
     """A callback printing warnings (skipped lines and the like) on ``console``."""
 
     def warn(message: str) -> None:
-        console.print(
-            f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
-        )
+        print_plain(console, f"warning: {message}", style="yellow")
 
     return warn
 

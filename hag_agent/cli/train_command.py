@@ -13,6 +13,7 @@ from rich.table import Table
 from hag_agent.cli import suite_job
 from hag_agent.cli.exit_codes import HAGGroup
 from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
@@ -172,13 +173,11 @@ def sft(
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
-    err.print(training_line(report), markup=False, highlight=False, soft_wrap=True)
+    print_plain(err, training_line(report))
     if report.gguf_adapter is not None:
-        err.print(gguf_line(report.gguf_adapter), markup=False, highlight=False, soft_wrap=True)
+        print_plain(err, gguf_line(report.gguf_adapter))
     elif report.gguf_skipped:
-        err.print(
-            f"no GGUF adapter: {report.gguf_skipped}", markup=False, highlight=False, soft_wrap=True
-        )
+        print_plain(err, f"no GGUF adapter: {report.gguf_skipped}")
     out_console.print(report_table(report))
 
 

@@ -14,6 +14,7 @@ from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import HAGCommand
 from hag_agent.cli.option_kinds import defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.train_command import held_out_option
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
@@ -101,7 +102,7 @@ def head(
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
     console = Console()
-    console.print(report.summary, markup=False, highlight=False, soft_wrap=True)
+    print_plain(console, report.summary)
     if report.evaluation.cases:
         console.print(evaluation_table(report.evaluation))
     else:

@@ -60,3 +60,14 @@ def test_option_kinds(tmp_path: Path) -> None:
     given.write_text("", encoding="utf-8")
     assert runner.invoke(command, ["--data", str(given), "--out", str(given)]).exit_code == 2
     assert runner.invoke(command, []).exit_code == 2
+
+
+def test_print_plain_keeps_brackets_and_long_paths_whole() -> None:
+    from rich.console import Console
+
+    from hag_agent.cli.plain_text import print_plain
+
+    console = Console(width=20, record=True, force_terminal=False)
+    line = "wrote /a/very/long/path/[bold]out.jsonl: 3 cases"
+    print_plain(console, line)
+    assert console.export_text() == line + "\n"
