@@ -6,6 +6,7 @@ The backend (run, chat, eval, search), and the graph's strategies, seed and lear
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, get_args
 
@@ -87,14 +88,38 @@ def _apply(command: F, options: tuple[Callable[[F], F], ...]) -> F:
     return command
 
 
-def backend_options(command: F) -> F:
-    """Add --backend, --base-url, --model, --proposer-model and --model-path to a command."""
-    return _apply(command, _OPTIONS)
+def _gathered(
+    command: Callable[..., Any],
+    names: tuple[str, ...],
+    into: str,
+    settings: Callable[..., dict[str, Any]],
+) -> Callable[..., Any]:
+    """``command`` called with the option values ``names`` replaced by ``into=settings(...)``."""
+
+    @functools.wraps(command)
+    def with_settings(*args: Any, **values: Any) -> Any:
+        gathered = settings(*(values.pop(name) for name in names))
+        return command(*args, **{into: gathered}, **values)
+
+    return with_settings
 
 
-def strategy_options(command: F) -> F:
-    """Add --seed, --classifier, --proposer, --critic and --head to a command."""
-    return _apply(command, _STRATEGY_OPTIONS)
+def backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --backend, --base-url, --model, --proposer-model and --model-path to a command.
+
+    The command receives them as one ``backend_choice`` argument, their `backend_settings`.
+    """
+    names = ("backend", "base_url", "model", "proposer_model", "model_path")
+    return _apply(_gathered(command, names, "backend_choice", backend_settings), _OPTIONS)
+
+
+def strategy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --seed, --classifier, --proposer, --critic and --head to a command.
+
+    The command receives them as one ``strategy`` argument, their `strategy_settings`.
+    """
+    names = ("seed", "classifier", "proposer", "critic", "head_path")
+    return _apply(_gathered(command, names, "strategy", strategy_settings), _STRATEGY_OPTIONS)
 
 
 def strategy_settings(

@@ -9,12 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import (
-    backend_options,
-    backend_settings,
-    strategy_options,
-    strategy_settings,
-)
+from hag_agent.cli.backend_options import backend_options, strategy_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 from hag_agent.cli.run_command import parse_pins
 
@@ -41,16 +36,8 @@ def chat(
     data_dir: Path | None,
     as_json: bool,
     pins: tuple[str, ...],
-    backend: str | None,
-    base_url: str | None,
-    model: str | None,
-    proposer_model: str | None,
-    model_path: str | None,
-    seed: int | None,
-    classifier: str | None,
-    proposer: str | None,
-    critic: str | None,
-    head_path: str | None,
+    backend_choice: dict[str, Any],
+    strategy: dict[str, Any],
 ) -> None:
     """Talk with the model; under each answer, the task, the params it chose and their sources.
 
@@ -65,11 +52,7 @@ def chat(
     from hag_agent.chat.terminal import ChatSession
 
     interactive = sys.stdin.isatty()
-    settings: dict[str, Any] = {
-        **backend_settings(backend, base_url, model, proposer_model, model_path),
-        **strategy_settings(seed, classifier, proposer, critic, head_path),
-    }
-    settings = {k: v for k, v in settings.items() if v is not None}
+    settings = {k: v for k, v in {**backend_choice, **strategy}.items() if v is not None}
     store = SessionStore(data_dir or default_data_dir())
     try:
         session = ChatSession(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import statistics
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,22 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from hag_agent.cli import suite_job
-from hag_agent.cli.backend_options import backend_options, backend_settings
-from hag_agent.cli.exit_codes import EXIT_BACKEND, EXIT_USAGE, HAGGroup
+from hag_agent.cli.backend_options import backend_options
+from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGGroup
 from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
+from hag_agent.cli.option_kinds import defaulted_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
-from hag_agent.cli.suite_job import F
-from hag_agent.errors import HAGError
+from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
     from hag_agent.data.suites import SuiteCase
     from hag_agent.search.run import SearchRun
     from hag_agent.search.space import SearchSettings
-
-
-def _int_option(flag: str, default: int, help_text: str) -> Callable[[F], F]:
-    """An integer option with its default shown in --help."""
-    return click.option(flag, type=int, default=default, show_default=True, help=help_text)
 
 
 @click.group("dataset", cls=HAGGroup)
@@ -70,24 +65,19 @@ def suites() -> None:
 @dataset.command("make")
 @click.argument("name")
 @click.option("--n", "size", type=int, help="How many cases (default: the suite's default size).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@defaulted_option("--seed", default=0, help="Generator seed.")
 @suite_job.output_option("The JSONL file to write.")
 def make(name: str, size: int | None, seed: int, output: Path) -> None:
     """Write built-in suite NAME as JSONL; the same --n and --seed always give the same cases."""
     from hag_agent.data.suites import make_suite, write_cases
 
     err = Console(stderr=True)
+    cases = make_suite(name, size, seed)
     try:
-        cases = make_suite(name, size, seed)
         write_cases(cases, output)
-    except HAGError as exc:
-        suite_job.fail(err, exc)
     except OSError as exc:
-        err.print(f"error: cannot write {output}: {exc}", style="red", markup=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
-    err.print(
-        f"wrote {len(cases)} cases to {output}", markup=False, highlight=False, soft_wrap=True
-    )
+        raise HAGInputError(f"cannot write {output}: {exc}") from None
+    print_plain(err, f"wrote {len(cases)} cases to {output}")
 
 
 @dataset.command("search")
@@ -95,14 +85,18 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
 @suite_job.output_option(
     "JSONL file of search records (appended to; finished cases are skipped on rerun)."
 )
-@_int_option("--samples", 3, "K: samples per configuration.")
-@_int_option(
-    "--coarse-samples", 1, "Samples per coarse-grid configuration (the first of the K seeds)."
+@defaulted_option("--samples", default=3, help="K: samples per configuration.")
+@defaulted_option(
+    "--coarse-samples",
+    default=1,
+    help="Samples per coarse-grid configuration (the first of the K seeds).",
 )
-@_int_option("--keep", 3, "Coarse-grid survivors refined.")
-@_int_option("--budget", 40, "Maximum evaluations per case; one evaluation = K model calls.")
-@_int_option("--concurrency", 1, "Model calls in flight.")
-@_int_option("--seed", 0, "Base seed: sample i uses seed+i.")
+@defaulted_option("--keep", default=3, help="Coarse-grid survivors refined.")
+@defaulted_option(
+    "--budget", default=40, help="Maximum evaluations per case; one evaluation = K model calls."
+)
+@defaulted_option("--concurrency", default=1, help="Model calls in flight.")
+@defaulted_option("--seed", default=0, help="Base seed: sample i uses seed+i.")
 @click.option("--max-tokens", type=int, help="Hold max_tokens at this (default: task prior's).")
 @suite_job.limit_option
 @backend_options
@@ -111,22 +105,13 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
 def search(
     suite: str,
     output: Path,
-    samples: int,
-    coarse_samples: int,
-    keep: int,
-    budget: int,
     concurrency: int,
-    seed: int,
-    max_tokens: int | None,
     limit: int | None,
-    backend: str | None,
-    base_url: str | None,
-    model: str | None,
-    proposer_model: str | None,
-    model_path: str | None,
+    backend_choice: dict[str, Any],
     on_bad_line: Literal["skip", "fail"],
     stop_on_error: bool,
     quiet: bool,
+    **search_options: Any,
 ) -> None:
     """Search each case of SUITE for its best decoding settings.
 
@@ -144,26 +129,19 @@ def search(
     err = Console(stderr=True)
     suite_job.require_at_least_one(limit, "--limit")
     suite_job.require_at_least_one(concurrency, "--concurrency")
-    settings = suite_job.settings_from_options(
-        SearchSettings,
-        samples=samples,
-        coarse_samples=coarse_samples,
-        keep=keep,
-        budget=budget,
-        seed=seed,
-        max_tokens=max_tokens,
-    )
-    chosen = backend_settings(backend, base_url, model, proposer_model, model_path)
+    # ``search_options`` holds exactly the settings' fields.
+    settings = suite_job.settings_from_options(SearchSettings, **search_options)
     with suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"):
         cases = suite_job.load_suites(
             suite, limit=limit, on_bad_line=on_bad_line, warn=suite_job.warner(err)
         )
         run = _run_two_stage(
-            err, cases, output, settings, chosen, concurrency, stop_on_error, quiet
+            err, cases, output, settings, backend_choice, concurrency, stop_on_error, quiet
         )
     _print_summary(err, run, cases, output)
     if run.failed:
-        sys.exit(EXIT_BACKEND)
+        # Each failed case was reported as it happened; the exit code only says some failed.
+        raise click.exceptions.Exit(EXIT_BACKEND)
 
 
 def _run_two_stage(
@@ -207,14 +185,12 @@ def _print_summary(err: Console, run: SearchRun, cases: Sequence[SuiteCase], out
         + (f", {run.not_run} not run (stopped)" if run.stopped else "")
         + f" in {run.wall_s:.1f} s; {len(records)} of {len(cases)} cases in {output}"
     )
-    err.print(summary, markup=False, highlight=False, soft_wrap=True)
+    print_plain(err, summary)
     if records:
-        err.print(
+        print_plain(
+            err,
             f"{suite_job.mean_scores(records)}; "
             f"{statistics.fmean(r.evaluations for r in records):.1f} evaluations, "
             f"{statistics.fmean(r.model_calls for r in records):.0f} model calls and "
             f"{statistics.fmean(r.wall_s for r in records):.1f} s per case",
-            markup=False,
-            soft_wrap=True,
-            highlight=False,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from hag_agent.cli import suite_job
-from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
+from hag_agent.cli.option_kinds import defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
@@ -93,10 +94,9 @@ def report_table(report: EvalReport) -> Table:
     help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle, fixed, or "
     "a plugin's.",
 )
-@click.option(
+@file_option(
     "--search",
     "search_file",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Search records (`hag-agent dataset search`) giving the oracle's configurations.",
 )
 @click.option(
@@ -110,31 +110,28 @@ def report_table(report: EvalReport) -> Table:
     type=click.Path(dir_okay=False),
     help="For learned: the head file from `hag-agent train head`.",
 )
-@click.option(
+@file_option(
     "--cases-from",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Only the cases whose ids this JSONL file names (e.g. a training run's held_out.jsonl).",
 )
-@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per case.")
-@click.option("--seed", "base_seed", type=int, default=0, show_default=True, help="First seed.")
+@defaulted_option("--seeds", default=1, help="Seeds per case.")
+@defaulted_option("--seed", "base_seed", default=0, help="First seed.")
 @suite_job.limit_option
-@click.option(
+@defaulted_option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("eval-results"),
-    show_default=True,
     help="Folder for rows.jsonl, report.json, report.md and chart.png (reruns resume).",
 )
-@click.option(
+@defaulted_option(
     "--critique/--no-critique",
     default=False,
-    show_default=True,
     help="Critique and retry, or one attempt per run (the paper's setting).",
 )
 @click.option("--max-retries", type=int, help="Retries when critique is on.")
 @click.option("--max-tokens", type=int, help="Pin max_tokens for every proposer.")
-@click.option("--concurrency", type=int, default=1, show_default=True, help="Runs in flight.")
+@defaulted_option("--concurrency", default=1, help="Runs in flight.")
 @suite_job.failure_options("run")
 @click.option("--no-chart", is_flag=True, help="Skip the PNG chart (no matplotlib needed).")
 @suite_job.quiet_option
@@ -184,15 +181,14 @@ def eval_command(
             )
         written = write_reports(report, out_dir, chart=not no_chart)
     Console().print(report_table(report))
-    err.print(
+    print_plain(
+        err,
         f"{report.rows} runs ({report.reused_rows} reused), {len(report.failures)} failed; "
         f"wrote {', '.join(str(p) for p in written)}",
-        markup=False,
-        soft_wrap=True,
-        highlight=False,
     )
     if report.failures:
-        sys.exit(EXIT_BACKEND)
+        # Each failed run was reported as it happened; the exit code only says some failed.
+        raise click.exceptions.Exit(EXIT_BACKEND)
 
 
 def _settings(options: dict[str, Any]) -> EvalSettings:
@@ -242,8 +238,7 @@ def _backends(options: dict[str, Any], settings: EvalSettings) -> tuple[HAGConte
     from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
 
-    names = ("backend", "base_url", "model", "proposer_model", "model_path")
-    context = resolve_context(backend_settings(*(options[n] for n in names)))
+    context = resolve_context(options["backend_choice"])
     tuned_model = None
     if "self-tuned" in settings.proposers:
         tuned = {"backend_options": {"proposer_model": settings.tuned_proposer}}

@@ -17,8 +17,9 @@ import click
 from rich.console import Console
 
 from hag_agent.cli import suite_job
+from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
-from hag_agent.cli.suite_job import F
 from hag_agent.errors import ConfigurationError, HAGInputError
 from hag_agent.progress import ProgressCallback, ProgressEvent
 
@@ -35,39 +36,28 @@ def warnings_shown(view: ProgressCallback, warn: Callable[[str], None]) -> Progr
     return show
 
 
-def _plan_option(command: F) -> F:
-    return click.option(
-        "--plan",
-        "plan_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The plan JSON file (from `dataset grid-plan`).",
-    )(command)
+_plan_option = file_option(
+    "--plan", "plan_path", required=True, help="The plan JSON file (from `dataset grid-plan`)."
+)
 
 
 @click.command("grid-plan")
 @click.argument("suite")
 @suite_job.output_option("The plan JSON file to write.")
-@click.option(
+@defaulted_option(
     "--samples",
     type=click.IntRange(1, 256),
     default=8,
-    show_default=True,
     help="K: samples per case and configuration.",
 )
-@click.option(
+@defaulted_option(
     "--max-tokens",
     type=click.IntRange(1),
     default=48,
-    show_default=True,
     help="Held max_tokens of every configuration.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Configuration i is sampled with seed+i; also shuffles the grid.",
+@defaulted_option(
+    "--seed", default=0, help="Configuration i is sampled with seed+i; also shuffles the grid."
 )
 @suite_job.limit_option
 @suite_job.on_bad_line_option
@@ -98,34 +88,28 @@ def grid_plan(
         )
         plan = build_plan(cases, samples=samples, max_tokens=max_tokens, seed=seed)
         output.write_text(plan.model_dump_json() + "\n", encoding="utf-8")
-    err.print(
+    print_plain(
+        err,
         f"wrote {output}: {len(plan.cases)} cases x {len(plan.configs)} configurations x "
         f"{samples} samples = {len(plan.cases) * len(plan.configs) * samples} generations",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
 
 
 @click.command("grid-sample")
 @_plan_option
-@click.option(
+@folder_option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Folder for the sample files; rerun with the same folder to resume.",
 )
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A Hugging Face model folder (default: the embedded GGUF, dequantized).",
+@folder_option(
+    "--model-dir", help="A Hugging Face model folder (default: the embedded GGUF, dequantized)."
 )
 @click.option("--device", help="cuda or cpu (default: cuda when there is one).")
-@click.option(
+@defaulted_option(
     "--batch-size",
     type=click.IntRange(0),
     default=0,
-    show_default=True,
     help="Sequences per generate call; 0 puts a whole configuration in one.",
 )
 @click.option(
@@ -235,20 +219,16 @@ def grid_score(
             progress=warnings_shown(view, warn),
         )
         output.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
-    err.print(
+    print_plain(
+        err,
         f"wrote {len(records)} records to {output} from {len(samples)} of "
         f"{len(plan.configs)} configurations",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
     if records:
-        err.print(
+        print_plain(
+            err,
             f"{suite_job.mean_scores(records)} "
             f"(K={plan.samples}, in-sample: the best is optimistic)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
         )
 
 

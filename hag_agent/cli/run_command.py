@@ -12,12 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import (
-    backend_options,
-    backend_settings,
-    strategy_options,
-    strategy_settings,
-)
+from hag_agent.cli.backend_options import backend_options, strategy_options
 from hag_agent.cli.exit_codes import HAGCommand
 from hag_agent.errors import HAGInputError
 
@@ -76,20 +71,12 @@ def run(
     show_trace: bool,
     as_json: bool,
     trace_out: Path | None,
-    backend: str | None,
-    base_url: str | None,
-    model: str | None,
-    proposer_model: str | None,
-    model_path: str | None,
+    backend_choice: dict[str, Any],
     task: str | None,
     pins: tuple[str, ...],
     max_retries: int | None,
     no_critique: bool,
-    seed: int | None,
-    classifier: str | None,
-    proposer: str | None,
-    critic: str | None,
-    head_path: str | None,
+    strategy: dict[str, Any],
 ) -> None:
     """Answer PROMPT (or - for stdin) under decoding settings the model chooses itself.
 
@@ -101,12 +88,12 @@ def run(
     out = Console()
     text = sys.stdin.read() if prompt == "-" else prompt
     settings: dict[str, Any] = {
-        **backend_settings(backend, base_url, model, proposer_model, model_path),
+        **backend_choice,
         "task": task,
         "params": parse_pins(pins) or None,
         "max_retries": max_retries,
         "critique": False if no_critique else None,
-        **strategy_settings(seed, classifier, proposer, critic, head_path),
+        **strategy,
     }
     runnable = HAGRunnable()
     with spinner(err, "thinking about how to answer..."):

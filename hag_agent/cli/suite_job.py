@@ -10,21 +10,21 @@ import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from hag_agent.cli.exit_codes import JobInterrupted
-from hag_agent.errors import HAGError, HAGInputError, first_error
+from hag_agent.cli.option_kinds import F, defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
+from hag_agent.errors import HAGInputError, first_error
 
 if TYPE_CHECKING:
     from hag_agent.data.search_records import SearchRecord
     from hag_agent.data.suites import SuiteCase
 
-F = TypeVar("F", bound=Callable[..., Any])
-"""A decorated command (what an option decorator takes and returns)."""
 Settings = TypeVar("Settings", bound=BaseModel)
 
 limit_option = click.option("--limit", type=int, help="Only the first N cases of each suite.")
@@ -34,11 +34,10 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 """``--quiet``: no progress bar."""
 
 
-on_bad_line_option = click.option(
+on_bad_line_option = defaulted_option(
     "--on-bad-line",
     type=click.Choice(["skip", "fail"]),
     default="fail",
-    show_default=True,
     help="A malformed line of a suite file: report and skip it, or stop.",
 )
 """``--on-bad-line skip|fail``: what a malformed suite line does."""
@@ -46,21 +45,14 @@ on_bad_line_option = click.option(
 
 def output_option(help_text: str) -> Callable[[F], F]:
     """The required ``-o/--output`` file."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help=help_text,
-    )
+    return file_option("-o", "--output", required=True, help=help_text)
 
 
 def failure_options(unit: str) -> Callable[[F], F]:
     """Add --on-bad-line and --stop-on-error/--keep-going; ``unit`` names what fails."""
-    stop_on_error = click.option(
+    stop_on_error = defaulted_option(
         "--stop-on-error/--keep-going",
         default=False,
-        show_default=True,
         help=f"After a {unit} fails on a backend error: stop, or go on with the rest.",
     )
 
@@ -137,19 +129,9 @@ def warner(console: Console) -> Callable[[str], None]:
     """A callback printing warnings (skipped lines and the like) on ``console``."""
 
     def warn(message: str) -> None:
-        console.print(
-            f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
-        )
+        print_plain(console, f"warning: {message}", style="yellow")
 
     return warn
-
-
-def fail(console: Console, exc: HAGError) -> NoReturn:
-    """Let a typed error stop the command: the command line reports it and exits with its code.
-
-    ``console`` is unused (kept for callers): the message goes where `failure_exit` prints it.
-    """
-    raise exc
 
 
 @contextmanager
@@ -171,7 +153,6 @@ def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
 __all__ = [
     "F",
     "exit_on_failure",
-    "fail",
     "failure_options",
     "limit_option",
     "load_suites",

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.exit_codes import HAGGroup
+from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.training.gguf_adapter import DEFAULT_OUT_TYPE, OUT_TYPES
@@ -87,11 +89,10 @@ def gguf_line(info: GGUFAdapterInfo) -> str:
     )
 
 
-held_out_option = click.option(
+held_out_option = defaulted_option(
     "--held-out",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.2,
-    show_default=True,
     help="Share of case ids held out from training (by a hash of id and seed).",
 )
 """The held-out share; `train sft` and `train head` split the same way."""
@@ -103,54 +104,38 @@ def train() -> None:
 
 
 @train.command("sft")
-@click.option(
-    "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Search JSONL file (from `hag-agent dataset search`).",
-)
+@file_option("--data", required=True, help="Search JSONL file (from `hag-agent dataset search`).")
 @click.option(
     "--base",
     required=True,
     help="A local Hugging Face model folder, or smollm2 (the embedded default, converted from "
     "its GGUF once and cached).",
 )
-@click.option(
+@folder_option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Run folder: adapter/, report.json, held_out.jsonl, checkpoints/. Rerun to resume.",
 )
-@click.option(
-    "--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True
-)
-@click.option(
+@defaulted_option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0)
+@defaulted_option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
     default=1e-3,
-    show_default=True,
     help="Peak learning rate (linear decay).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--rank", type=click.IntRange(min=1), default=8, show_default=True, help="LoRA rank.")
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the adapter, the data order and the split.",
-)
+@defaulted_option("--batch-size", type=click.IntRange(min=1), default=8)
+@defaulted_option("--rank", type=click.IntRange(min=1), default=8, help="LoRA rank.")
+@defaulted_option("--seed", default=0, help="Seeds the adapter, the data order and the split.")
 @held_out_option
 @click.option(
     "--max-steps",
     type=click.IntRange(min=1),
     help="Stop after this many optimizer steps in all (overrides --epochs).",
 )
-@click.option(
+@defaulted_option(
     "--save-steps",
     type=click.IntRange(min=1),
     default=10,
-    show_default=True,
     help="Checkpoint every this many steps.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads.")
@@ -159,20 +144,7 @@ def train() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def sft(
-    data: Path,
-    base: str,
-    out: Path,
-    epochs: float,
-    lr: float,
-    batch_size: int,
-    rank: int,
-    seed: int,
-    held_out: float,
-    max_steps: int | None,
-    save_steps: int,
-    threads: int | None,
-    no_base: bool,
-    as_json: bool,
+    data: Path, base: str, out: Path, no_base: bool, as_json: bool, **training_options: Any
 ) -> None:
     """Fine-tune a LoRA proposer on DATA and report it on held-out cases.
 
@@ -188,17 +160,9 @@ def sft(
 
     err = Console(stderr=True)
     out_console = Console()
-    settings = SFTSettings(
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        rank=rank,
-        seed=seed,
-        held_out=held_out,
-        max_steps=max_steps,
-        save_steps=save_steps,
-        threads=threads,
-        compare_base=not no_base,
+    # ``training_options`` holds exactly the settings' fields; --no-base is compare_base negated.
+    settings = suite_job.settings_from_options(
+        SFTSettings, compare_base=not no_base, **training_options
     )
     with suite_job.exit_on_failure(err, saved=f"the last checkpoint is in {out / 'checkpoints'}"):
         from hag_agent.training.sft import train_sft
@@ -209,22 +173,19 @@ def sft(
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
-    err.print(training_line(report), markup=False, highlight=False, soft_wrap=True)
+    print_plain(err, training_line(report))
     if report.gguf_adapter is not None:
-        err.print(gguf_line(report.gguf_adapter), markup=False, highlight=False, soft_wrap=True)
+        print_plain(err, gguf_line(report.gguf_adapter))
     elif report.gguf_skipped:
-        err.print(
-            f"no GGUF adapter: {report.gguf_skipped}", markup=False, highlight=False, soft_wrap=True
-        )
+        print_plain(err, f"no GGUF adapter: {report.gguf_skipped}")
     out_console.print(report_table(report))
 
 
 @train.command("export-gguf")
 @click.argument("adapter_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
+@file_option(
     "-o",
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="The GGUF file to write [default: RUN/adapter.gguf, or ADAPTER_DIR.gguf beside it].",
 )
 @click.option(
@@ -232,12 +193,11 @@ def sft(
     help="The base model: a Hugging Face folder, its llama.cpp GGUF (shapes are then checked "
     "against it), or smollm2. Default: the folder the adapter config names.",
 )
-@click.option(
+@defaulted_option(
     "--outtype",
     "out_type",
     type=click.Choice(OUT_TYPES),
     default=DEFAULT_OUT_TYPE,
-    show_default=True,
     help="Tensor type of the file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")

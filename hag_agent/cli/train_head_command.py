@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from hag_agent.cli import suite_job
-from hag_agent.cli.backend_options import backend_options, backend_settings
+from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import HAGCommand
+from hag_agent.cli.option_kinds import defaulted_option, file_option
+from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView
 from hag_agent.cli.train_command import held_out_option
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
@@ -40,23 +42,20 @@ def evaluation_table(evaluation: HeadEvaluation) -> Table:
 
 
 @click.command("head", cls=HAGCommand)
-@click.option(
+@file_option(
     "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="Search output (`hag-agent dataset search`), one record per case.",
 )
-@click.option(
+@file_option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="The head file to write (.npz); use it with `hag-agent run --head`.",
 )
-@click.option(
+@defaulted_option(
     "--kind",
     type=click.Choice(["ridge", "knn"]),
     default="ridge",
-    show_default=True,
     help="Ridge regression, or the mean of the nearest training cases.",
 )
 @click.option(
@@ -64,37 +63,20 @@ def evaluation_table(evaluation: HeadEvaluation) -> Table:
     type=click.FloatRange(min=0, min_open=True),
     help="Ridge strength for every parameter (default: each chosen by leave-one-out).",
 )
-@click.option(
+@defaulted_option(
     "--neighbours",
     type=click.IntRange(min=1),
     default=5,
-    show_default=True,
     help="kNN: how many nearest cases to average.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the split (the same split as `train sft` with the same seed).",
+@defaulted_option(
+    "--seed", default=0, help="Seeds the split (the same split as `train sft` with the same seed)."
 )
 @held_out_option
 @backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def head(
-    data: Path,
-    out: Path,
-    kind: str,
-    alpha: float | None,
-    neighbours: int,
-    seed: int,
-    held_out: float,
-    backend: str | None,
-    base_url: str | None,
-    model: str | None,
-    proposer_model: str | None,
-    model_path: str | None,
-    as_json: bool,
+    data: Path, out: Path, backend_choice: dict[str, Any], as_json: bool, **fit_options: Any
 ) -> None:
     """Fit a learned proposer head on DATA: the prompt's embedding -> the best params.
 
@@ -109,25 +91,18 @@ def head(
     from hag_agent.context import resolve_context
     from hag_agent.training.head_training import HeadTrainingSettings, train_head
 
-    settings = suite_job.settings_from_options(
-        HeadTrainingSettings,
-        kind=kind,
-        alpha=alpha,
-        neighbours=neighbours,
-        seed=seed,
-        held_out=held_out,
-    )
+    # The options left in ``fit_options`` are exactly the settings' fields.
+    settings = suite_job.settings_from_options(HeadTrainingSettings, **fit_options)
     err = Console(stderr=True)
     with suite_job.exit_on_failure(err, saved="nothing was written"):
-        options = backend_settings(backend, base_url, model, proposer_model, model_path)
-        resolved = resolve_backend(resolve_context(options))
+        resolved = resolve_backend(resolve_context(backend_choice))
         with ProgressView(err) as view:
             report = train_head(data, out, resolved, settings, progress=view)
     if as_json:
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
     console = Console()
-    console.print(report.summary, markup=False, highlight=False, soft_wrap=True)
+    print_plain(console, report.summary)
     if report.evaluation.cases:
         console.print(evaluation_table(report.evaluation))
     else:

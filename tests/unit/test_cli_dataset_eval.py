@@ -96,6 +96,16 @@ def test_make_unknown_suite_lists_the_valid_ones(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_make_unwritable_output_exits_2_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    output = blocker / "x.jsonl"  # a file's child: the folder cannot be made
+    result = CliRunner().invoke(dataset, ["make", "coinflip", "--n", "2", "-o", str(output)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot write {output}: ")
+    assert "Traceback" not in result.output
+
+
 def test_search_writes_records_and_resumes(tmp_path: Path, suite_file: Path) -> None:
     backend = fake_backend()
     out = tmp_path / "search.jsonl"
