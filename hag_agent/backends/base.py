@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, TypeVar, final
+from typing import Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar, final
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
@@ -34,6 +34,8 @@ from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 T = TypeVar("T")
+P = ParamSpec("P")
+BackendT = TypeVar("BackendT", bound="Backend")
 
 REQUEST_KEY = "hag_request"
 """Config metadata key naming the HAG turn a model call belongs to."""
@@ -147,6 +149,25 @@ class DecisionRequest:
     """The call's LangChain config (tags, callbacks, the turn's request id)."""
 
 
+def _for_sync_callers(
+    coroutine_method: Callable[Concatenate[BackendT, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[BackendT, P], T]:
+    """The sync twin of a backend coroutine: the same arguments, through `Backend.run_sync`.
+
+    The twin looks the coroutine up by name on the instance, so a subclass's override is the
+    one that runs.
+    """
+    name = coroutine_method.__name__
+
+    def sync_method(self: BackendT, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        coroutine: Coroutine[Any, Any, T] = getattr(self, name)(*args, **kwargs)
+        return self.run_sync(coroutine)
+
+    sync_method.__name__ = sync_method.__qualname__ = name.removeprefix("a")
+    sync_method.__doc__ = f"`{name}` for sync callers."
+    return sync_method
+
+
 class Backend(ABC):
     """A model behind three coroutines; `run_sync` serves sync callers.
 
@@ -222,27 +243,10 @@ class Backend(ABC):
         finally:
             _SYNC_CALLER.reset(token)
 
-    @final
-    def generate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: HyperParams,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
-        """`agenerate` for sync callers."""
-        return self.run_sync(self.agenerate(messages, params, seed=seed, config=config))
-
-    @final
-    def decide(self, request: DecisionRequest) -> Decision:
-        """`adecide` for sync callers."""
-        return self.run_sync(self.adecide(request))
-
-    @final
-    def embed(self, text: str, *, config: RunnableConfig | None = None) -> Embedding:
-        """`aembed` for sync callers."""
-        return self.run_sync(self.aembed(text, config=config))
+    # The shims share the coroutines' signatures (ParamSpec) instead of repeating them.
+    generate = _for_sync_callers(agenerate)
+    decide = _for_sync_callers(adecide)
+    embed = _for_sync_callers(aembed)
 
 
 _SYNC_CALLER: ContextVar[bool] = ContextVar("hag_sync_caller", default=False)

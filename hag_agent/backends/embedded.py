@@ -20,7 +20,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
-    Capabilities,
     DecisionRequest,
     Embedding,
     OutputConstraint,
@@ -30,21 +29,13 @@ from hag_agent.backends.base import (
 )
 from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
+from hag_agent.backends.server_profiles import LLAMA_CPP
 from hag_agent.errors import ConfigurationError, HAGError
 from hag_agent.hyperparameters import HyperParams
 
-EMBEDDED_CAPABILITIES = Capabilities(
-    structured_output="json_object",
-    logprobs=False,
-    seed=True,
-    reproducible=True,
-    top_k=True,
-    min_p=True,
-    repetition_penalty_name="repeat_penalty",
-    streaming=True,
-    embeddings=True,
-)
-"""What llama.cpp in process supports."""
+EMBEDDED_CAPABILITIES = LLAMA_CPP.model_copy(update={"reproducible": True, "embeddings": True})
+"""What llama.cpp in process supports: its sampler, reproducible (a reset before each seeded
+call), and the model's own embeddings."""
 
 
 def default_threads() -> int:

@@ -59,58 +59,45 @@ class ServerProfile:
         return {}
 
 
+OPENAI_API = Capabilities(structured_output="json_schema", seed=True, validates_params=True)
+"""What the OpenAI API itself offers: json_schema decisions, a seed, values checked (400).
+
+Not in it: top_k, min_p and a repetition penalty (OpenAI rejects them), logprobs from every
+model (reasoning models reject the argument), reproducible results."""
+
+LLAMA_CPP = Capabilities(
+    structured_output="json_object",
+    seed=True,
+    top_k=True,
+    min_p=True,
+    repetition_penalty_name="repeat_penalty",
+)
+"""What llama.cpp's sampler takes, in process or behind its server: JSON mode with a schema
+(its ``json_schema`` response format is ignored), and its own name for the penalty."""
+
 VLLM = ServerProfile(
     backend_name="vllm",
-    capabilities=Capabilities(
-        structured_output="json_schema",
-        logprobs=True,
-        seed=True,
-        reproducible=True,
-        top_k=True,
-        min_p=True,
-        repetition_penalty_name="repetition_penalty",
-        streaming=True,
-        validates_params=True,
+    capabilities=OPENAI_API.model_copy(
+        update={
+            "logprobs": True,
+            "reproducible": True,
+            "top_k": True,
+            "min_p": True,
+            "repetition_penalty_name": "repetition_penalty",
+        }
     ),
     regex_decoding=True,
 )
 
+# Beyond LLAMA_CPP, nothing: the server gives logprobs only when started with logits_all; it
+# reuses its prompt cache across requests and llama.cpp's results depend slightly on how a
+# prompt was split into batches, so it is not reproducible; it answers a rejected value with
+# 500, not 400, so it does not validate.
 LLAMA_CPP_SERVER = ServerProfile(
-    backend_name="llamacpp-server",
-    capabilities=Capabilities(
-        structured_output="json_object",
-        # llama.cpp's server gives logprobs only when started with logits_all.
-        logprobs=False,
-        seed=True,
-        # llama-cpp-python's server reuses its prompt cache across requests, and llama.cpp's
-        # results depend slightly on how a prompt was split into batches.
-        reproducible=False,
-        top_k=True,
-        min_p=True,
-        repetition_penalty_name="repeat_penalty",
-        streaming=True,
-        # llama-cpp-python's server answers a rejected value with 500, not 400.
-        validates_params=False,
-    ),
-    max_tokens_in_body=True,
+    backend_name="llamacpp-server", capabilities=LLAMA_CPP, max_tokens_in_body=True
 )
 
-OPENAI = ServerProfile(
-    backend_name="openai",
-    capabilities=Capabilities(
-        structured_output="json_schema",
-        # Not every OpenAI model returns logprobs (reasoning models reject the argument).
-        logprobs=False,
-        seed=True,
-        reproducible=False,
-        # top_k, min_p and a repetition penalty are not in the OpenAI API: it rejects them.
-        top_k=False,
-        min_p=False,
-        repetition_penalty_name=None,
-        streaming=True,
-        validates_params=True,
-    ),
-)
+OPENAI = ServerProfile(backend_name="openai", capabilities=OPENAI_API)
 
 PROFILES: dict[Flavor, ServerProfile] = {
     "vllm": VLLM,

@@ -49,24 +49,26 @@ class Anchors(NamedTuple):
     """The case's task prior (with the case's held values)."""
 
 
+@dataclass(frozen=True)
+class SearchScope:
+    """How a strategy samples: K, the seeds, the budget its records state, the call limit."""
+
+    samples: int
+    """K: samples per full evaluation."""
+    seed: int
+    """Base seed: sample ``i`` uses ``seed + i``."""
+    budget: int
+    """The evaluation budget the record states."""
+    call_limit: int | None = None
+    """The most samples a case may draw (None: no limit)."""
+
+
 class Strategy(Protocol):
     """Which configurations to score for a case, and which is best."""
 
     @property
-    def samples(self) -> int:
-        """K: samples per full evaluation."""
-
-    @property
-    def seed(self) -> int:
-        """Base seed: sample ``i`` uses ``seed + i``."""
-
-    @property
-    def budget(self) -> int:
-        """The evaluation budget the record states."""
-
-    @property
-    def call_limit(self) -> int | None:
-        """The most samples a case may draw (None: no limit)."""
+    def scope(self) -> SearchScope:
+        """K, the seeds, the budget and the call limit."""
 
     def anchors(self, case: SuiteCase) -> Anchors:
         """The case's default and prior configurations."""
@@ -84,19 +86,16 @@ class CaseEvaluator:
         sampler: Sampler,
         scorer: Scorer | None,
         limiter: AbstractAsyncContextManager[Any] | None,
-        *,
-        samples: int,
-        seed: int,
-        call_limit: int | None,
+        scope: SearchScope,
     ) -> None:
-        """Prepare an empty cache for ``case``; ``samples`` is K."""
+        """Prepare an empty cache for ``case``, sampling as ``scope`` says."""
         self.case = case
         self.sampler = sampler
         self.scorer = scorer or default_scorer()
         self.limiter = limiter or contextlib.nullcontext()
-        self.k = samples
-        self.seed = seed
-        self.call_limit = call_limit
+        self.k = scope.samples
+        self.seed = scope.seed
+        self.call_limit = scope.call_limit
         self.started = time.perf_counter()
         self.reserved = 0
         self.calls = 0
@@ -214,15 +213,8 @@ async def evaluate_case(
     Raises:
         MissingSample: When the default or the prior has no samples (a file-backed sampler).
     """
-    evaluator = CaseEvaluator(
-        case,
-        sampler,
-        scorer,
-        limiter,
-        samples=strategy.samples,
-        seed=strategy.seed,
-        call_limit=strategy.call_limit,
-    )
+    scope = strategy.scope
+    evaluator = CaseEvaluator(case, sampler, scorer, limiter, scope)
     params, score = await evaluator.run(_search_with_anchors(case, strategy, evaluator))
     anchors = strategy.anchors(case)
     k = evaluator.k
@@ -236,12 +228,12 @@ async def evaluate_case(
         default_score=evaluator.scores[anchors.default.key(), k],
         prior_score=evaluator.scores[anchors.prior.key(), k],
         evaluations=round(evaluator.calls / k, 4),
-        budget=strategy.budget,
+        budget=scope.budget,
         model_calls=evaluator.calls,
         completion_tokens=evaluator.tokens,
         wall_s=evaluator.wall_s(),
         samples=k,
-        seed=strategy.seed,
+        seed=scope.seed,
         evaluated=evaluator.log,
     )
 

@@ -18,7 +18,7 @@ from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
-from hag_agent.search.engine import Anchors, SearchJob
+from hag_agent.search.engine import Anchors, SearchJob, SearchScope
 from hag_agent.search.grid_plan import GridPlan
 from hag_agent.search.grid_samples import PrecomputedSampler, SampledPlan
 from hag_agent.search.sampling import MissingSample, Scorer
@@ -49,19 +49,9 @@ class PlanGrid(ExhaustiveSearch):
     plan: GridPlan
 
     @property
-    def samples(self) -> int:
-        """The plan's K."""
-        return self.plan.samples
-
-    @property
-    def seed(self) -> int:
-        """The plan's seed."""
-        return self.plan.seed
-
-    @property
-    def budget(self) -> int:
-        """Every configuration of the plan."""
-        return len(self.plan.configs)
+    def scope(self) -> SearchScope:
+        """The plan's K and seed; its budget is every configuration of the plan."""
+        return SearchScope(self.plan.samples, self.plan.seed, budget=len(self.plan.configs))
 
     def _prior_index(self, case: SuiteCase) -> int:
         label = f"prior:{case.task.value}"

@@ -64,13 +64,14 @@ def _prepare_output(path: Path, strategy: Strategy, progress: ProgressCallback) 
             resume would mix them with this strategy's records.
     """
     records = read_records(path, warn=lambda message: progress(_note(message)))
-    wanted = (strategy.samples, strategy.budget, strategy.seed)
+    scope = strategy.scope
+    wanted = (scope.samples, scope.budget, scope.seed)
     other = next((r for r in records if (r.samples, r.budget, r.seed) != wanted), None)
     if other is not None:
         raise HAGInputError(
             f"{path} holds records made with --samples {other.samples} --budget {other.budget} "
-            f"--seed {other.seed} (e.g. {other.id}), not --samples {strategy.samples} --budget "
-            f"{strategy.budget} --seed {strategy.seed}: resume with those, or write a new file"
+            f"--seed {other.seed} (e.g. {other.id}), not --samples {scope.samples} --budget "
+            f"{scope.budget} --seed {scope.seed}: resume with those, or write a new file"
         )
     done = {record.id for record in records}
     if path.exists():

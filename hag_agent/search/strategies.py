@@ -35,7 +35,7 @@ from typing import Any
 from hag_agent.data.search_records import GridResult, Stage
 from hag_agent.data.suites import SuiteCase
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.search.engine import Anchors, CaseEvaluator, Scored, evaluate_case
+from hag_agent.search.engine import Anchors, CaseEvaluator, Scored, SearchScope, evaluate_case
 from hag_agent.search.sampling import Sampler, Scorer
 from hag_agent.search.space import SEARCH_KEYS, SearchSettings
 
@@ -61,19 +61,14 @@ class _SettingsStrategy:
     settings: SearchSettings
 
     @property
-    def samples(self) -> int:
-        """K."""
-        return self.settings.samples
+    def scope(self) -> SearchScope:
+        """K, the base seed and the budget of the settings; the call limit is the strategy's."""
+        settings = self.settings
+        return SearchScope(settings.samples, settings.seed, settings.budget, self.call_limit())
 
-    @property
-    def seed(self) -> int:
-        """The base seed."""
-        return self.settings.seed
-
-    @property
-    def budget(self) -> int:
-        """The evaluations a case may spend."""
-        return self.settings.budget
+    def call_limit(self) -> int | None:
+        """The most samples a case may draw (None: no limit)."""
+        return None
 
     def anchors(self, case: SuiteCase) -> Anchors:
         """The default and the prior with the case's held values."""
@@ -84,7 +79,6 @@ class _SettingsStrategy:
 class TwoStageSearch(_SettingsStrategy):
     """The paper's search: a coarse grid, then greedy refinement (see the module docstring)."""
 
-    @property
     def call_limit(self) -> int:
         """``budget * K``."""
         return self.settings.budget * self.settings.samples
@@ -137,9 +131,6 @@ class TwoStageSearch(_SettingsStrategy):
 
 class ExhaustiveSearch(ABC):
     """Scores a fixed list of configurations on K samples each and takes the best."""
-
-    call_limit: int | None = None
-    """No limit: the list is the budget."""
 
     @abstractmethod
     def candidates(self, case: SuiteCase) -> list[tuple[HyperParams, Stage]]:

@@ -6,7 +6,7 @@ import ast
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,14 @@ from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.search.engine import Anchors, CaseEvaluator, Scored, SearchJob, evaluate_case
+from hag_agent.search.engine import (
+    Anchors,
+    CaseEvaluator,
+    Scored,
+    SearchJob,
+    SearchScope,
+    evaluate_case,
+)
 from hag_agent.search.executor import OnCaseDone
 from hag_agent.search.grid_plan import build_plan
 from hag_agent.search.grid_samples import PrecomputedSampler, SampledPlan
@@ -120,17 +127,14 @@ def test_both_strategies_run_on_one_sampler_through_the_engine() -> None:
 class PriorOnly:
     """A third strategy, written against the protocol alone: score the prior and stop."""
 
-    samples: int = 2
-    seed: int = 0
-    budget: int = 1
-    call_limit: int | None = 2
+    scope: SearchScope = field(default_factory=lambda: SearchScope(2, 0, budget=1, call_limit=2))
 
     def anchors(self, case: SuiteCase) -> Anchors:
-        settings = SearchSettings(samples=self.samples)
+        settings = SearchSettings(samples=self.scope.samples)
         return Anchors(settings.default_params(case), settings.prior_params(case))
 
     async def search(self, case: SuiteCase, evaluator: CaseEvaluator) -> Scored | None:
-        scored = await evaluator.score_many([self.anchors(case).prior], self.samples, "prior")
+        scored = await evaluator.score_many([self.anchors(case).prior], self.scope.samples, "prior")
         return scored[0]
 
 
