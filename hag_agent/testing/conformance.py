@@ -9,8 +9,8 @@ collects it) and provide a ``backend`` fixture::
         @pytest.fixture
         def backend(self) -> MyBackend:
             return MyBackend(...)
- The tests check behaviour, never
-wording (a randomly initialised model talks gibberish): reproducibility, that each sampling value
+
+The tests check behaviour, never wording (a randomly initialised model talks gibberish): reproducibility, that each sampling value
 reaches the decoder (shown by its effect), structured output, streaming, typed errors and
 concurrency. A backend that lacks a capability declares it, and the test is skipped saying so.
 """
