@@ -10,9 +10,10 @@ collects it) and provide a ``backend`` fixture::
         def backend(self) -> MyBackend:
             return MyBackend(...)
 
-The tests check behaviour, never wording (a randomly initialised model talks gibberish): reproducibility, that each sampling value
-reaches the decoder (shown by its effect), structured output, streaming, typed errors and
-concurrency. A backend that lacks a capability declares it, and the test is skipped saying so.
+The tests check behaviour, never wording (a randomly initialised model talks gibberish):
+reproducibility, that each sampling value reaches the decoder (shown by its effect), structured
+output, streaming, typed errors and concurrency. A backend that lacks a capability declares
+it, and the test is skipped saying so.
 """
 
 from __future__ import annotations
