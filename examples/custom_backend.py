@@ -39,7 +39,7 @@ from hag_agent import (
 from hag_agent.backends import Decision, DecisionRequest, Generation
 from hag_agent.backends.base import parse_decision
 from hag_agent.proposing import ProposalSteps, ProposerSettings
-from hag_agent.tasks import TASK_PRIORS
+from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 
 class WordSampler(Backend):
@@ -68,11 +68,10 @@ class WordSampler(Backend):
         return Generation(text=" ".join(out), finish_reason="length", completion_tokens=len(out))
 
     async def adecide(self, request: DecisionRequest) -> Decision:
-        # Decisions are asked as JSON; this stand-in answers the task prior for a proposal and
-        # "chat" for a classification, so the graph's parsing and fallbacks are exercised.
-        fields = request.schema.model_fields
-        if "temperature" in fields:
-            text = TASK_PRIORS[next(iter(TASK_PRIORS))].to_proposal_json()
+        # A real engine decodes under request.constraint; this stand-in answers a chat prior for
+        # a proposal and "chat" for anything else, so the graph's parsing is exercised.
+        if request.purpose == "propose":
+            text = TASK_PRIORS[TaskKind.CHAT].to_proposal_json()
         else:
             text = json.dumps({"task": "chat", "confidence": 0.5})
         return parse_decision(text, request.schema, latency_s=0.0)

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.errors import InvalidSettingsError
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
-from hag_agent.proposer_registry import PROPOSERS, ProposerName
+from hag_agent.proposer_registry import ProposerName
 from hag_agent.tasks import TaskKind
 
 ClassifierName = Literal["llm", "rules"]
@@ -89,6 +89,9 @@ class HAGContext(BaseModel):
 
 
 _MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options"})
+# Never read from HAG_* variables: an object, and a case's key (one variable would give every
+# prompt of a process the same random draw or oracle record).
+_PER_CALL_ONLY = frozenset({"chat_model", "case_id"})
 _ENV_PREFIX = "HAG_"
 
 
@@ -113,7 +116,7 @@ def _environment_values(snapshot: tuple[tuple[str, str], ...]) -> dict[str, Any]
         settings = _EnvironmentSettings()
     except ValidationError as exc:
         raise _settings_error(exc, from_environment=True) from None
-    return {k: getattr(settings, k) for k in settings.model_fields_set if k != "chat_model"}
+    return {k: getattr(settings, k) for k in settings.model_fields_set - _PER_CALL_ONLY}
 
 
 def environment_snapshot() -> tuple[tuple[str, str], ...]:
@@ -140,8 +143,9 @@ def resolve_context(
         The settings of this run, with pinned params checked against the bounds.
 
     Raises:
-        InvalidSettingsError: For an unknown setting, a bad value, a pinned value out of bounds,
-            or options that do not fit the proposer.
+        InvalidSettingsError: For an unknown setting, a bad value (an unknown proposer
+            included) or a pinned value out of bounds. A proposer's own options are checked
+            when it is built (`hag_agent.proposing.proposer_for`, on a run's start).
     """
     if isinstance(context, HAGContext):
         base = {k: getattr(context, k) for k in context.model_fields_set}
@@ -164,26 +168,15 @@ def resolve_context(
     except ValidationError as exc:
         raise _settings_error(exc) from None
     check_pinned(resolved)
-    check_proposer(resolved)
     return resolved
 
 
 def check_pinned(context: HAGContext) -> None:
-    """Reject pinned or fixed params that are outside the bounds (never clamp the caller's)."""
-    context.bounds.check(context.params, what="pinned")
-    if context.fixed_params is not None:
-        context.bounds.check(context.fixed_params.model_dump(), what="fixed")
+    """Reject pinned params that are outside the bounds (never clamp the caller's).
 
-
-def check_proposer(context: HAGContext) -> None:
-    """Build the run's proposer once, which checks its options against its settings type.
-
-    Raises:
-        InvalidSettingsError: For options that do not fit (``proposer_options.NAME.KEY``).
-        ConfigurationError: For a proposer that needs a missing package.
+    The ``fixed`` proposer checks its configuration the same way when it is built.
     """
-    if context._proposer is None:
-        context._proposer = PROPOSERS.get(context.proposer).from_context(context)
+    context.bounds.check(context.params, what="pinned")
 
 
 def _settings_error(
@@ -198,4 +191,4 @@ def _settings_error(
     return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
 
 
-__all__ = ["HAGContext", "check_pinned", "check_proposer", "resolve_context"]
+__all__ = ["HAGContext", "check_pinned", "resolve_context"]

@@ -68,7 +68,13 @@ class PluginRegistry(Generic[PluginT]):
                 return self._registered[name]
         for entry_point in entry_points(group=self.group):
             if entry_point.name == name:
-                loaded: PluginT = entry_point.load()
+                try:
+                    loaded: PluginT = entry_point.load()
+                except Exception as exc:  # a third-party package: any import-time failure
+                    raise ConfigurationError(
+                        f"{self.kind} {name!r} ({entry_point.value}) failed to load: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 self.register(name, loaded)
                 return loaded
         if name not in self._builtin:

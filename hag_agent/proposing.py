@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hag_agent.context import check_proposer
 from hag_agent.errors import InvalidSettingsError, first_error
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ClampRecord, DecodingBounds, ParamSource
 from hag_agent.node_driver import Call, CallResult
@@ -94,7 +93,11 @@ class ProposerSettings(BaseModel):
 
 
 class Proposer(ABC):
-    """Chooses a run's first configuration. Subclasses set ``name`` and ``settings_type``."""
+    """Chooses a run's first configuration. Subclasses set ``name`` and ``settings_type``.
+
+    An instance may serve many runs at once (runs without options share one per class): keep
+    per-run state in `propose`'s generator, never on the instance.
+    """
 
     name: ClassVar[str]
     """The registry name."""
@@ -167,13 +170,15 @@ def proposer_class(name: str) -> type[Proposer]:
 
 
 def proposer_for(context: HAGContext) -> Proposer:
-    """The run's proposer with its settings, built once per context (see `check_proposer`).
+    """The run's proposer with its settings, built (and so checked) once per context.
 
     Raises:
-        InvalidSettingsError: For options that do not fit its settings type.
+        InvalidSettingsError: For options that do not fit its settings type, or a ``fixed``
+            configuration outside the bounds.
         ConfigurationError: For a proposer that needs a missing package.
     """
-    check_proposer(context)
+    if context._proposer is None:
+        context._proposer = proposer_class(context.proposer).from_context(context)
     proposer: Proposer = context._proposer
     return proposer
 

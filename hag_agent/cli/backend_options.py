@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, get_args
+from typing import Any, get_args
 
 import click
 
+from hag_agent.cli.option_kinds import F
 from hag_agent.context import ClassifierName, CriticName
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ProposerChoice(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
@@ -35,7 +34,8 @@ class ProposerChoice(click.ParamType):  # type: ignore[type-arg]  # generic from
 
 _OPTIONS = (
     click.option(
-        "--backend", help="Backend name: embedded (default), vllm, llamacpp-server, or a plugin's."
+        "--backend",
+        help="Backend name: embedded (default), vllm, llamacpp-server, openai, or a plugin's.",
     ),
     click.option(
         "--base-url",

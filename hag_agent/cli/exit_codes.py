@@ -9,7 +9,8 @@ Commands let typed errors propagate; `failure_exit` prints the message and choos
 
 Click's own errors (unknown option, bad value) keep click's message and code 2. Every command
 class here (`HAGCommand`, `HAGGroup`) applies it in ``invoke``, so a command behaves the same
-whether it runs from the console script, under a group, or alone under click's ``CliRunner``.
+whether it runs from the console script, under a group, or alone under click's ``CliRunner``
+(errors raised while click parses the options, before ``invoke``, are mapped by `main` only).
 """
 
 from __future__ import annotations

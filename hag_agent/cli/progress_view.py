@@ -72,7 +72,12 @@ class ProgressView:
             task, completed=event.done, total=event.total, note=event.message, refresh=False
         )
         if event.kind == "end":
-            self._progress.stop_task(task)
+            if event.total is None:
+                # A stage of unknown size (e.g. loading a model) leaves no idle bar behind.
+                self._progress.remove_task(task)
+                del self._tasks[event.stage]
+            else:
+                self._progress.stop_task(task)
 
 
 __all__ = ["ProgressView"]

@@ -73,16 +73,18 @@ def require_at_least_one(value: int | None, option: str) -> None:
 
 
 def settings_from_options(model: type[Settings], **values: Any) -> Settings:
-    """``model`` built from option values; the first value out of bounds is a usage error.
+    """``model`` built from option values; the first value out of bounds is an input error.
 
     Raises:
-        click.BadParameter: Naming the setting and what is wrong with it.
+        HAGInputError: Naming the setting (unless the settings as a whole are wrong) and what
+            is wrong with it (exit code 2).
     """
     try:
         return model(**values)
     except ValidationError as exc:
         where, message = first_error(exc, "settings")
-        raise click.BadParameter(f"{where}: {message}") from None
+        message = message.removeprefix("Value error, ")
+        raise HAGInputError(message if where == "settings" else f"{where}: {message}") from None
 
 
 def load_suites(

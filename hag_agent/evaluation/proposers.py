@@ -8,6 +8,7 @@ the tuned proposer. The built-ins are listed in `hag_agent.proposers`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,8 +29,8 @@ class ProposerInputs:
     """What a proposer's rows read beyond the case, so a row is redone when that changes.
 
     The head file's content (``learned``), the tuned adapter's content or served name
-    (``self-tuned``), the case's searched configuration (``oracle``); nothing for the others,
-    whose rows stay reusable.
+    (``self-tuned``), the case's searched configuration (``oracle``), and any options given to
+    the proposer (``proposer_options``); nothing for the others, whose rows stay reusable.
     """
 
     def __init__(self, settings: EvalSettings, oracle: Mapping[str, HyperParams]) -> None:
@@ -39,12 +40,21 @@ class ProposerInputs:
             "self-tuned": file_digest(resolve_adapter(settings.tuned_proposer)),
         }
         self._oracle = oracle
+        self._options = {
+            name: json.dumps(options, sort_keys=True, default=str)
+            for name, options in settings.proposer_options.items()
+            if options
+        }
 
     def __call__(self, proposer: str, case_id: str) -> str:
         """The input of proposer ``proposer``'s row of case ``case_id`` ("" for none)."""
         if proposer == "oracle" and case_id in self._oracle:
-            return self._oracle[case_id].model_dump_json()
-        return self._files.get(proposer, "")
+            read = self._oracle[case_id].model_dump_json()
+        else:
+            read = self._files.get(proposer, "")
+        options = self._options.get(proposer)
+        # Rows made without options keep their keys, so earlier runs' rows stay reusable.
+        return read if options is None else f"{read}|options:{options}"
 
 
 __all__ = ["ProposerInputs", "run_settings"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from hag_agent.context import HAGContext
 from hag_agent.hyperparameters import HyperParams, ParamSource
 from hag_agent.proposing import (
     Proposal,
@@ -30,6 +31,20 @@ class FixedProposer(Proposer):
     settings: FixedSettings
 
     context_fields: ClassVar[dict[str, str]] = {"params": "fixed_params"}
+
+    @classmethod
+    def from_context(cls, context: HAGContext) -> Proposer:
+        """The proposer with the run's configuration, which must lie within the bounds.
+
+        Raises:
+            InvalidSettingsError: For a value outside the bounds (the caller's values are never
+                clamped).
+        """
+        proposer = super().from_context(context)
+        assert isinstance(proposer.settings, FixedSettings)
+        if proposer.settings.params is not None:
+            context.bounds.check(proposer.settings.params.model_dump(), what="fixed")
+        return proposer
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Return the fixed configuration; no model call."""

@@ -168,7 +168,7 @@ class ScriptedChatModel(BaseChatModel):
 
 
 class ScriptedEmbeddingBackend(ChatModelBackend):
-    """A backend over a (scripted) chat model whose `embed` gives known vectors.
+    """A backend over a (scripted) chat model whose `aembed` gives known vectors.
 
     ``vectors`` maps a text to its vector (a mapping, or a callable that may raise a
     `BackendError` to script a failure). Every embedded text is recorded in ``embedded``.

@@ -31,7 +31,7 @@ DEFAULT_NEIGHBOURS = 5
 """kNN: neighbours averaged."""
 
 EmbedFn = Callable[[str], Sequence[float]]
-"""``embed(text)``: the serving model's vector for a text (e.g. `Backend.embed`)."""
+"""``embed(text)``: the serving model's vector for a text (e.g. ``Backend.embed(text).vector``)."""
 
 
 class FitOptions(TypedDict, total=False):

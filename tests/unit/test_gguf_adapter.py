@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from hag_agent.cli.train_command import train
 from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.testing.extras import missing_extra, skip_reason
 from hag_agent.training import gguf_adapter
 from hag_agent.training.gguf_adapter import (
     BaseShape,
@@ -32,9 +33,10 @@ from hag_agent.training.gguf_adapter import (
     split_lora_name,
 )
 
-np = pytest.importorskip("numpy", reason="the train extra is missing (numpy)")
-gguf = pytest.importorskip("gguf", reason="the train extra is missing (gguf)")
-pytest.importorskip("safetensors", reason="the train extra is missing (safetensors)")
+if missing_extra("train"):
+    pytest.skip(skip_reason("train", missing_extra("train")), allow_module_level=True)
+import gguf  # after the skip: the train extra brings it
+import numpy as np
 
 SMOLLM2 = BaseShape(architecture="llama", n_head=9, n_head_kv=3, n_layer=30, source="test")
 TINY = {"hidden": 32, "heads": 4, "kv_heads": 2, "head_dim": 8, "ffn": 64, "layers": 2}

@@ -104,9 +104,11 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
 
 def test_options_are_checked_by_the_proposers_settings_type() -> None:
     with pytest.raises(InvalidSettingsError, match=r"proposer_options\.oracle\.search_file"):
-        resolve_context({"proposer": "oracle"})
+        proposer_for(resolve_context({"proposer": "oracle"}))
     with pytest.raises(InvalidSettingsError, match=r"proposer_options\.prior\.colour"):
-        resolve_context({"proposer": "prior", "proposer_options": {"prior": {"colour": "b"}}})
+        proposer_for(
+            resolve_context({"proposer": "prior", "proposer_options": {"prior": {"colour": "b"}}})
+        )
     with pytest.raises(InvalidSettingsError, match=r"proposer_options\.learned\.colour"):
         run(proposer="learned", proposer_options={"learned": {"colour": "blue"}})
 
@@ -301,3 +303,14 @@ def test_run_command_takes_any_registered_proposer(tmp_path: Path) -> None:
     assert json.loads(oracle.stdout)["attempts"][0]["params"] == WARM.model_dump()
     no_file = runner.invoke(run_command, [*args, "--proposer", "oracle"])
     assert no_file.exit_code == 2 and "proposer_options.oracle.search_file" in no_file.output
+
+
+def test_a_fixed_configuration_out_of_bounds_is_refused_from_either_source() -> None:
+    bounds = {"temperature": {"low": 0.0, "high": 1.0}}
+    hot = {**DEFAULT_PARAMS.model_dump(), "temperature": 1.8}
+    for settings in (
+        {"proposer": "fixed", "fixed_params": hot},
+        {"proposer": "fixed", "proposer_options": {"fixed": {"params": hot}}},
+    ):
+        with pytest.raises(InvalidSettingsError, match="temperature"):
+            proposer_for(resolve_context({**settings, "bounds": bounds}))

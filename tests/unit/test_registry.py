@@ -70,6 +70,21 @@ def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert sys.modules["hag_plugin_demo"].CREATED == [{"colour": "blue"}]
 
 
+def test_a_plugin_that_fails_to_import_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hag_plugin_broken.py").write_text("import not_a_module_anywhere\n")
+    dist = tmp_path / "hag_plugin_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hag-plugin-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[hag_agent.backends]\nbroken = hag_plugin_broken:factory\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError, match=r"backend 'broken' .* failed to load"):
+        HAGRunnable(backend="broken", proposer="prior").invoke("hi")
+
+
 def test_bad_backend_option_is_a_typed_error() -> None:
     with pytest.raises(InvalidSettingsError, match=r"backend_options\.n_threads"):
         HAGRunnable(backend="embedded", backend_options={"n_threads": 0}).invoke("hi")
