@@ -32,7 +32,7 @@ from hag_agent.proposer_registry import (
     proposer_names,
     register_proposer,
 )
-from hag_agent.tasks import TaskKind
+from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 if TYPE_CHECKING:
     from hag_agent.context import HAGContext
@@ -80,6 +80,11 @@ class Proposal:
     ) -> Proposal:
         """A proposal whose every value comes from the same ``source``."""
         return cls(dict(values), dict.fromkeys(HYPERPARAM_KEYS, source), reason, data=data)
+
+    @classmethod
+    def prior(cls, task: TaskKind, reason: str, **data: Any) -> Proposal:
+        """The task prior for every key, with ``reason`` (a fallback sets ``fallback=True``)."""
+        return cls.uniform(TASK_PRIORS[task].model_dump(), ParamSource.PRIOR, reason, **data)
 
 
 ProposalSteps = Generator[Call, CallResult, Proposal]

@@ -24,7 +24,6 @@ from hag_agent.proposing import (
     Proposer,
     ProposerSettings,
 )
-from hag_agent.tasks import TASK_PRIORS
 
 
 class LearnedSettings(ProposerSettings):
@@ -83,8 +82,7 @@ class LearnedProposer(Proposer):
 
 
 def _fallback(request: ProposalRequest, reason: str, **data: Any) -> Proposal:
-    prior = TASK_PRIORS[request.task].model_dump()
-    return Proposal.uniform(prior, ParamSource.PRIOR, reason, **data, fallback=True)
+    return Proposal.prior(request.task, reason, **data, fallback=True)
 
 
 __all__ = ["LearnedProposer", "LearnedSettings"]

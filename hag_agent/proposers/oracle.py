@@ -23,7 +23,6 @@ from hag_agent.proposing import (
     Proposer,
     ProposerSettings,
 )
-from hag_agent.tasks import TASK_PRIORS
 
 
 class OracleSettings(ProposerSettings):
@@ -105,8 +104,7 @@ class OracleProposer(Proposer):
                 f"{self.settings.search_file} has no search record for {by}; "
                 f"fallback to the {request.task.value} prior"
             )
-            prior = TASK_PRIORS[request.task].model_dump()
-            return Proposal.uniform(prior, ParamSource.PRIOR, reason, fallback=True)
+            return Proposal.prior(request.task, reason, fallback=True)
         reason = f"the search's best for case {record.id!r} (score {record.score:.3f})"
         values = record.best_params().model_dump()
         return Proposal.uniform(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from hag_agent.hyperparameters import ParamSource
 from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
-from hag_agent.tasks import TASK_PRIORS
 
 
 class PriorProposer(Proposer):
@@ -14,9 +12,7 @@ class PriorProposer(Proposer):
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Return the prior of ``request.task``."""
-        prior = TASK_PRIORS[request.task]
-        reason = f"the {request.task.value} prior"
-        return Proposal.uniform(prior.model_dump(), ParamSource.PRIOR, reason)
+        return Proposal.prior(request.task, f"the {request.task.value} prior")
         yield  # pragma: no cover - makes this function a generator
 
 

@@ -53,8 +53,9 @@ class PrecomputedSampler:
     """A `Sampler` whose samples come from a sampled plan.
 
     Sample ``i`` of a configuration (seed ``plan.seed + i``) is the i-th of its K texts for the
-    case; a configuration the plan lists twice uses its first copy. A sample that is not there
-    raises `MissingSample`, so the engine leaves that configuration out.
+    case; a configuration the plan lists twice (a prior that is also a grid point) uses, for
+    each case, the first copy that was sampled for it. A sample that is not there raises
+    `MissingSample`, so the engine leaves that configuration out.
     """
 
     def __init__(self, plan: GridPlan, samples: SampledPlan) -> None:
@@ -62,7 +63,11 @@ class PrecomputedSampler:
         self.seed = plan.seed
         self._texts: dict[tuple[float | int, ...], dict[str, list[str]]] = {}
         for index in range(len(plan.configs)):
-            self._texts.setdefault(plan.params(index).key(), samples.get(index, {}))
+            texts = self._texts.setdefault(plan.params(index).key(), {})
+            for case_id, case_texts in samples.get(index, {}).items():
+                # A copy cut off by a deadline must not hide one sampled later in the plan.
+                if case_texts:
+                    texts.setdefault(case_id, case_texts)
 
     async def __call__(self, case: SuiteCase, params: HyperParams, seed: int) -> SampleResult:
         """The stored text of this sample."""

@@ -160,8 +160,24 @@ def test_a_missing_sample_leaves_its_configuration_out_and_missing_anchors_fail(
     assert len(scored) == len(plan.configs) - 3
     assert record.model_calls == 2 * len(scored) + 1
     del samples[0]["m1"]  # the default
+    sampler = PrecomputedSampler(plan, samples)
     with pytest.raises(MissingSample, match="m1: no samples under the default or the prior"):
         asyncio.run(evaluate_case(CASES[0], strategy, sampler, scorer=mean_scorer))
+
+
+def test_a_configuration_listed_twice_reads_the_copy_that_was_sampled() -> None:
+    strategy, samples = presampled(plan_samples=2, seed=0)
+    plan = strategy.plan
+    first = next(i for i, label in enumerate(plan.labels) if label == "grid")
+    again = len(plan.configs)
+    plan = plan.model_copy(
+        update={"configs": [*plan.configs, plan.configs[first]], "labels": [*plan.labels, "grid"]}
+    )
+    samples[again] = {case.id: ["the later copy", "was sampled"] for case in CASES}
+    del samples[first]  # the earlier copy was cut off by the deadline
+    sampler = PrecomputedSampler(plan, samples)
+    result = asyncio.run(sampler(CASES[0], plan.params(first), plan.seed + 1))
+    assert result.text == "was sampled"
 
 
 @dataclass(frozen=True)
