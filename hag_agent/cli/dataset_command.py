@@ -131,7 +131,7 @@ def search(
     suite_job.require_at_least_one(concurrency, "--concurrency")
     # ``search_options`` holds exactly the settings' fields.
     settings = suite_job.settings_from_options(SearchSettings, **search_options)
-    with suite_job.exit_on_failure(err, saved=f"finished cases are saved in {output}"):
+    with suite_job.noting_interrupts(f"finished cases are saved in {output}"):
         cases = suite_job.load_suites(
             suite, limit=limit, on_bad_line=on_bad_line, warn=suite_job.warner(err)
         )

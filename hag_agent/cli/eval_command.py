@@ -158,7 +158,7 @@ def eval_command(
     err = Console(stderr=True)
     warn = suite_job.warner(err)
     suite_job.require_at_least_one(options["limit"], "--limit")
-    with suite_job.exit_on_failure(err, saved=f"finished runs are saved in {out_dir}"):
+    with suite_job.noting_interrupts(f"finished runs are saved in {out_dir}"):
         settings = _settings(options)
         if not no_chart:
             require_matplotlib()

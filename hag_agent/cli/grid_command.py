@@ -82,7 +82,7 @@ def grid_plan(
 
     err = Console(stderr=True)
     suite_job.require_at_least_one(limit, "--limit")
-    with suite_job.exit_on_failure(err, saved="nothing was written"):
+    with suite_job.noting_interrupts("nothing was written"):
         cases = suite_job.load_suites(
             suite, limit=limit, on_bad_line=on_bad_line, warn=suite_job.warner(err)
         )
@@ -136,8 +136,7 @@ def grid_sample(
     """
     from hag_agent.search import grid_sampler
 
-    err = Console(stderr=True)
-    with suite_job.exit_on_failure(err, saved=f"finished configurations are saved in {out}"):
+    with suite_job.noting_interrupts(f"finished configurations are saved in {out}"):
         from hag_agent.training.extra import missing_packages, require_packages
 
         require_packages(missing_packages(("torch", "transformers")), "grid-sample")
@@ -201,7 +200,7 @@ def grid_score(
     err = Console(stderr=True)
     warn = suite_job.warner(err)
     with (
-        suite_job.exit_on_failure(err, saved="nothing was written"),
+        suite_job.noting_interrupts("nothing was written"),
         ProgressView(err) as view,
     ):
         try:

@@ -137,7 +137,7 @@ def warner(console: Console) -> Callable[[str], None]:
 
 
 @contextmanager
-def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
+def noting_interrupts(saved: str) -> Iterator[None]:
     """Say what a job saved when Ctrl-C stops it; leave every failure's exit code to the CLI.
 
     Ctrl-C becomes a `JobInterrupted` noting that ``saved`` (e.g. "finished cases are saved in
@@ -154,11 +154,11 @@ def exit_on_failure(console: Console, *, saved: str) -> Iterator[None]:
 
 __all__ = [
     "F",
-    "exit_on_failure",
     "failure_options",
     "limit_option",
     "load_suites",
     "mean_scores",
+    "noting_interrupts",
     "on_bad_line_option",
     "output_option",
     "quiet_option",

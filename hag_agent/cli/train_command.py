@@ -164,7 +164,7 @@ def sft(
     settings = suite_job.settings_from_options(
         SFTSettings, compare_base=not no_base, **training_options
     )
-    with suite_job.exit_on_failure(err, saved=f"the last checkpoint is in {out / 'checkpoints'}"):
+    with suite_job.noting_interrupts(f"the last checkpoint is in {out / 'checkpoints'}"):
         from hag_agent.training.sft import train_sft
 
         quiet_training_libraries()
@@ -215,8 +215,7 @@ def export_gguf(
     """
     from hag_agent.training.gguf_adapter import export_gguf_adapter
 
-    err = Console(stderr=True)
-    with suite_job.exit_on_failure(err, saved="nothing was written"):
+    with suite_job.noting_interrupts("nothing was written"):
         info = export_gguf_adapter(
             adapter_dir,
             out,

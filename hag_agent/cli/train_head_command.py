@@ -94,7 +94,7 @@ def head(
     # The options left in ``fit_options`` are exactly the settings' fields.
     settings = suite_job.settings_from_options(HeadTrainingSettings, **fit_options)
     err = Console(stderr=True)
-    with suite_job.exit_on_failure(err, saved="nothing was written"):
+    with suite_job.noting_interrupts("nothing was written"):
         resolved = resolve_backend(resolve_context(backend_choice))
         with ProgressView(err) as view:
             report = train_head(data, out, resolved, settings, progress=view)

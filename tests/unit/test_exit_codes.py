@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from rich.console import Console
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.exit_codes import HAGCommand, HAGGroup, JobInterrupted
@@ -83,9 +82,9 @@ def test_the_console_script_maps_the_same_way(
     assert stopped.value.code == 2 and "Invalid value for '--kind'" in capsys.readouterr().err
 
 
-def test_exit_on_failure_only_notes_what_ctrl_c_saved() -> None:
+def test_noting_interrupts_only_notes_what_ctrl_c_saved() -> None:
     def job(raised: BaseException, saved: str) -> None:
-        with suite_job.exit_on_failure(Console(stderr=True), saved=saved):
+        with suite_job.noting_interrupts(saved):
             raise raised
 
     with pytest.raises(JobInterrupted) as stopped:
