@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from hag_agent.errors import HAGError
-from hag_agent.progress import ProgressCallback, ProgressEvent
+from hag_agent.progress import ProgressCallback, StageProgress
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -78,35 +78,27 @@ async def run_each(
     await drain(jobs, one, workers=workers, stop=stop)
 
 
-class BatchTally:
+class BatchTally(StageProgress):
     """One batch's progress as one stage's events, and its stop flag.
 
-    Creating it reports the stage's ``start``; each `advance` an ``advance`` with the jobs
-    finished so far; `end` the ``end``.
+    Creating it reports the stage's ``start``; each `job_done` an ``advance`` with the jobs
+    finished so far (``done``); `end` the ``end``.
     """
 
     def __init__(
         self, stage: str, total: int, progress: ProgressCallback, *, stop_on_error: bool
     ) -> None:
         """Report the start of ``stage`` with ``total`` jobs due."""
-        self.stage, self.total, self.progress = stage, total, progress
+        super().__init__(progress, stage, total)
         self.stop_on_error = stop_on_error
         self.stop = asyncio.Event()
         """Set after a failure when ``stop_on_error``: no job starts once it is."""
-        self.finished = 0
-        """Jobs finished (kept or failed) so far."""
-        progress(ProgressEvent("start", stage, 0, total))
 
-    def advance(self, message: str, *, failed: bool) -> None:
-        """Count one finished job and report it, with ``message`` beside the bar."""
+    def job_done(self, message: str, *, failed: bool) -> None:
+        """Count one finished job (kept or failed) and report it, with ``message``."""
         if failed and self.stop_on_error:
             self.stop.set()
-        self.finished += 1
-        self.progress(ProgressEvent("advance", self.stage, self.finished, self.total, message))
-
-    def end(self, message: str = "") -> None:
-        """Report the end of the stage."""
-        self.progress(ProgressEvent("end", self.stage, self.finished, self.total, message))
+        self.advance(message=message)
 
 
 __all__ = ["BatchTally", "drain", "run_each"]

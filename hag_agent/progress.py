@@ -39,4 +39,30 @@ def no_progress(event: ProgressEvent) -> None:
     """A `ProgressCallback` that ignores every event."""
 
 
-__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "no_progress"]
+class StageProgress:
+    """One stage's events, counted: creating it reports ``start``, then `advance`, `note`, `end`."""
+
+    def __init__(
+        self, progress: ProgressCallback, stage: str, total: int | None = None, message: str = ""
+    ) -> None:
+        """Report the start of ``stage`` (``total`` units, when known)."""
+        self.progress, self.stage, self.total = progress, stage, total
+        self.done = 0
+        """Units finished so far."""
+        progress(ProgressEvent("start", stage, 0, total, message))
+
+    def advance(self, count: int = 1, message: str = "") -> None:
+        """Count ``count`` more units finished and report it."""
+        self.done += count
+        self.progress(ProgressEvent("advance", self.stage, self.done, self.total, message))
+
+    def note(self, message: str) -> None:
+        """Report a line of news (a warning, a skipped unit)."""
+        self.progress(ProgressEvent("note", self.stage, message=message))
+
+    def end(self, message: str = "") -> None:
+        """Report the end of the stage."""
+        self.progress(ProgressEvent("end", self.stage, self.done, self.total, message))
+
+
+__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "StageProgress", "no_progress"]

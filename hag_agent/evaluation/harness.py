@@ -157,7 +157,7 @@ async def _run_jobs(
                 on_failure(failure)
         else:
             runs.keep(outcome)
-        tally.advance(f"{len(runs.failures)} failed", failed=isinstance(outcome, HAGError))
+        tally.job_done(f"{len(runs.failures)} failed", failed=isinstance(outcome, HAGError))
 
     def run_job(job: Job) -> Awaitable[EvalRow]:
         return runs.run(runnables(job[1]), job)

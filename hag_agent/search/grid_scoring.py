@@ -17,7 +17,7 @@ from hag_agent.data.search_records import SearchRecord, Stage
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+from hag_agent.progress import ProgressCallback, StageProgress, no_progress
 from hag_agent.search.engine import Anchors, SearchJob, SearchScope
 from hag_agent.search.grid_plan import GridPlan
 from hag_agent.search.grid_samples import PrecomputedSampler, SampledPlan
@@ -118,17 +118,17 @@ async def _score_cases(
     cases: Sequence[SuiteCase], job: SearchJob, wall_s: float, progress: ProgressCallback
 ) -> list[SearchRecord]:
     records: list[SearchRecord] = []
-    progress(ProgressEvent(kind="start", stage=STAGE, total=len(cases)))
-    for done, case in enumerate(cases, start=1):
+    stage = StageProgress(progress, STAGE, len(cases))
+    for case in cases:
         try:
             record = await job(case)
         except MissingSample as exc:
-            progress(ProgressEvent(kind="note", stage=STAGE, message=f"{exc}; skipped"))
+            stage.note(f"{exc}; skipped")
         else:
             # The engine timed the scoring; the record states the sampling time, as a search does.
             records.append(record.model_copy(update={"wall_s": wall_s}))
-        progress(ProgressEvent(kind="advance", stage=STAGE, done=done, total=len(cases)))
-    progress(ProgressEvent(kind="end", stage=STAGE, done=len(cases), total=len(cases)))
+        stage.advance()
+    stage.end()
     return records
 
 

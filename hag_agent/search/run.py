@@ -142,7 +142,7 @@ async def run_search(
             run.completed.append(case.id)
             run.model_calls += outcome.model_calls
         message = f"{run.model_calls} calls, {len(run.failed)} failed"
-        tally.advance(message, failed=isinstance(outcome, HAGError))
+        tally.job_done(message, failed=isinstance(outcome, HAGError))
 
     await (executor or LocalExecutor()).run(queue, job, finished, stop=tally.stop)
     tally.end()

@@ -23,7 +23,7 @@ from hag_agent.data.search_records import read_records
 from hag_agent.errors import ConfigurationError
 from hag_agent.learned_head.head import HeadInfo, HeadKind, LearnedHead
 from hag_agent.learned_head.head_file import save_head
-from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+from hag_agent.progress import ProgressCallback, StageProgress, no_progress
 from hag_agent.training.head_evaluation import HeadEvaluation, evaluate_head
 from hag_agent.training.head_fitting import DEFAULT_NEIGHBOURS, fit_vectors
 from hag_agent.training.sft_data import split_records
@@ -79,14 +79,13 @@ def embed_prompts(
     Reports stage ``embed``: a start, one advance per prompt, an end.
     """
     vectors: list[list[float]] = []
-    total = len(prompts)
-    progress(ProgressEvent("start", EMBED_STAGE, 0, total))
+    stage = StageProgress(progress, EMBED_STAGE, len(prompts))
     start = time.perf_counter()
     for prompt in prompts:
         vectors.append(backend.embed(prompt).vector)
-        progress(ProgressEvent("advance", EMBED_STAGE, len(vectors), total))
+        stage.advance()
     seconds = time.perf_counter() - start
-    progress(ProgressEvent("end", EMBED_STAGE, len(vectors), total))
+    stage.end()
     return vectors, seconds
 
 

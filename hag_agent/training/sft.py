@@ -36,7 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.file_hash import sha256_file
-from hag_agent.progress import ProgressCallback, ProgressEvent, ProgressKind, no_progress
+from hag_agent.progress import (
+    ProgressCallback,
+    ProgressEvent,
+    ProgressKind,
+    StageProgress,
+    no_progress,
+)
 from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
 from hag_agent.training.extra import INSTALL_HINT, missing_packages, require_packages
 from hag_agent.training.gguf_adapter import (
@@ -311,9 +317,9 @@ def _prepare(
     split = split_records(records, settings.held_out, settings.seed)
     if not split.train:
         raise HAGInputError(f"{data}: no case left to train on")
-    progress(ProgressEvent("start", BASE_STAGE, message=f"preparing the base model {base}..."))
+    stage = StageProgress(progress, BASE_STAGE, message=f"preparing the base model {base}...")
     base_folder = resolve_base(base)  # converted once, then cached
-    progress(ProgressEvent("end", BASE_STAGE))
+    stage.end()
     _bind_run(out, data, base_folder, settings)
     return split, base_folder
 
@@ -508,24 +514,16 @@ def _evaluate(
     progress: ProgressCallback,
 ) -> tuple[ProposerScore, list[HeldOutCase]]:
     """One model's proposals on ``records``, scored; stage ``held-out (LABEL)``."""
-    stage, total = f"held-out ({label})", len(records)
-    done = 0
-
-    def advance(cases: int) -> None:
-        nonlocal done
-        done += cases
-        progress(ProgressEvent("advance", stage, done, total))
-
-    progress(ProgressEvent("start", stage, 0, total))
+    stage = StageProgress(progress, f"held-out ({label})", len(records))
     texts = generate_proposals(
         model,
         tokenizer,
         records,
         max_new_tokens=settings.max_new_tokens,
         batch_size=settings.batch_size,
-        on_batch=advance,
+        on_batch=stage.advance,
     )
-    progress(ProgressEvent("end", stage, done, total))
+    stage.end()
     return score_proposals(records, texts, label)
 
 

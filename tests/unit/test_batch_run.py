@@ -61,10 +61,10 @@ def test_no_job_starts_once_stop_is_set() -> None:
 def test_tally_reports_one_stage_and_stops_after_a_failure_when_asked() -> None:
     events: list[ProgressEvent] = []
     tally = BatchTally("eval", 3, events.append, stop_on_error=True)
-    tally.advance("0 failed", failed=False)
+    tally.job_done("0 failed", failed=False)
     assert not tally.stop.is_set()
-    tally.advance("1 failed", failed=True)
-    assert tally.stop.is_set() and tally.finished == 2
+    tally.job_done("1 failed", failed=True)
+    assert tally.stop.is_set() and tally.done == 2
     tally.end("1 failed")
     assert events == [
         ProgressEvent("start", "eval", 0, 3),
@@ -76,5 +76,5 @@ def test_tally_reports_one_stage_and_stops_after_a_failure_when_asked() -> None:
 
 def test_tally_goes_on_after_a_failure_by_default() -> None:
     tally = BatchTally("search", 1, lambda event: None, stop_on_error=False)
-    tally.advance("", failed=True)
-    assert not tally.stop.is_set() and tally.finished == 1
+    tally.job_done("", failed=True)
+    assert not tally.stop.is_set() and tally.done == 1
