@@ -40,18 +40,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ProposalRequest:
-    """What a proposer is asked to propose for: one turn's prompt, in its run."""
+    """What a proposer is asked to propose for: one turn's prompt, in its run.
+
+    Attributes:
+        prompt: The turn's prompt.
+        task: The turn's task kind (pinned or classified).
+        bounds: The run's bounds policy (the node applies it again to whatever is proposed).
+        seed: The run's sampling seed.
+        case_id: The case's id when a suite is run (the evaluation harness), else None.
+    """
 
     prompt: str
-    """The turn's prompt."""
     task: TaskKind
-    """The turn's task kind (pinned or classified)."""
     bounds: DecodingBounds
-    """The run's bounds policy (the node applies it again to whatever is proposed)."""
     seed: int | None = None
-    """The run's sampling seed."""
     case_id: str | None = None
-    """The case's id when a suite is run (the evaluation harness), else None."""
 
     @property
     def key(self) -> str:

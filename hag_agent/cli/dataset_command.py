@@ -14,10 +14,10 @@ from rich.table import Table
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGGroup
-from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score, warnings_shown
+from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
 from hag_agent.cli.option_kinds import defaulted_option
 from hag_agent.cli.plain_text import print_plain
-from hag_agent.cli.progress_view import ProgressView
+from hag_agent.cli.progress_view import ProgressView, warnings_shown
 from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:

@@ -151,7 +151,7 @@ def eval_command(
 
     Exit codes: 0 success, 2 bad usage or input, 3 a run failed on a backend error.
     """
-    from hag_agent.cli.progress_view import ProgressView
+    from hag_agent.cli.progress_view import ProgressView, warnings_shown
     from hag_agent.evaluation.harness import evaluate
     from hag_agent.evaluation.report_files import require_matplotlib, write_reports
 
@@ -175,9 +175,7 @@ def eval_command(
                 backend_label=context.backend,
                 backend_options=context.backend_options,
                 command=command_line(ctx),
-                progress=view,
-                warn=warn,
-                on_failure=lambda f: warn(f"{f.case_id} / {f.proposer} / seed {f.seed}: {f.error}"),
+                progress=warnings_shown(view, warn),
             )
         written = write_reports(report, out_dir, chart=not no_chart)
     Console().print(report_table(report))

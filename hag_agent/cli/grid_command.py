@@ -9,7 +9,6 @@ samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -19,22 +18,8 @@ from rich.console import Console
 from hag_agent.cli import suite_job
 from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_option
 from hag_agent.cli.plain_text import print_plain
-from hag_agent.cli.progress_view import ProgressView
+from hag_agent.cli.progress_view import ProgressView, warnings_shown
 from hag_agent.errors import ConfigurationError, HAGInputError
-from hag_agent.progress import ProgressCallback, ProgressEvent
-
-
-def warnings_shown(view: ProgressCallback, warn: Callable[[str], None]) -> ProgressCallback:
-    """``view`` for a search's progress, with its ``note`` events printed as warnings."""
-
-    def show(event: ProgressEvent) -> None:
-        if event.kind == "note":
-            warn(event.message)
-        else:
-            view(event)
-
-    return show
-
 
 _plan_option = file_option(
     "--plan", "plan_path", required=True, help="The plan JSON file (from `dataset grid-plan`)."
@@ -231,4 +216,4 @@ def grid_score(
         )
 
 
-__all__ = ["grid_plan", "grid_sample", "grid_score", "warnings_shown"]
+__all__ = ["grid_plan", "grid_sample", "grid_score"]

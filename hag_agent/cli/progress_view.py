@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hag_agent.progress import ProgressEvent
+from hag_agent.progress import ProgressCallback, ProgressEvent
 
 
 class ProgressView:
@@ -80,4 +81,16 @@ class ProgressView:
                 self._progress.stop_task(task)
 
 
-__all__ = ["ProgressView"]
+def warnings_shown(view: ProgressCallback, warn: Callable[[str], None]) -> ProgressCallback:
+    """``view`` for a search's progress, with its ``note`` events printed as warnings."""
+
+    def show(event: ProgressEvent) -> None:
+        if event.kind == "note":
+            warn(event.message)
+        else:
+            view(event)
+
+    return show
+
+
+__all__ = ["ProgressView", "warnings_shown"]

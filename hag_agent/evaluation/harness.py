@@ -34,7 +34,10 @@ from hag_agent.evaluation.rows import (
 )
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.progress import ProgressCallback, no_progress
+from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+
+STAGE = "eval"
+"""The harness's progress stage."""
 
 RowKey = tuple[str, str, int, str, str]
 """`EvalRow.key`: case id, proposer, seed, prompt digest, setup digest."""
@@ -144,17 +147,15 @@ async def _run_jobs(
     jobs: list[Job],
     runnables: Callable[[str], Any],
     progress: ProgressCallback,
-    on_failure: Callable[[Failure], None] | None,
 ) -> None:
-    tally = BatchTally("eval", len(jobs), progress, stop_on_error=runs.settings.stop_on_error)
+    tally = BatchTally(STAGE, len(jobs), progress, stop_on_error=runs.settings.stop_on_error)
 
     def finished(job: Job, outcome: EvalRow | HAGError) -> None:
         case, proposer, seed = job
         if isinstance(outcome, HAGError):
             failure = Failure(case_id=case.id, proposer=proposer, seed=seed, error=str(outcome))
             runs.failures.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
+            tally.note(f"{case.id} / {proposer} / seed {seed}: {outcome}")
         else:
             runs.keep(outcome)
         tally.job_done(f"{len(runs.failures)} failed", failed=isinstance(outcome, HAGError))
@@ -194,8 +195,6 @@ async def run_eval(
     backend_options: dict[str, Any] | None = None,
     command: str = "",
     progress: ProgressCallback = no_progress,
-    warn: Callable[[str], None] | None = None,
-    on_failure: Callable[[Failure], None] | None = None,
 ) -> EvalReport:
     """Run every case x proposer x seed not already in ``out_dir/rows.jsonl``; aggregate all.
 
@@ -210,9 +209,8 @@ async def run_eval(
         backend_label: How the report names the backend.
         backend_options: The backend's options, for the report.
         command: The command line, for the report.
-        progress: Receives the ``eval`` stage's progress.
-        warn: Receives messages about unreadable rows and search records.
-        on_failure: Called for each failed run.
+        progress: Receives the ``eval`` stage's progress, and as ``note`` events each failed
+            run and each unreadable row or search record.
 
     Returns:
         The report (not yet written; see `write_reports`).
@@ -228,11 +226,15 @@ async def run_eval(
     folder.mkdir(parents=True, exist_ok=True)
     backend = backend_label or type(model).__name__
     setup = setup_digest(backend, backend_options, settings)
+
+    def warn(message: str) -> None:
+        progress(ProgressEvent("note", STAGE, message=message))
+
     inputs = ProposerInputs(settings, _oracle(cases, settings, warn))
     runs = _Runs(settings, setup, inputs, folder / ROWS_FILE)
     jobs = runs.resume(cases, warn)
     reused = len(runs.done)
-    await _run_jobs(runs, jobs, runnables, progress, on_failure)
+    await _run_jobs(runs, jobs, runnables, progress)
     labels = {"suite": suite, "backend": backend, "command": command}
     return _report(cases, runs, reused, start, **labels, backend_options=backend_options or {})
 

@@ -9,9 +9,8 @@ with the results (`hag_agent.search.run` appends them to a file).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from hag_agent.batch_run import run_each
 from hag_agent.data.search_records import SearchRecord
@@ -23,22 +22,14 @@ OnCaseDone = Callable[[SuiteCase, SearchRecord | HAGError], None]
 """Told of each finished case: its record, or the typed error that stopped it."""
 
 
-class Executor(Protocol):
-    """Runs a `SearchJob` over cases."""
+Executor = Callable[[Sequence[SuiteCase], SearchJob, OnCaseDone, asyncio.Event], Awaitable[None]]
+"""Runs a `SearchJob` over cases: ``await executor(cases, job, on_done, stop)``.
 
-    async def run(
-        self,
-        cases: Sequence[SuiteCase],
-        job: SearchJob,
-        on_done: OnCaseDone,
-        *,
-        stop: asyncio.Event,
-    ) -> None:
-        """Evaluate ``job`` on every case, telling ``on_done`` as each finishes.
-
-        No case starts once ``stop`` is set; cases already running finish. A case's `HAGError`
-        goes to ``on_done``; any other exception propagates once the running cases are done.
-        """
+It evaluates ``job`` on every case, telling ``on_done`` as each finishes. No case starts once
+``stop`` is set; cases already running finish. A case's `HAGError` goes to ``on_done``; any other
+exception propagates once the running cases are done. `LocalExecutor` is one; another (a cluster's)
+only has to be such a callable.
+"""
 
 
 @dataclass(frozen=True)
@@ -56,15 +47,10 @@ class LocalExecutor:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
 
-    async def run(
-        self,
-        cases: Sequence[SuiteCase],
-        job: SearchJob,
-        on_done: OnCaseDone,
-        *,
-        stop: asyncio.Event,
+    async def __call__(
+        self, cases: Sequence[SuiteCase], job: SearchJob, on_done: OnCaseDone, stop: asyncio.Event
     ) -> None:
-        """See `Executor.run`."""
+        """Evaluate ``job`` on every case here (see `Executor`)."""
         limiter = asyncio.Semaphore(self.concurrency)
 
         async def one(case: SuiteCase) -> SearchRecord:

@@ -144,7 +144,7 @@ async def run_search(
         message = f"{run.model_calls} calls, {len(run.failed)} failed"
         tally.job_done(message, failed=isinstance(outcome, HAGError))
 
-    await (executor or LocalExecutor()).run(queue, job, finished, stop=tally.stop)
+    await (executor or LocalExecutor())(queue, job, finished, tally.stop)
     tally.end()
     run.stopped = tally.stop.is_set() and run.not_run > 0
     run.wall_s = round(time.perf_counter() - start, 3)

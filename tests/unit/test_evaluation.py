@@ -314,6 +314,26 @@ def test_stop_on_error_stops_taking_runs(tmp_path: Path) -> None:
     assert len(report.failures) == 1 and report.rows == 0
 
 
+def test_failed_runs_and_bad_rows_are_reported_as_notes(tmp_path: Path) -> None:
+    from hag_agent.errors import BackendError
+    from hag_agent.progress import ProgressEvent
+
+    (tmp_path / "rows.jsonl").write_text("{not a row}\n", encoding="utf-8")
+    events: list[ProgressEvent] = []
+    model = fake_model(generate=[Reply(text="", error=BackendError("down"))])
+    evaluate(
+        tiny_suite()[:1],
+        ChatModelBackend(model),
+        tmp_path,
+        EvalSettings(proposers=["prior"]),
+        progress=events.append,
+    )
+    notes = [e.message for e in events if e.kind == "note"]
+    assert any("rows.jsonl:1" in n for n in notes)
+    assert any(n.startswith("m1 / prior / seed 0:") and "down" in n for n in notes)
+    assert [e.kind for e in events if e.kind != "note"] == ["start", "advance", "end"]
+
+
 def test_a_partial_last_row_is_dropped(tmp_path: Path) -> None:
     settings = EvalSettings(proposers=["prior"])
     evaluate(tiny_suite()[:2], ChatModelBackend(fake_model()), tmp_path, settings)

@@ -184,12 +184,11 @@ def test_a_configuration_listed_twice_reads_the_copy_that_was_sampled() -> None:
 class BackwardsExecutor:
     """A stand-in for another executor: the cases one at a time, last first."""
 
-    async def run(
+    async def __call__(
         self,
         cases: Sequence[SuiteCase],
         job: SearchJob,
         on_done: OnCaseDone,
-        *,
         stop: asyncio.Event,
     ) -> None:
         for case in reversed(cases):
