@@ -153,6 +153,7 @@ def eval_command(
     """
     from hag_agent.cli.progress_view import ProgressView, warnings_shown
     from hag_agent.evaluation.harness import evaluate
+    from hag_agent.evaluation.report import ReportLabels
     from hag_agent.evaluation.report_files import require_matplotlib, write_reports
 
     err = Console(stderr=True)
@@ -171,10 +172,12 @@ def eval_command(
                 out_dir,
                 settings,
                 tuned_model=tuned_model,
-                suite=suite,
-                backend_label=context.backend,
-                backend_options=context.backend_options,
-                command=command_line(ctx),
+                labels=ReportLabels(
+                    command=command_line(ctx),
+                    suite=suite,
+                    backend=context.backend,
+                    backend_options=context.backend_options,
+                ),
                 progress=warnings_shown(view, warn),
             )
         written = write_reports(report, out_dir, chart=not no_chart)

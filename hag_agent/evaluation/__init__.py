@@ -17,7 +17,14 @@ reports progress through a `hag_agent.progress.ProgressCallback`.
 from hag_agent.evaluation.cases import case_ids_from
 from hag_agent.evaluation.harness import evaluate, run_eval
 from hag_agent.evaluation.proposers import ProposerInputs, run_settings
-from hag_agent.evaluation.report import OVERALL, Aggregate, EvalReport, aggregate, format_mean
+from hag_agent.evaluation.report import (
+    OVERALL,
+    Aggregate,
+    EvalReport,
+    ReportLabels,
+    aggregate,
+    format_mean,
+)
 from hag_agent.evaluation.report_files import (
     EVAL_EXTRA_HINT,
     REPORT_JSON,
@@ -51,6 +58,7 @@ __all__ = [
     "EvalSettings",
     "Failure",
     "ProposerInputs",
+    "ReportLabels",
     "aggregate",
     "case_ids_from",
     "draw_chart",

@@ -22,7 +22,7 @@ from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
 from hag_agent.evaluation.proposers import ProposerInputs, run_settings
-from hag_agent.evaluation.report import EvalReport, aggregate
+from hag_agent.evaluation.report import EvalReport, ReportLabels, aggregate
 from hag_agent.evaluation.rows import (
     ROWS_FILE,
     EvalRow,
@@ -190,10 +190,7 @@ async def run_eval(
     settings: EvalSettings | None = None,
     *,
     tuned_model: Any = None,
-    suite: str = "",
-    backend_label: str = "",
-    backend_options: dict[str, Any] | None = None,
-    command: str = "",
+    labels: ReportLabels | None = None,
     progress: ProgressCallback = no_progress,
 ) -> EvalReport:
     """Run every case x proposer x seed not already in ``out_dir/rows.jsonl``; aggregate all.
@@ -205,10 +202,7 @@ async def run_eval(
         settings: Proposers (and what they need), seeds, critique, concurrency.
         tuned_model: The backend whose proposal calls go to the fine-tuned proposer (for
             ``self-tuned``).
-        suite: How the report names the suite.
-        backend_label: How the report names the backend.
-        backend_options: The backend's options, for the report.
-        command: The command line, for the report.
+        labels: How the report names the suite, the backend (and its options) and the command.
         progress: Receives the ``eval`` stage's progress, and as ``note`` events each failed
             run and each unreadable row or search record.
 
@@ -224,8 +218,10 @@ async def run_eval(
     start = time.perf_counter()
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    backend = backend_label or type(model).__name__
-    setup = setup_digest(backend, backend_options, settings)
+    labels = labels or ReportLabels()
+    if not labels.backend:
+        labels = labels.model_copy(update={"backend": type(model).__name__})
+    setup = setup_digest(labels.backend, labels.backend_options, settings)
 
     def warn(message: str) -> None:
         progress(ProgressEvent("note", STAGE, message=message))
@@ -235,18 +231,17 @@ async def run_eval(
     jobs = runs.resume(cases, warn)
     reused = len(runs.done)
     await _run_jobs(runs, jobs, runnables, progress)
-    labels = {"suite": suite, "backend": backend, "command": command}
-    return _report(cases, runs, reused, start, **labels, backend_options=backend_options or {})
+    return _report(cases, runs, reused, start, labels)
 
 
 def _report(
-    cases: Sequence[SuiteCase], runs: _Runs, reused: int, start: float, **labels: Any
+    cases: Sequence[SuiteCase], runs: _Runs, reused: int, start: float, labels: ReportLabels
 ) -> EvalReport:
-    """The report of every row kept; ``labels`` name the suite, backend and command."""
+    """The report of every row kept, named by ``labels``."""
     rows = list(runs.done.values())
     tasks, metrics = _tasks_and_metrics(cases)
     return EvalReport(
-        **labels,
+        **labels.model_dump(),
         settings=runs.settings,
         cases=len(cases),
         metrics=metrics,

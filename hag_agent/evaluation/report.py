@@ -44,19 +44,26 @@ class Aggregate(BaseModel):
     """Mean generated tokens per run, where reported."""
 
 
-class EvalReport(BaseModel):
-    """Everything the reports show."""
+class ReportLabels(BaseModel):
+    """How a report names what was run; the backend and its options also key the rows."""
 
     model_config = ConfigDict(extra="forbid")
 
-    command: str
+    command: str = ""
     """The command line that reproduces the run."""
-    suite: str
+    suite: str = ""
     """The suite name or file."""
-    backend: str
-    """The backend, in words."""
+    backend: str = ""
+    """The backend, in words (empty: the model's type name)."""
     backend_options: dict[str, Any] = Field(default_factory=dict)
     """The backend's options as given."""
+
+
+class EvalReport(ReportLabels):
+    """Everything the reports show: the labels, then the figures."""
+
+    model_config = ConfigDict(extra="forbid")
+
     settings: EvalSettings
     """The comparison's settings."""
     cases: int
@@ -142,6 +149,7 @@ __all__ = [
     "OVERALL",
     "Aggregate",
     "EvalReport",
+    "ReportLabels",
     "aggregate",
     "format_mean",
     "format_number",

@@ -17,6 +17,7 @@ from hag_agent.errors import HAGInputError
 from hag_agent.evaluation import (
     EvalRow,
     EvalSettings,
+    ReportLabels,
     aggregate,
     evaluate,
     read_rows,
@@ -78,8 +79,7 @@ def test_harness_writes_json_markdown_and_png(tmp_path: Path) -> None:
         ChatModelBackend(model),
         tmp_path,
         settings,
-        suite="tiny",
-        command="hag-agent eval x",
+        labels=ReportLabels(suite="tiny", command="hag-agent eval x"),
     )
     files = write_reports(report, tmp_path)
     assert [f.name for f in files] == ["report.json", "report.md", "chart.png"]
