@@ -111,9 +111,6 @@ class Proposer(ABC):
     """The registry name."""
     settings_type: ClassVar[type[BaseModel]] = ProposerSettings
     """Its settings (the run's ``proposer_options`` under its name), unknown keys forbidden."""
-    context_fields: ClassVar[Mapping[str, str]] = {}
-    """Settings read from the run's own fields first (setting -> `HAGContext` field), so
-    ``head_path`` and ``fixed_params`` keep working; ``proposer_options`` override them."""
 
     def __init__(self, settings: BaseModel | None = None) -> None:
         """Create the proposer with its settings (defaults when None)."""
@@ -126,8 +123,11 @@ class Proposer(ABC):
         Raises:
             InvalidSettingsError: When ``proposer_options`` do not fit the settings type.
         """
-        fields = ((key, getattr(context, name)) for key, name in cls.context_fields.items())
-        values = {key: value for key, value in fields if value is not None}
+        # A setting named like a run field (``head_path``, ``fixed_params``) is read from the run
+        # first, so those fields and their HAG_* variables keep working; options override them.
+        shared = cls.settings_type.model_fields.keys() & type(context).model_fields.keys()
+        values = {name: getattr(context, name) for name in shared}
+        values = {name: value for name, value in values.items() if value is not None}
         values.update(context.proposer_options.get(context.proposer, {}))
         if not values:
             return _with_defaults(cls)

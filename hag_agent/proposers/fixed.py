@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from hag_agent.context import HAGContext
 from hag_agent.hyperparameters import HyperParams, ParamSource
 from hag_agent.proposing import (
@@ -19,8 +17,8 @@ from hag_agent.tasks import DEFAULT_PARAMS
 class FixedSettings(ProposerSettings):
     """Proposer ``fixed``'s settings."""
 
-    params: HyperParams | None = None
-    """The configuration (the run's ``fixed_params``); None: the decoder defaults."""
+    fixed_params: HyperParams | None = None
+    """The configuration (also the run's ``fixed_params``); None: the decoder defaults."""
 
 
 class FixedProposer(Proposer):
@@ -29,8 +27,6 @@ class FixedProposer(Proposer):
     name = "fixed"
     settings_type = FixedSettings
     settings: FixedSettings
-
-    context_fields: ClassVar[dict[str, str]] = {"params": "fixed_params"}
 
     @classmethod
     def from_context(cls, context: HAGContext) -> Proposer:
@@ -42,13 +38,13 @@ class FixedProposer(Proposer):
         """
         proposer = super().from_context(context)
         assert isinstance(proposer.settings, FixedSettings)
-        if proposer.settings.params is not None:
-            context.bounds.check(proposer.settings.params.model_dump(), what="fixed")
+        if proposer.settings.fixed_params is not None:
+            context.bounds.check(proposer.settings.fixed_params.model_dump(), what="fixed")
         return proposer
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Return the fixed configuration; no model call."""
-        fixed = self.settings.params or DEFAULT_PARAMS
+        fixed = self.settings.fixed_params or DEFAULT_PARAMS
         return Proposal.uniform(fixed.model_dump(), ParamSource.FIXED, "fixed by the caller")
         yield  # pragma: no cover - makes this function a generator
 

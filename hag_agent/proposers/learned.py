@@ -10,7 +10,7 @@ Imports NumPy (through the head): the registry imports this module only for prop
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from hag_agent.backends.base import Embedding
 from hag_agent.errors import BackendError, EmbeddingsUnsupportedError, LearnedHeadError
@@ -39,8 +39,6 @@ class LearnedProposer(Proposer):
     name = "learned"
     settings_type = LearnedSettings
     settings: LearnedSettings
-
-    context_fields: ClassVar[dict[str, str]] = {"head_path": "head_path"}  # also HAG_HEAD_PATH
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Embed the prompt and let the head predict the configuration.

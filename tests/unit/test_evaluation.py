@@ -278,7 +278,9 @@ def test_rows_are_redone_when_a_proposers_options_change(tmp_path: Path) -> None
 
     def fixed_at(temperature: float) -> EvalSettings:
         params = {**TASK_PRIORS[TaskKind.MATH].model_dump(), "temperature": temperature}
-        return EvalSettings(proposers=["fixed"], proposer_options={"fixed": {"params": params}})
+        return EvalSettings(
+            proposers=["fixed"], proposer_options={"fixed": {"fixed_params": params}}
+        )
 
     evaluate(cases, ChatModelBackend(fake_model()), out, fixed_at(0.1))
     model = fake_model()

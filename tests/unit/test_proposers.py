@@ -199,7 +199,9 @@ def test_default_and_fixed() -> None:
     assert propose_event(result).message == "decoder defaults"
     result, _ = run(proposer="fixed", fixed_params=WARM)
     assert result.attempts[0].params == WARM
-    result, _ = run(proposer="fixed", proposer_options={"fixed": {"params": WARM.model_dump()}})
+    result, _ = run(
+        proposer="fixed", proposer_options={"fixed": {"fixed_params": WARM.model_dump()}}
+    )
     assert result.attempts[0].params == WARM
     assert [c.purpose for c in model.calls] == ["generate"]
 
@@ -310,7 +312,7 @@ def test_a_fixed_configuration_out_of_bounds_is_refused_from_either_source() -> 
     hot = {**DEFAULT_PARAMS.model_dump(), "temperature": 1.8}
     for settings in (
         {"proposer": "fixed", "fixed_params": hot},
-        {"proposer": "fixed", "proposer_options": {"fixed": {"params": hot}}},
+        {"proposer": "fixed", "proposer_options": {"fixed": {"fixed_params": hot}}},
     ):
         with pytest.raises(InvalidSettingsError, match="temperature"):
             proposer_for(resolve_context({**settings, "bounds": bounds}))
