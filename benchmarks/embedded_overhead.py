@@ -18,6 +18,7 @@ import time
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.tasks import DEFAULT_PARAMS
 
@@ -63,7 +64,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for prompt in PROMPTS:
             start = time.perf_counter()
-            generation = backend.generate([HumanMessage(prompt)], DEFAULT_PARAMS, seed=SEED)
+            generation = backend.generate(
+                GenerationRequest([HumanMessage(prompt)], DEFAULT_PARAMS, seed=SEED)
+            )
             plain.append(time.perf_counter() - start)
             tokens["plain"] += generation.completion_tokens or 0
 

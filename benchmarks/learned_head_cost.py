@@ -28,6 +28,7 @@ from embedded_overhead import PROMPTS, SEED  # run as a script from benchmarks/
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
@@ -96,7 +97,9 @@ def main() -> None:
             wall["predict"].append(time.perf_counter() - middle)
 
             start = time.perf_counter()
-            generation = backend.generate([HumanMessage(prompt)], plain_params, seed=SEED)
+            generation = backend.generate(
+                GenerationRequest([HumanMessage(prompt)], plain_params, seed=SEED)
+            )
             wall["plain"].append(time.perf_counter() - start)
             plain_tokens.append(generation.completion_tokens or 0)
             if args.quick:

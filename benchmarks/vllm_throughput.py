@@ -24,6 +24,7 @@ from pathlib import Path
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable, HyperParams
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.dev.server_process import resident_mb
 from hag_agent.dev.vllm_server import SERVED_NAME, build_tiny_model, default_model_cache, start_vllm
@@ -62,7 +63,9 @@ async def measure(base_url: str, rounds: int, max_tokens: int) -> None:
     backend = OpenAICompatibleBackend(EndpointOptions(**options))  # type: ignore[arg-type]
     prompts = [f"Question {i}: what is {i} plus {i}?" for i in range(CONCURRENCY)]
     runners: dict[str, Callable[[int], Callable[[], Awaitable[object]]]] = {
-        "plain generation": lambda i: lambda: backend.agenerate([HumanMessage(prompts[i])], params)
+        "plain generation": lambda i: (
+            lambda: backend.agenerate(GenerationRequest([HumanMessage(prompts[i])], params))
+        )
     }
     for decoding in ("regex", "json"):
         hag_backend = OpenAICompatibleBackend(

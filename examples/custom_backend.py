@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-from langchain_core.messages import BaseMessage
-from langchain_core.runnables import RunnableConfig
 
 from hag_agent import (
     Backend,
@@ -36,7 +33,7 @@ from hag_agent import (
     register_backend,
     register_proposer,
 )
-from hag_agent.backends import Decision, DecisionRequest, Generation
+from hag_agent.backends import Decision, DecisionRequest, Generation, GenerationRequest
 from hag_agent.backends.base import parse_decision
 from hag_agent.proposing import ProposalSteps, ProposerSettings
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -48,16 +45,10 @@ class WordSampler(Backend):
     name = "word-sampler"
     capabilities = Capabilities(seed=True, reproducible=True, streaming=False)
 
-    async def agenerate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: Any,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
-        words = messages[-1].text.split() or ["..."]
-        rng = random.Random(seed)
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        words = request.messages[-1].text.split() or ["..."]
+        params = request.params
+        rng = random.Random(request.seed)
         # Greedy (temperature 0, or a nucleus too small for more than the top word) repeats the
         # words in order; sampling draws from the first top_p share of them.
         greedy = params.temperature == 0 or params.top_p * len(words) < 1

@@ -22,13 +22,10 @@ from langgraph.runtime import get_runtime
 from pydantic import BaseModel
 
 from hag_agent.backend_choice import resolve_backend
+from hag_agent.backends import Decision, DecisionRequest, Embedding, Generation, GenerationRequest
 from hag_agent.backends.base import (
     REQUEST_KEY,
     Backend,
-    Decision,
-    DecisionRequest,
-    Embedding,
-    Generation,
     OutputConstraint,
     complete_without_loop,
     tagged,
@@ -86,10 +83,9 @@ def _request(
     """The backend coroutine that answers a call."""
     if isinstance(call, GenerateCall):
         return backend.agenerate(
-            call.messages,
-            call.planned.params,
-            seed=context.seed,
-            config=tagged(config, "generate"),
+            GenerationRequest(
+                call.messages, call.planned.params, context.seed, tagged(config, "generate")
+            )
         )
     if isinstance(call, EmbedCall):
         return backend.aembed(call.text, config=tagged(config, "embed"))

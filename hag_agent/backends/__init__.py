@@ -14,6 +14,7 @@ from hag_agent.backends.base import (
     DecisionRequest,
     Embedding,
     Generation,
+    GenerationRequest,
     OutputConstraint,
 )
 from hag_agent.backends.chat_model import ChatModelBackend, as_backend
@@ -33,6 +34,7 @@ __all__ = [
     "DecisionRequest",
     "Embedding",
     "Generation",
+    "GenerationRequest",
     "OutputConstraint",
     "as_backend",
     "backend_names",

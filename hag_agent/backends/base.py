@@ -131,6 +131,20 @@ class Embedding(BaseModel):
 
 
 @dataclass(frozen=True)
+class GenerationRequest:
+    """One answer asked of a backend: the conversation, the configuration, the seed."""
+
+    messages: Sequence[BaseMessage]
+    """The conversation to answer."""
+    params: HyperParams
+    """The decoding configuration, every value sent explicitly."""
+    seed: int | None = None
+    """The sampling seed (the caller's, never proposed)."""
+    config: RunnableConfig | None = None
+    """The call's LangChain config (tags, callbacks, the turn's request id)."""
+
+
+@dataclass(frozen=True)
 class DecisionRequest:
     """One structured decision asked of a backend: what to ask and how to constrain the answer."""
 
@@ -195,15 +209,8 @@ class Backend(ABC):
     """The coroutines run without an event loop for sync callers (see `engine_call`)."""
 
     @abstractmethod
-    async def agenerate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: HyperParams,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
-        """Generate an answer under ``params``.
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """Generate an answer under ``request.params``.
 
         Raises:
             BackendError: When the call fails.

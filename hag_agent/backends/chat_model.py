@@ -10,7 +10,7 @@ directly, an async caller's to ``ainvoke``; everything else is written once.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -24,6 +24,7 @@ from hag_agent.backends.base import (
     Decision,
     DecisionRequest,
     Generation,
+    GenerationRequest,
     OutputConstraint,
     T,
     message_text,
@@ -132,22 +133,16 @@ class ChatModelBackend(Backend):
 
     # -- the interface ----------------------------------------------------------------------
 
-    async def agenerate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: HyperParams,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
-        """Generate an answer under ``params`` with the chat model.
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """Generate an answer under ``request.params`` with the chat model.
 
         Raises:
             BackendError: When the call fails.
         """
         start = time.perf_counter()
+        kwargs = self.call_kwargs(request.params, request.seed)
         message = await self.invoke_model(
-            self.chat_model, list(messages), config, self.call_kwargs(params, seed)
+            self.chat_model, list(request.messages), request.config, kwargs
         )
         return _to_generation(message, time.perf_counter() - start)
 

@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, ConfigDict
 
-from hag_agent.backends.base import Backend, tagged
+from hag_agent.backends.base import Backend, GenerationRequest, tagged
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HyperParams
@@ -59,9 +59,9 @@ class BackendSampler:
 
     async def __call__(self, case: SuiteCase, params: HyperParams, seed: int) -> SampleResult:
         """Generate once; a failed call raises `BackendError`."""
-        generation = await self.backend.agenerate(
-            [HumanMessage(case.prompt)], params, seed=seed, config=tagged(None, "generate")
-        )
+        messages = [HumanMessage(case.prompt)]
+        request = GenerationRequest(messages, params, seed, tagged(None, "generate"))
+        generation = await self.backend.agenerate(request)
         return SampleResult(
             text=generation.text,
             completion_tokens=generation.completion_tokens,

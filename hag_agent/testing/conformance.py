@@ -26,7 +26,13 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from hag_agent import BackendError, DecodingBounds, HAGRunnable, HyperParams
-from hag_agent.backends import Backend, ChatModelBackend, DecisionRequest, OutputConstraint
+from hag_agent.backends import (
+    Backend,
+    ChatModelBackend,
+    DecisionRequest,
+    GenerationRequest,
+    OutputConstraint,
+)
 from hag_agent.errors import EmbeddingsUnsupportedError
 from hag_agent.proposal import ProposalSchema, parse_proposal
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -61,7 +67,7 @@ class BackendConformance:
         messages: Any = PROMPT,
     ) -> str:
         """The text of one generation."""
-        return backend.generate(messages, params, seed=seed).text
+        return backend.generate(GenerationRequest(messages, params, seed=seed)).text
 
     def test_same_seed_same_text(self, backend: Backend) -> None:
         """The same seed gives the same text; other seeds give other texts."""
@@ -121,7 +127,9 @@ class BackendConformance:
 
     def test_max_tokens_is_respected(self, backend: Backend) -> None:
         """Generation stops at max_tokens, saying so."""
-        result = backend.generate(PROMPT, SAMPLED.model_copy(update={"max_tokens": 5}), seed=1)
+        result = backend.generate(
+            GenerationRequest(PROMPT, SAMPLED.model_copy(update={"max_tokens": 5}), seed=1)
+        )
         assert result.finish_reason == "length"
         assert result.completion_tokens is None or result.completion_tokens == 5
 
@@ -157,7 +165,7 @@ class BackendConformance:
         """An out-of-range value is a BackendError with a 4xx status."""
         self.require(backend, "validates_params")
         with pytest.raises(BackendError) as info:
-            backend.generate(PROMPT, unchecked(top_p=5.0))
+            backend.generate(GenerationRequest(PROMPT, unchecked(top_p=5.0)))
         assert info.value.status is not None and 400 <= info.value.status < 500
 
     def test_embeddings(self, backend: Backend) -> None:
@@ -178,9 +186,9 @@ class BackendConformance:
         """A seeded generation is the same before and after an (async) embedding pass."""
         self.require(backend, "embeddings")
         self.require(backend, "reproducible")
-        before = backend.generate(PROMPT, SAMPLED, seed=5).text
+        before = backend.generate(GenerationRequest(PROMPT, SAMPLED, seed=5)).text
         asyncio.run(backend.aembed("Something else entirely."))
-        assert backend.generate(PROMPT, SAMPLED, seed=5).text == before
+        assert backend.generate(GenerationRequest(PROMPT, SAMPLED, seed=5)).text == before
 
     def test_concurrent_runs_all_complete(self, backend: Backend) -> None:
         """32 graph runs at once on one event loop all finish, each with its own result."""

@@ -6,6 +6,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from hag_agent import DecodingBounds, HAGInputError, HAGRunnable, HyperParams, ParamSource, TaskKind
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.proposal import ProposalSchema, parse_proposal
@@ -35,22 +36,29 @@ def test_structured_proposal_parses_into_hyperparams(embedded: EmbeddedBackend) 
 
 
 def test_seeded_calls_repeat_exactly(embedded: EmbeddedBackend) -> None:
-    first = embedded.generate(PROMPT, CREATIVE, seed=7).text
-    embedded.generate([HumanMessage("Something else entirely, please.")], CREATIVE, seed=1)
-    again = embedded.generate(PROMPT, CREATIVE, seed=7).text
-    other = embedded.generate(PROMPT, CREATIVE, seed=8).text
+    first = embedded.generate(GenerationRequest(PROMPT, CREATIVE, seed=7)).text
+    embedded.generate(
+        GenerationRequest([HumanMessage("Something else entirely, please.")], CREATIVE, seed=1)
+    )
+    again = embedded.generate(GenerationRequest(PROMPT, CREATIVE, seed=7)).text
+    other = embedded.generate(GenerationRequest(PROMPT, CREATIVE, seed=8)).text
     assert first == again and first.strip()
     assert other != first  # the seed matters at temperature 1
 
 
 def test_temperature_zero_repeats(embedded: EmbeddedBackend) -> None:
     greedy = CREATIVE.model_copy(update={"temperature": 0.0})
-    assert embedded.generate(PROMPT, greedy).text == embedded.generate(PROMPT, greedy).text
+    assert (
+        embedded.generate(GenerationRequest(PROMPT, greedy)).text
+        == embedded.generate(GenerationRequest(PROMPT, greedy)).text
+    )
 
 
 def test_max_tokens_is_respected(embedded: EmbeddedBackend) -> None:
     short = CREATIVE.model_copy(update={"max_tokens": 5})
-    result = embedded.generate([HumanMessage("Tell me a long story about the sea.")], short, seed=1)
+    result = embedded.generate(
+        GenerationRequest([HumanMessage("Tell me a long story about the sea.")], short, seed=1)
+    )
     assert result.finish_reason == "length"
     assert result.completion_tokens == 5
     assert result.prompt_tokens and result.prompt_tokens > 5
@@ -69,12 +77,12 @@ def test_several_system_messages_are_merged(embedded: EmbeddedBackend) -> None:
         SystemMessage("Answer in English."),
         HumanMessage("Hi!"),
     ]
-    assert embedded.generate(messages, CREATIVE, seed=1).text
+    assert embedded.generate(GenerationRequest(messages, CREATIVE, seed=1)).text
 
 
 def test_prompt_longer_than_the_context_is_an_input_error(embedded: EmbeddedBackend) -> None:
     with pytest.raises(HAGInputError, match="context"):
-        embedded.generate([HumanMessage("word " * 5000)], CREATIVE)
+        embedded.generate(GenerationRequest([HumanMessage("word " * 5000)], CREATIVE))
 
 
 PROMPTS = {
@@ -112,11 +120,13 @@ def test_seeded_multi_turn_repeats_whatever_was_cached(embedded: EmbeddedBackend
     from langchain_core.messages import AIMessage
 
     story = CREATIVE.model_copy(update={"max_tokens": 60})
-    first = embedded.generate(PROMPT, story, seed=5).text
+    first = embedded.generate(GenerationRequest(PROMPT, story, seed=5)).text
     follow_up = [*PROMPT, AIMessage(first), HumanMessage("Continue the story.")]
-    right_after = embedded.generate(follow_up, story, seed=5).text  # cache holds `first`
+    right_after = embedded.generate(
+        GenerationRequest(follow_up, story, seed=5)
+    ).text  # cache holds `first`
     embedded.chat_model.engine().llama.reset()  # type: ignore[attr-defined]
-    from_scratch = embedded.generate(follow_up, story, seed=5).text
+    from_scratch = embedded.generate(GenerationRequest(follow_up, story, seed=5)).text
     assert right_after == from_scratch
 
 

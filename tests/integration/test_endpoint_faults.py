@@ -15,6 +15,7 @@ from hag_agent import (
     HAGRunnable,
     HyperParams,
 )
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.base import DecisionRequest, OutputConstraint
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
@@ -41,7 +42,7 @@ def backend(server: FaultServer, **options: object) -> OpenAICompatibleBackend:
 
 
 def test_every_sampling_value_is_sent_explicitly(fault_server: FaultServer) -> None:
-    result = backend(fault_server).generate(MESSAGES, PARAMS, seed=11)
+    result = backend(fault_server).generate(GenerationRequest(MESSAGES, PARAMS, seed=11))
     assert result.text == "The answer is 4." and result.finish_reason == "stop"
     (request,) = fault_server.requests
     body = request.body
@@ -55,7 +56,7 @@ def test_every_sampling_value_is_sent_explicitly(fault_server: FaultServer) -> N
 
 
 def test_llamacpp_flavor_uses_its_own_penalty_name(fault_server: FaultServer) -> None:
-    backend(fault_server, flavor="llama.cpp").generate(MESSAGES, PARAMS)
+    backend(fault_server, flavor="llama.cpp").generate(GenerationRequest(MESSAGES, PARAMS))
     body = fault_server.requests[0].body
     assert body["repeat_penalty"] == 1.3 and "repetition_penalty" not in body
     assert body["max_tokens"] == 33 and "max_completion_tokens" not in body
@@ -107,7 +108,9 @@ def test_the_caller_chooses_the_constraint(fault_server: FaultServer) -> None:
 
 
 def test_openai_flavor_sends_only_what_openai_takes(fault_server: FaultServer) -> None:
-    result = backend(fault_server, flavor="openai").generate(MESSAGES, PARAMS, seed=2)
+    result = backend(fault_server, flavor="openai").generate(
+        GenerationRequest(MESSAGES, PARAMS, seed=2)
+    )
     assert result.text == "The answer is 4."
     body = fault_server.requests[0].body
     assert not {"top_k", "min_p", "repetition_penalty", "repeat_penalty", "logprobs"} & set(body)
@@ -124,14 +127,14 @@ def test_openai_flavor_sends_only_what_openai_takes(fault_server: FaultServer) -
 
 def test_500_is_retried_then_succeeds(fault_server: FaultServer) -> None:
     fault_server.reset(["500", "500", "ok"])
-    result = backend(fault_server).generate(MESSAGES, PARAMS)
+    result = backend(fault_server).generate(GenerationRequest(MESSAGES, PARAMS))
     assert result.text == "The answer is 4." and len(fault_server.requests) == 3
 
 
 def test_500_until_tries_run_out_is_a_typed_error(fault_server: FaultServer) -> None:
     fault_server.reset(["500"])
     with pytest.raises(BackendError) as info:
-        backend(fault_server, max_tries=3).generate(MESSAGES, PARAMS)
+        backend(fault_server, max_tries=3).generate(GenerationRequest(MESSAGES, PARAMS))
     assert info.value.status == 500 and "engine crashed" in info.value.body
     assert "after 3 tries" in str(info.value) and len(fault_server.requests) == 3
 
@@ -140,7 +143,7 @@ def test_429_waits_for_retry_after(fault_server: FaultServer) -> None:
     fault_server.reset(["429", "ok"])
     fault_server.retry_after = "1"
     start = time.monotonic()
-    backend(fault_server).generate(MESSAGES, PARAMS)
+    backend(fault_server).generate(GenerationRequest(MESSAGES, PARAMS))
     first, second = fault_server.requests
     assert second.at - first.at >= 0.95
     assert time.monotonic() - start < 5
@@ -149,7 +152,7 @@ def test_429_waits_for_retry_after(fault_server: FaultServer) -> None:
 def test_400_is_not_retried(fault_server: FaultServer) -> None:
     fault_server.reset(["400"])
     with pytest.raises(BackendError) as info:
-        backend(fault_server).generate(MESSAGES, PARAMS)
+        backend(fault_server).generate(GenerationRequest(MESSAGES, PARAMS))
     assert info.value.status == 400 and "top_p" in info.value.body
     assert len(fault_server.requests) == 1
 
@@ -159,7 +162,9 @@ def test_slow_response_times_out(fault_server: FaultServer) -> None:
     fault_server.slow_seconds = 3
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="timed out after 2 tries"):
-        backend(fault_server, timeout=0.5, max_tries=2).generate(MESSAGES, PARAMS)
+        backend(fault_server, timeout=0.5, max_tries=2).generate(
+            GenerationRequest(MESSAGES, PARAMS)
+        )
     assert time.monotonic() - start < 3
 
 
@@ -167,27 +172,32 @@ def test_deadline_bounds_all_tries(fault_server: FaultServer) -> None:
     fault_server.reset(["500"])
     start = time.monotonic()
     with pytest.raises(BackendError):
-        backend(fault_server, max_tries=20, deadline=1.5).generate(MESSAGES, PARAMS)
+        backend(fault_server, max_tries=20, deadline=1.5).generate(
+            GenerationRequest(MESSAGES, PARAMS)
+        )
     assert time.monotonic() - start < 3.5
     assert 2 <= len(fault_server.requests) < 20
 
 
 def test_dropped_connection_is_retried(fault_server: FaultServer) -> None:
     fault_server.reset(["drop", "ok"])
-    assert backend(fault_server).generate(MESSAGES, PARAMS).text == "The answer is 4."
+    assert (
+        backend(fault_server).generate(GenerationRequest(MESSAGES, PARAMS)).text
+        == "The answer is 4."
+    )
     assert len(fault_server.requests) == 2
 
 
 def test_dropped_connections_end_in_unavailable(fault_server: FaultServer) -> None:
     fault_server.reset(["drop"])
     with pytest.raises(BackendUnavailableError):
-        backend(fault_server, max_tries=2).generate(MESSAGES, PARAMS)
+        backend(fault_server, max_tries=2).generate(GenerationRequest(MESSAGES, PARAMS))
 
 
 def test_non_json_body_is_a_typed_error(fault_server: FaultServer) -> None:
     fault_server.reset(["nonjson"])
     with pytest.raises(BackendError) as info:
-        backend(fault_server, max_tries=1).generate(MESSAGES, PARAMS)
+        backend(fault_server, max_tries=1).generate(GenerationRequest(MESSAGES, PARAMS))
     assert "Bad Gateway" in info.value.body or "Bad Gateway" in str(info.value)
 
 
@@ -198,7 +208,7 @@ def test_nothing_listening_is_unavailable() -> None:
         base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", max_tries=2, deadline=5
     )
     with pytest.raises(BackendUnavailableError, match="unreachable after 2 tries"):
-        OpenAICompatibleBackend(options).generate(MESSAGES, PARAMS)
+        OpenAICompatibleBackend(options).generate(GenerationRequest(MESSAGES, PARAMS))
 
 
 def test_graph_keeps_first_attempt_when_the_server_dies(fault_server: FaultServer) -> None:
@@ -221,7 +231,7 @@ def test_graph_keeps_first_attempt_when_the_server_dies(fault_server: FaultServe
 
 async def test_async_path_retries_too(fault_server: FaultServer) -> None:
     fault_server.reset(["500", "ok"])
-    result = await backend(fault_server).agenerate(MESSAGES, PARAMS)
+    result = await backend(fault_server).agenerate(GenerationRequest(MESSAGES, PARAMS))
     assert result.text == "The answer is 4." and len(fault_server.requests) == 2
 
 

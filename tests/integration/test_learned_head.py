@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable, HyperParams, ParamSource
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.backends.llama_cpp_chat import DEFAULT_GGUF_FILE
 from hag_agent.cli.train_head_command import head
@@ -61,7 +62,9 @@ def test_an_embedding_pass_inside_a_turn_leaves_the_answer_unchanged(
     fixed = HAGRunnable(
         model=embedded, proposer="fixed", fixed_params=HyperParams(**pinned), critique=False
     )
-    expected = embedded.generate([HumanMessage(prompt)], HyperParams(**pinned), seed=4).text
+    expected = embedded.generate(
+        GenerationRequest([HumanMessage(prompt)], HyperParams(**pinned), seed=4)
+    ).text
     assert fixed.invoke({"prompt": prompt, "seed": 4}).text == expected
     head_file = _train(tmp_path)
     learned = HAGRunnable(

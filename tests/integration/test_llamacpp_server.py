@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import HumanMessage
 
 from hag_agent import HAGRunnable, HyperParams, TaskKind
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
@@ -25,14 +26,18 @@ def backend(server: ServerProcess) -> OpenAICompatibleBackend:
 
 
 def test_seeded_generation(llamacpp_server: ServerProcess) -> None:
-    result = backend(llamacpp_server).generate(PROMPT, PARAMS, seed=5)
+    result = backend(llamacpp_server).generate(GenerationRequest(PROMPT, PARAMS, seed=5))
     assert result.text.strip() and result.finish_reason in ("stop", "length")
     assert result.completion_tokens and result.prompt_tokens
 
 
 def test_max_tokens_reaches_the_server(llamacpp_server: ServerProcess) -> None:
     result = backend(llamacpp_server).generate(
-        [HumanMessage("Tell me a long story.")], PARAMS.model_copy(update={"max_tokens": 4}), seed=1
+        GenerationRequest(
+            [HumanMessage("Tell me a long story.")],
+            PARAMS.model_copy(update={"max_tokens": 4}),
+            seed=1,
+        )
     )
     assert result.finish_reason == "length" and result.completion_tokens == 4
 

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from hag_agent import BackendError, HAGRunnable, HyperParams, TaskKind
+from hag_agent.backends import GenerationRequest
 from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
@@ -38,7 +39,7 @@ def test_logprobs_reach_the_attempt(vllm_server: ServerProcess) -> None:
     params = HyperParams(
         temperature=0.5, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=8
     )
-    result = endpoint(vllm_server).generate([("user", "hello")], params, seed=1)  # type: ignore[list-item]
+    result = endpoint(vllm_server).generate(GenerationRequest([("user", "hello")], params, seed=1))  # type: ignore[list-item]
     assert result.mean_logprob is not None and result.mean_logprob <= 0
 
 
@@ -58,7 +59,7 @@ def test_out_of_range_value_is_vllms_400_as_our_error(vllm_server: ServerProcess
         temperature=1.0, top_p=5.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=8
     )
     with pytest.raises(BackendError) as info:
-        endpoint(vllm_server).generate([("user", "hi")], bad)  # type: ignore[list-item]
+        endpoint(vllm_server).generate(GenerationRequest([("user", "hi")], bad))  # type: ignore[list-item]
     assert info.value.status == 400 and "top_p" in info.value.body
 
 

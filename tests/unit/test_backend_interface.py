@@ -5,13 +5,11 @@ from __future__ import annotations
 import ast
 import asyncio
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
 import hag_agent
@@ -23,6 +21,7 @@ from hag_agent.backends import (
     Decision,
     DecisionRequest,
     Generation,
+    GenerationRequest,
     OutputConstraint,
     as_backend,
 )
@@ -53,17 +52,10 @@ class AsyncOnlyBackend(Backend):
         self.constraints: list[OutputConstraint] = []
         self.loop_threads: set[int] = set()
 
-    async def agenerate(
-        self,
-        messages: Sequence[BaseMessage],
-        params: HyperParams,
-        *,
-        seed: int | None = None,
-        config: RunnableConfig | None = None,
-    ) -> Generation:
+    async def agenerate(self, request: GenerationRequest) -> Generation:
         await asyncio.sleep(0.001)
         self.loop_threads.add(threading.get_ident())
-        return Generation(text=f"answer at temperature {params.temperature}")
+        return Generation(text=f"answer at temperature {request.params.temperature}")
 
     async def adecide(self, request: DecisionRequest) -> Decision:
         await asyncio.sleep(0.001)
@@ -79,14 +71,19 @@ def test_the_interface_is_abstract() -> None:
 
 def test_an_async_only_backend_serves_sync_callers() -> None:
     backend = AsyncOnlyBackend()
-    assert backend.generate([HumanMessage("hi")], PARAMS).text == "answer at temperature 0.3"
+    assert (
+        backend.generate(GenerationRequest([HumanMessage("hi")], PARAMS)).text
+        == "answer at temperature 0.3"
+    )
     decision = backend.decide(DecisionRequest([HumanMessage("hi")], ProposalSchema))
     assert isinstance(decision.value, ProposalSchema)
 
 
 async def test_a_sync_call_inside_a_running_loop_runs_on_another_thread() -> None:
     backend = AsyncOnlyBackend()
-    result = backend.generate([HumanMessage("hi")], PARAMS)  # a sync call from async code
+    result = backend.generate(
+        GenerationRequest([HumanMessage("hi")], PARAMS)
+    )  # a sync call from async code
     assert result.text and threading.get_ident() not in backend.loop_threads
 
 
@@ -110,34 +107,36 @@ class Blocking(ChatModelBackend):
         super().__init__(ScriptedChatModel(default="ok"))
         self.threads: list[int] = []
 
-    async def agenerate(self, *args: Any, **kwargs: Any) -> Generation:
+    async def agenerate(self, request: GenerationRequest) -> Generation:
         await engine_call(lambda: self.threads.append(threading.get_ident()))
-        return await super().agenerate(*args, **kwargs)
+        return await super().agenerate(request)
 
 
 async def test_native_sync_runs_in_place_for_sync_callers_and_off_loop_for_async() -> None:
     backend = Blocking()
-    backend.generate([HumanMessage("hi")], PARAMS)  # sync, even inside a running loop
-    await backend.agenerate([HumanMessage("hi")], PARAMS)
+    backend.generate(
+        GenerationRequest([HumanMessage("hi")], PARAMS)
+    )  # sync, even inside a running loop
+    await backend.agenerate(GenerationRequest([HumanMessage("hi")], PARAMS))
     here = threading.get_ident()
     assert backend.threads[0] == here and backend.threads[1] != here
 
 
 def test_a_native_sync_backend_that_waits_on_the_loop_is_a_clear_error() -> None:
     class Waits(Blocking):
-        async def agenerate(self, *args: Any, **kwargs: Any) -> Generation:
+        async def agenerate(self, request: GenerationRequest) -> Generation:
             await asyncio.sleep(0)
             return Generation(text="never")
 
     with pytest.raises(RuntimeError, match="engine_call"):
-        Waits().generate([HumanMessage("hi")], PARAMS)
+        Waits().generate(GenerationRequest([HumanMessage("hi")], PARAMS))
 
 
 def test_chat_model_backend_sync_path_calls_invoke_in_this_thread() -> None:
     model = ScriptedChatModel(script={"generate": ["done"]})
     backend = as_backend(model)
     assert isinstance(backend, ChatModelBackend)
-    assert backend.generate([HumanMessage("hi")], PARAMS).text == "done"
+    assert backend.generate(GenerationRequest([HumanMessage("hi")], PARAMS)).text == "done"
     assert model.calls[0].kwargs["temperature"] == 0.3
     with pytest.raises(ConfigurationError):
         as_backend("not a model")
