@@ -125,8 +125,7 @@ class Proposer(ABC):
         """
         # A setting named like a run field (``head_path``, ``fixed_params``) is read from the run
         # first, so those fields and their HAG_* variables keep working; options override them.
-        shared = cls.settings_type.model_fields.keys() & type(context).model_fields.keys()
-        values = {name: getattr(context, name) for name in shared}
+        values = {name: getattr(context, name) for name in _run_fields(cls, type(context))}
         values = {name: value for name, value in values.items() if value is not None}
         values.update(context.proposer_options.get(context.proposer, {}))
         if not values:
@@ -136,6 +135,12 @@ class Proposer(ABC):
     @abstractmethod
     def propose(self, request: ProposalRequest) -> ProposalSteps:
         """Yield the model calls needed, then return the proposal."""
+
+
+@functools.cache
+def _run_fields(cls: type[Proposer], context_type: type[BaseModel]) -> frozenset[str]:
+    # The settings named like a run field; computed once per proposer class.
+    return frozenset(cls.settings_type.model_fields.keys() & context_type.model_fields.keys())
 
 
 @functools.cache

@@ -17,7 +17,7 @@ import contextvars
 import functools
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -347,7 +347,8 @@ def message_text(message: BaseMessage) -> str:
     return "".join(parts)
 
 
-def numeric_fields(schema: type[BaseModel]) -> dict[str, Literal["int", "float"]]:
+@functools.cache  # a schema's fields never change; every proposal asks again
+def numeric_fields(schema: type[BaseModel]) -> Mapping[str, Literal["int", "float"]]:
     """``{key: "int" | "float"}`` of a flat schema of required numbers, in field order.
 
     Raises:
