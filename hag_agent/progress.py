@@ -39,6 +39,11 @@ def no_progress(event: ProgressEvent) -> None:
     """A `ProgressCallback` that ignores every event."""
 
 
+def note(progress: ProgressCallback, stage: str, message: str) -> None:
+    """Report a line of news (a warning, a failure, a skipped unit) for ``stage``."""
+    progress(ProgressEvent("note", stage, message=message))
+
+
 class StageProgress:
     """One stage's events, counted: creating it reports ``start``, then `advance`, `note`, `end`."""
 
@@ -58,11 +63,18 @@ class StageProgress:
 
     def note(self, message: str) -> None:
         """Report a line of news (a warning, a skipped unit)."""
-        self.progress(ProgressEvent("note", self.stage, message=message))
+        note(self.progress, self.stage, message)
 
     def end(self, message: str = "") -> None:
         """Report the end of the stage."""
         self.progress(ProgressEvent("end", self.stage, self.done, self.total, message))
 
 
-__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "StageProgress", "no_progress"]
+__all__ = [
+    "ProgressCallback",
+    "ProgressEvent",
+    "ProgressKind",
+    "StageProgress",
+    "no_progress",
+    "note",
+]

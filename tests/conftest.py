@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +70,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         missing = missing_extra(extra)
         if missing:
             pytest.skip(skip_reason(extra, missing))
+
+
+# -- a third-party plug-in, installed for one test ------------------------------------------
+
+InstallPlugin = Callable[[str, str, str, str], None]
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InstallPlugin:
+    """``install(module, source, group, entry)``: a module plus the metadata that declares its
+    entry point (``entry`` is ``"name = module:attribute"``), importable for this test only."""
+
+    def install(module: str, source: str, group: str, entry: str) -> None:
+        (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+        dist = tmp_path / f"{module}-0.1.dist-info"
+        dist.mkdir()
+        name = module.replace("_", "-")
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+    return install

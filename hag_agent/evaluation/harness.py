@@ -11,6 +11,7 @@ result. Progress goes to a `ProgressCallback` (stage ``eval``); nothing is print
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from hag_agent.evaluation.rows import (
 )
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.hyperparameters import HyperParams
-from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+from hag_agent.progress import ProgressCallback, no_progress, note
 
 STAGE = "eval"
 """The harness's progress stage."""
@@ -223,9 +224,7 @@ async def run_eval(
         labels = labels.model_copy(update={"backend": type(model).__name__})
     setup = setup_digest(labels.backend, labels.backend_options, settings)
 
-    def warn(message: str) -> None:
-        progress(ProgressEvent("note", STAGE, message=message))
-
+    warn = functools.partial(note, progress, STAGE)
     inputs = ProposerInputs(settings, _oracle(cases, settings, warn))
     runs = _Runs(settings, setup, inputs, folder / ROWS_FILE)
     jobs = runs.resume(cases, warn)

@@ -20,7 +20,7 @@ from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
-from hag_agent.progress import ProgressCallback, ProgressEvent, no_progress
+from hag_agent.progress import ProgressCallback, no_progress, note
 from hag_agent.search.engine import SearchJob, Strategy
 from hag_agent.search.executor import Executor, LocalExecutor
 
@@ -63,7 +63,7 @@ def _prepare_output(path: Path, strategy: Strategy, progress: ProgressCallback) 
         HAGInputError: When the file holds records made with another K, budget or seed: a
             resume would mix them with this strategy's records.
     """
-    records = read_records(path, warn=lambda message: progress(_note(message)))
+    records = read_records(path, warn=lambda message: note(progress, STAGE, message))
     scope = strategy.scope
     wanted = (scope.samples, scope.budget, scope.seed)
     other = next((r for r in records if (r.samples, r.budget, r.seed) != wanted), None)
@@ -79,10 +79,6 @@ def _prepare_output(path: Path, strategy: Strategy, progress: ProgressCallback) 
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     return done
-
-
-def _note(message: str) -> ProgressEvent:
-    return ProgressEvent(kind="note", stage=STAGE, message=message)
 
 
 def _unique(cases: Sequence[SuiteCase]) -> list[SuiteCase]:
@@ -136,7 +132,7 @@ async def run_search(
     def finished(case: SuiteCase, outcome: SearchRecord | HAGError) -> None:
         if isinstance(outcome, HAGError):
             run.failed[case.id] = str(outcome)
-            progress(_note(f"case {case.id} failed: {outcome}"))
+            note(progress, STAGE, f"case {case.id} failed: {outcome}")
         else:
             append_line(path, outcome.model_dump_json())
             run.completed.append(case.id)

@@ -149,17 +149,13 @@ def test_a_registered_proposer_runs_in_the_graph() -> None:
 
 
 @pytest.mark.usefixtures("clean_registry")
-def test_an_entry_point_proposer_runs_in_the_graph(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "hag_proposer_demo.py").write_text(PLUGIN, encoding="utf-8")
-    dist = tmp_path / "hag_proposer_demo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hag-proposer-demo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[hag_agent.proposers]\nplugin-demo = hag_proposer_demo:PluginProposer\n"
+def test_an_entry_point_proposer_runs_in_the_graph(install_plugin: Any) -> None:
+    install_plugin(
+        "hag_proposer_demo",
+        PLUGIN,
+        "hag_agent.proposers",
+        "plugin-demo = hag_proposer_demo:PluginProposer",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     assert "plugin-demo" in proposer_names()
     result, model = run(
         proposer="plugin-demo", proposer_options={"plugin-demo": {"temperature": 0.44}}

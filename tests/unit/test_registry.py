@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,13 +56,10 @@ def test_registered_factory_is_used_and_cached() -> None:
     )
 
 
-def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "hag_plugin_demo.py").write_text(PLUGIN, encoding="utf-8")
-    dist = tmp_path / "hag_plugin_demo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hag-plugin-demo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hag_agent.backends]\ndemo = hag_plugin_demo:factory\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_entry_point_plugin(install_plugin: Any) -> None:
+    install_plugin(
+        "hag_plugin_demo", PLUGIN, "hag_agent.backends", "demo = hag_plugin_demo:factory"
+    )
     assert "demo" in backend_names()
     result = HAGRunnable(
         backend="demo", proposer="prior", backend_options={"colour": "blue"}
@@ -70,17 +68,13 @@ def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert sys.modules["hag_plugin_demo"].CREATED == [{"colour": "blue"}]
 
 
-def test_a_plugin_that_fails_to_import_is_a_configuration_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "hag_plugin_broken.py").write_text("import not_a_module_anywhere\n")
-    dist = tmp_path / "hag_plugin_broken-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hag-plugin-broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[hag_agent.backends]\nbroken = hag_plugin_broken:factory\n"
+def test_a_plugin_that_fails_to_import_is_a_configuration_error(install_plugin: Any) -> None:
+    install_plugin(
+        "hag_plugin_broken",
+        "import not_a_module_anywhere\n",
+        "hag_agent.backends",
+        "broken = hag_plugin_broken:factory",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigurationError, match=r"backend 'broken' .* failed to load"):
         HAGRunnable(backend="broken", proposer="prior").invoke("hi")
 
