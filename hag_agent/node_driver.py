@@ -12,8 +12,8 @@ request id in its config metadata, so a backend can tell the calls of one turn f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -46,6 +46,8 @@ class DecideCall:
     schema: type[BaseModel]
     constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA
     """How the answer's text is constrained (the proposal asks for the compact numeric object)."""
+    given: Mapping[str, float] = field(default_factory=dict)
+    """Values of a compact numeric object the caller writes itself (`DecisionRequest.given`)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def _request(
             call.schema,
             purpose=call.purpose,
             constraint=call.constraint,
+            given=call.given,
             max_tokens=context.decision_max_tokens,
             config=tagged(config, call.purpose),
         )

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar, final
 
@@ -157,6 +157,11 @@ class DecisionRequest:
     its own, e.g. a tuned proposer)."""
     constraint: OutputConstraint = OutputConstraint.JSON_SCHEMA
     """How the caller wants the text constrained."""
+    given: Mapping[str, float] = field(default_factory=dict)
+    """For a compact numeric object: values the caller writes into it itself, by key (e.g. the
+    values a tuned proposer's training data held fixed). A backend that decodes the object key by
+    key writes them as given and decodes only the rest; any other may decode them too, and the
+    caller overrides them."""
     max_tokens: int = 160
     """The decision's token budget."""
     config: RunnableConfig | None = None
@@ -356,13 +361,13 @@ def numeric_fields(schema: type[BaseModel]) -> Mapping[str, Literal["int", "floa
             asked for a schema that is not one).
     """
     keys: dict[str, Literal["int", "float"]] = {}
-    for name, field in schema.model_fields.items():
-        if field.annotation not in (int, float) or not field.is_required():
+    for name, info in schema.model_fields.items():
+        if info.annotation not in (int, float) or not info.is_required():
             raise ConfigurationError(
                 f"{schema.__name__}.{name} is not a required number: "
                 f"{OutputConstraint.COMPACT_NUMERIC_OBJECT} needs a flat object of numbers"
             )
-        keys[name] = "int" if field.annotation is int else "float"
+        keys[name] = "int" if info.annotation is int else "float"
     if not keys:
         raise ConfigurationError(f"{schema.__name__} has no fields to decode")
     return keys
