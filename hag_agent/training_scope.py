@@ -1,0 +1,64 @@
+"""What a trained proposer was trained on: the task kinds its data held, the values it held fixed.
+
+A search that pins a hyperparameter (``--max-tokens 48``) writes data in which that value never
+varies, so a proposer trained on it learns the constant, not a choice: the shipped adapter and
+head proposed ``max_tokens: 48`` for every request and cut long answers. A `TrainingScope` travels
+with a trained proposer (beside an adapter file, inside a head file); at run time the keys it held
+fixed are left to the task prior, and a task kind its data never held is left to the prior as a
+whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.tasks import TaskKind
+
+
+class TrainingScope(BaseModel):
+    """The reach of a trained proposer: what its training data varied and which tasks it held."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fixed: dict[str, float] = Field(default_factory=dict)
+    """Hyperparameters the training data held at one value, with that value."""
+    task_kinds: frozenset[TaskKind] | None = None
+    """The task kinds of the training cases; None when unknown (then any kind is in scope)."""
+
+    def covers(self, task: TaskKind) -> bool:
+        """Whether the training data held cases of this task kind."""
+        return self.task_kinds is None or task in self.task_kinds
+
+    @property
+    def learned_keys(self) -> tuple[str, ...]:
+        """The hyperparameters the data varied, in the canonical order."""
+        return tuple(key for key in HYPERPARAM_KEYS if key not in self.fixed)
+
+    @classmethod
+    def of_data(
+        cls, configurations: Iterable[Mapping[str, float]], task_kinds: Iterable[TaskKind]
+    ) -> TrainingScope:
+        """The scope of training data: every configuration it scored, and its cases' kinds.
+
+        A key is fixed when it has one value across all the configurations (with fewer than two
+        configurations nothing can be told, and nothing is fixed).
+        """
+        values: dict[str, set[float]] = {key: set() for key in HYPERPARAM_KEYS}
+        count = 0
+        for configuration in configurations:
+            count += 1
+            for key in HYPERPARAM_KEYS:
+                if key in configuration:
+                    values[key].add(float(configuration[key]))
+        fixed = (
+            {key: next(iter(seen)) for key, seen in values.items() if len(seen) == 1}
+            if count >= 2
+            else {}
+        )
+        return cls(fixed=fixed, task_kinds=frozenset(task_kinds))
+
+
+__all__ = ["TrainingScope"]
