@@ -157,7 +157,9 @@ class EmbeddedBackend(ChatModelBackend):
             **self.call_extras(request.config),
         }
         try:
-            return await engine_call(model.fill_numbers, list(request.messages), keys, kwargs)
+            return await engine_call(
+                model.fill_numbers, list(request.messages), keys, kwargs, request.given
+            )
         except HAGError:
             raise
         except Exception as exc:
