@@ -9,6 +9,8 @@ Per sample (`metric_value`, every value in [0, 1]):
 | yes_no   | `answer`    | 1 if `parse_yes_no` agrees with the answer                       |
 | chrf     | `reference` | sacrebleu sentence chrF / 100                                    |
 | coverage | `keywords`  | fraction of keywords used, inflections counted (`keyword_coverage`) |
+| verbatim | `answer`    | as exact, but case and punctuation count (`verbatim_match`)     |
+| one_of   | `answers`   | 1 if an answer candidate is an accepted answer (`one_of_match`) |
 
 Over K samples, `score_outputs` is the mean value, plus a diversity term for creative cases.
 sacrebleu is imported only by `chrf` and `self_bleu` (the ``eval`` extra).
@@ -38,6 +40,8 @@ _NUMBER = re.compile(
 )
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _LETTER_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+_QUOTES = "\"'`\u2018\u2019\u201c\u201d"
+_ARTICLES = ("a", "an", "the")
 
 
 def _missing_sacrebleu(exc: ImportError) -> ConfigurationError:
@@ -88,6 +92,42 @@ def exact_match(output: str, answer: str) -> float:
     """
     gold = normalize_answer(answer)
     return float(any(normalize_answer(c) == gold for c in _answer_candidates(output)))
+
+
+def verbatim_match(output: str, answer: str) -> float:
+    """1.0 when the output gives the answer character for character, else 0.0.
+
+    Case and punctuation count: only Unicode compatibility forms (NFKC), runs of whitespace and
+    quotes around the whole candidate are forgiven. Candidates as for `exact_match`, so a
+    "Here it is: ..." before the copy does not count against it.
+    """
+
+    def plain(text: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", text).split()).strip(_QUOTES).strip()
+
+    gold = plain(answer)
+    return float(any(plain(c) == gold for c in _answer_candidates(output)))
+
+
+def one_of_match(output: str, answers: Sequence[str]) -> float:
+    """1.0 when the output answers with one of the accepted answers, else 0.0.
+
+    A candidate (as for `exact_match`, normalised by `normalize_answer`, a leading "a", "an" or
+    "the" dropped) must be a whole accepted answer, its last word possibly inflected
+    (`inflections`: "bananas" for "banana"). A longer reply that merely mentions one ("I would
+    suggest a banana") is not an answer in one word and scores 0.
+    """
+    accepted: set[str] = set()
+    for answer in answers:
+        *head, last = normalize_answer(answer).split() or [""]
+        accepted |= {" ".join([*head, form]) for form in inflections(last)}
+    for candidate in _answer_candidates(output):
+        words = normalize_answer(candidate).split()
+        if words and words[0] in _ARTICLES:
+            words = words[1:]
+        if words and " ".join(words) in accepted:
+            return 1.0
+    return 0.0
 
 
 def final_number(text: str) -> float | None:
@@ -249,6 +289,14 @@ def _metric_exact(case: SuiteCase, output: str) -> float:
     return exact_match(output, case.answer or "")
 
 
+def _metric_verbatim(case: SuiteCase, output: str) -> float:
+    return verbatim_match(output, case.answer or "")
+
+
+def _metric_one_of(case: SuiteCase, output: str) -> float:
+    return one_of_match(output, case.answers or [])
+
+
 def _metric_number(case: SuiteCase, output: str) -> float:
     predicted = final_number(output)
     if predicted is None:
@@ -278,6 +326,8 @@ METRICS: dict[str, Callable[[SuiteCase, str], float]] = {
     "yes_no": _metric_yes_no,
     "chrf": _metric_chrf,
     "coverage": _metric_coverage,
+    "verbatim": _metric_verbatim,
+    "one_of": _metric_one_of,
 }
 """Every metric by name: ``METRICS[name](case, output)`` is one sample's value in [0, 1]."""
 

@@ -5,10 +5,14 @@ A suite is a list of `SuiteCase`; on disk it is JSONL, one case a line::
     {"id": "coinflip-0-000", "task": "reasoning", "prompt": "A coin is heads up. ...",
      "answer": "yes", "metric": "yes_no"}
 
-A case carries what its metric needs: ``answer`` for ``exact``, ``number`` and ``yes_no``,
-``reference`` for ``chrf``, ``keywords`` for ``coverage``. Without ``metric`` the metric follows
-from the task and the fields (see `SuiteCase.metric_name`). Everywhere a suite name is accepted,
-a path to such a file works too (`load_cases`).
+A case carries what its metric needs: ``answer`` for ``exact``, ``verbatim``, ``number`` and
+``yes_no``, ``answers`` for ``one_of``, ``reference`` for ``chrf``, ``keywords`` for ``coverage``.
+Without ``metric`` the metric follows from the task and the fields (see `SuiteCase.metric_name`).
+Everywhere a suite name is accepted, a path to such a file works too (`load_cases`).
+
+The first six suites are the training suites of the shipped proposers; short_facts, copy_exact
+and chat_reply are held out (`SuiteSpec.held_out`): request kinds and prompt styles those
+proposers never saw, to measure them outside their training distribution.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class SuiteSpec:
     """``generator(n, seed)``: n cases, the same for the same seed."""
     max_size: int | None = None
     """The most distinct cases the suite has, when it is finite."""
+    held_out: bool = False
+    """Not a training suite: kinds of request the shipped proposers were not trained on."""
 
 
 def builtin_suites() -> dict[str, SuiteSpec]:
@@ -118,6 +124,38 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             "coverage",
             20,
             g.keywords,
+        ),
+        SuiteSpec(
+            "short_facts",
+            "Held out: one-word or one-number factual questions (capitals, colours, opposites, "
+            "counts); right when the reply is one of the accepted answers",
+            TaskKind.FACTUAL,
+            "one_of",
+            len(g.load_short_facts()),
+            g.short_facts,
+            max_size=len(g.load_short_facts()),
+            held_out=True,
+        ),
+        SuiteSpec(
+            "copy_exact",
+            "Held out: repeat a text exactly, in capital or lowercase letters, or its words "
+            "reversed (verbatim: case and punctuation count)",
+            TaskKind.CHAT,
+            "verbatim",
+            40,
+            g.copy_exact,
+            held_out=True,
+        ),
+        SuiteSpec(
+            "chat_reply",
+            'Held out: small requests answered in one word ("Suggest one fruit for breakfast"); '
+            "right when the reply is one word of a generous accepted list",
+            TaskKind.CHAT,
+            "one_of",
+            len(g.load_chat_requests()),
+            g.chat_reply,
+            max_size=len(g.load_chat_requests()),
+            held_out=True,
         ),
     ]
     return {spec.name: spec for spec in specs}
