@@ -382,8 +382,10 @@ def short_facts(n: int, seed: int = 0) -> list[SuiteCase]:
     """One-word or one-number factual questions (capitals, colours, opposites, counts); one_of.
 
     Hand-written (`load_short_facts`); every prompt asks for one word or a number, and the
-    accepted answers list the spellings that are right ("8" and "eight"). The first ``n`` of
-    the table, shuffled by the seed. Task factual.
+    accepted answers list the spellings that are right ("8" and "eight"). A reply that is just
+    the answer scores 1, one whose first sentence names it ("The capital of Italy is Rome.")
+    0.5 (`hag_agent.metrics.one_of_match`). The first ``n`` of the table, shuffled by the seed.
+    Task factual.
     """
     return _accepted_answer_cases("short_facts", TaskKind.FACTUAL, load_short_facts(), n, seed)
 
@@ -393,8 +395,9 @@ def chat_reply(n: int, seed: int = 0) -> list[SuiteCase]:
 
     "Suggest one fruit for breakfast. Answer in one word." is right for any fruit: the accepted
     answers are a generous hand-written list of the class (`load_chat_requests`), so the check
-    is objective: the reply is one of them, in one word (an article and a plural allowed). The
-    first ``n`` of the table, shuffled by the seed.
+    is objective: 1 when the reply is one of them in one word (an article and a plural
+    allowed), 0.5 when its first sentence names one ("I'd suggest a banana."), else 0
+    (`hag_agent.metrics.one_of_match`). The first ``n`` of the table, shuffled by the seed.
     """
     return _accepted_answer_cases("chat_reply", TaskKind.CHAT, load_chat_requests(), n, seed)
 

@@ -128,7 +128,7 @@ def builtin_suites() -> dict[str, SuiteSpec]:
         SuiteSpec(
             "short_facts",
             "Held out: one-word or one-number factual questions (capitals, colours, opposites, "
-            "counts); right when the reply is one of the accepted answers",
+            "counts); 1 for an accepted answer alone, 0.5 when the first sentence names one",
             TaskKind.FACTUAL,
             "one_of",
             len(g.load_short_facts()),
@@ -149,7 +149,7 @@ def builtin_suites() -> dict[str, SuiteSpec]:
         SuiteSpec(
             "chat_reply",
             'Held out: small requests answered in one word ("Suggest one fruit for breakfast"); '
-            "right when the reply is one word of a generous accepted list",
+            "1 for a word of a generous accepted list alone, 0.5 when the first sentence names one",
             TaskKind.CHAT,
             "one_of",
             len(g.load_chat_requests()),

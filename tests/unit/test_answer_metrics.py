@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hag_agent.data.cases import SuiteCase
-from hag_agent.metrics import metric_value, one_of_match, verbatim_match
+from hag_agent.metrics import ONE_OF_MENTION_CREDIT, metric_value, one_of_match, verbatim_match
 from hag_agent.tasks import TaskKind
 
 
@@ -34,6 +34,7 @@ def test_verbatim_match(output: str, answer: str, expected: float) -> None:
 
 
 FRUIT = ("apple", "banana", "passion fruit", "berry")
+HALF = ONE_OF_MENTION_CREDIT
 
 
 @pytest.mark.parametrize(
@@ -47,19 +48,31 @@ FRUIT = ("apple", "banana", "passion fruit", "berry")
         ("Passion fruit", FRUIT, 1.0),
         ("an apple", FRUIT, 1.0),
         ("Sure! My answer: apple", FRUIT, 1.0),
-        ("I would suggest a banana.", FRUIT, 0.0),  # not an answer in one word
-        ("Banana and apple", FRUIT, 0.0),
+        ("Sure, here you go:\nApple", FRUIT, 1.0),
+        ("I would suggest a banana.", FRUIT, HALF),  # right, but not in one word
+        ("I would suggest a banana", FRUIT, HALF),
+        ("Banana and apple", FRUIT, HALF),
+        ("A passion fruit smoothie! It is sweet.", FRUIT, HALF),
+        ("I like toast. Bananas are good too.", FRUIT, 0.0),  # only the first sentence counts
+        ("I like toast.\nBananas are good too", FRUIT, 0.0),
         ("Toast", FRUIT, 0.0),
-        ("bandana", FRUIT, 0.0),
+        ("bandana", FRUIT, 0.0),  # whole words only
+        ("A pineapple.", FRUIT, 0.0),
         ("", FRUIT, 0.0),
         ("8", ("8", "eight"), 1.0),
         ("Eight.", ("8", "eight"), 1.0),
+        ("A spider has 8 legs.", ("8", "eight"), HALF),
         ("9", ("8", "eight"), 0.0),
+        ("It has 9 legs. Some say 8.", ("8", "eight"), 0.0),
         ("Twenty-four", ("24", "twenty-four", "twenty four"), 1.0),
         ("twenty four", ("24", "twenty-four", "twenty four"), 1.0),
+        ("There are twenty-four hours.", ("24", "twenty-four", "twenty four"), HALF),
         ("The Pacific Ocean.", ("Pacific", "Pacific Ocean"), 1.0),
         ("Paris", ("Paris",), 1.0),
-        ("The capital of France is Paris.", ("Paris",), 0.0),
+        ("The capital of France is Paris.", ("Paris",), HALF),
+        ("The capital of France is Lyon. Paris is larger.", ("Paris",), 0.0),
+        ("Paris", ("!!!", "Paris"), 1.0),  # an answer with no words matches nothing
+        ("!!!", ("!!!",), 0.0),
     ],
 )
 def test_one_of_match(output: str, answers: tuple[str, ...], expected: float) -> None:
@@ -71,6 +84,7 @@ def test_metric_value_reads_the_case_fields() -> None:
     assert one_of.metric_name == "one_of"
     assert metric_value(one_of, "Coffee.") == 1.0
     assert metric_value(one_of, "Juice.") == 0.0
+    assert metric_value(one_of, "I'd have a coffee.") == ONE_OF_MENTION_CREDIT
     verbatim = SuiteCase(
         id="b", task=TaskKind.CHAT, prompt="p", answer="Keep calm.", metric="verbatim"
     )

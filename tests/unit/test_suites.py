@@ -24,7 +24,7 @@ from hag_agent.data.suites import (
     write_cases,
 )
 from hag_agent.errors import HAGInputError
-from hag_agent.metrics import metric_value
+from hag_agent.metrics import ONE_OF_MENTION_CREDIT, metric_value
 from hag_agent.tasks import TaskKind
 
 TRAINING_SUITES = ("coinflip", "last_letters", "arithmetic", "pig_latin", "translation", "keywords")
@@ -309,6 +309,10 @@ def test_held_out_metric_scores_right_answers_1_and_wrong_ones_0(name: str) -> N
             assert metric_value(case, f"{right}\n") == 1.0, (case.id, right)
         for wrong in _WRONG:
             assert metric_value(case, wrong) == 0.0, (case.id, wrong)
+        if case.answers is not None:
+            named = f"I think it is {case.answers[0]}. Thanks for asking!"
+            assert metric_value(case, named) == ONE_OF_MENTION_CREDIT, case.id
+            assert metric_value(case, case.prompt) == 0.0, case.id  # an echo names no answer
     # Another case's answer is wrong unless this case accepts it too.
     for case, other in zip(cases, cases[1:] + cases[:1], strict=True):
         theirs = other.answers[0] if other.answers is not None else other.answer or ""
@@ -507,3 +511,19 @@ def test_invalid_cases(fields: dict[str, object], message: str) -> None:
 def test_number_answer_may_have_thousands_commas() -> None:
     case = SuiteCase(id="x", task=TaskKind.MATH, prompt="p", answer="1,200")
     assert case.metric_name == "number"
+
+
+def test_readme_lists_the_held_out_suites_as_they_are() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    rows = {
+        cells[0]: cells[1:4]
+        for line in readme.splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in line.strip("|").split("|")]) > 4
+    }
+    for name in HELD_OUT_SUITES:
+        spec = builtin_suites()[name]
+        size = "any" if spec.max_size is None else str(spec.max_size)
+        assert rows[name] == [spec.task.value, spec.metric, size], name
+    for name in TRAINING_SUITES:
+        assert name in readme
