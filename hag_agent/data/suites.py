@@ -73,6 +73,17 @@ class SuiteSpec:
     """Not a training suite: kinds of request the shipped proposers were not trained on."""
 
 
+def _held_out_table(
+    name: str,
+    description: str,
+    task: TaskKind,
+    generator: Callable[[int, int], list[SuiteCase]],
+    rows: int,
+) -> SuiteSpec:
+    """A held-out suite of a hand-written table scored by one_of: by default all of its rows."""
+    return SuiteSpec(name, description, task, "one_of", rows, generator, rows, held_out=True)
+
+
 def builtin_suites() -> dict[str, SuiteSpec]:
     """The built-in suites by name, in listing order."""
     specs = [
@@ -125,16 +136,13 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             20,
             g.keywords,
         ),
-        SuiteSpec(
+        _held_out_table(
             "short_facts",
             "Held out: one-word or one-number factual questions (capitals, colours, opposites, "
             "counts); 1 for an accepted answer alone, 0.5 when the first sentence names one",
             TaskKind.FACTUAL,
-            "one_of",
-            len(g.load_short_facts()),
             g.short_facts,
-            max_size=len(g.load_short_facts()),
-            held_out=True,
+            len(g.load_short_facts()),
         ),
         SuiteSpec(
             "copy_exact",
@@ -146,16 +154,13 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             g.copy_exact,
             held_out=True,
         ),
-        SuiteSpec(
+        _held_out_table(
             "chat_reply",
             'Held out: small requests answered in one word ("Suggest one fruit for breakfast"); '
             "1 for a word of a generous accepted list alone, 0.5 when the first sentence names one",
             TaskKind.CHAT,
-            "one_of",
-            len(g.load_chat_requests()),
             g.chat_reply,
-            max_size=len(g.load_chat_requests()),
-            held_out=True,
+            len(g.load_chat_requests()),
         ),
     ]
     return {spec.name: spec for spec in specs}
