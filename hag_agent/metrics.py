@@ -9,6 +9,8 @@ Per sample (`metric_value`, every value in [0, 1]):
 | yes_no   | `answer`    | 1 if `parse_yes_no` agrees with the answer                       |
 | chrf     | `reference` | sacrebleu sentence chrF / 100                                    |
 | coverage | `keywords`  | fraction of keywords used, inflections counted (`keyword_coverage`) |
+| verbatim | `answer`    | as exact, but case and punctuation count (`verbatim_match`)     |
+| one_of   | `answers`   | 1 for an accepted answer, 0.5 for naming one (`one_of_match`)   |
 
 Over K samples, `score_outputs` is the mean value, plus a diversity term for creative cases.
 sacrebleu is imported only by `chrf` and `self_bleu` (the ``eval`` extra).
@@ -32,12 +34,18 @@ DIVERSITY_WEIGHT = 0.2
 NUMBER_TOLERANCE = 1e-6
 """Relative tolerance of the number metric."""
 
+ONE_OF_MENTION_CREDIT = 0.5
+"""The one_of value of a reply that names an accepted answer but is not just that answer."""
+
 _ANSWER_MARKER = re.compile(r"\banswer\b\**\s*(?:is\b\s*:?|[:=])", re.IGNORECASE)
 _NUMBER = re.compile(
     r"(?<![\w.])[-\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)",
 )
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _LETTER_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+_QUOTES = "\"'`\u2018\u2019\u201c\u201d"
+_ARTICLES = ("a", "an", "the")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
 
 def _missing_sacrebleu(exc: ImportError) -> ConfigurationError:
@@ -88,6 +96,54 @@ def exact_match(output: str, answer: str) -> float:
     """
     gold = normalize_answer(answer)
     return float(any(normalize_answer(c) == gold for c in _answer_candidates(output)))
+
+
+def verbatim_match(output: str, answer: str) -> float:
+    """1.0 when the output gives the answer character for character, else 0.0.
+
+    Case and punctuation count: only Unicode compatibility forms (NFKC), runs of whitespace and
+    quotes around the whole candidate are forgiven. Candidates as for `exact_match`, so a
+    "Here it is: ..." before the copy does not count against it.
+    """
+
+    def plain(text: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", text).split()).strip(_QUOTES).strip()
+
+    gold = plain(answer)
+    return float(any(plain(c) == gold for c in _answer_candidates(output)))
+
+
+def one_of_match(output: str, answers: Sequence[str]) -> float:
+    """1.0 for a reply that is one of the accepted answers, 0.5 for one that names it, else 0.0.
+
+    Both tiers compare words after `normalize_answer`, and an accepted answer's last word may be
+    inflected (`inflections`: "bananas" for "banana").
+
+    - 1.0: a candidate (as for `exact_match`), a leading "a", "an" or "the" dropped, is a whole
+      accepted answer: the request's "answer in one word" was followed ("A banana.").
+    - `ONE_OF_MENTION_CREDIT` (0.5): the reply's first sentence names an accepted answer ("The
+      capital of Italy is Rome."): right, but not in one word. Later sentences do not count, so
+      a long reply does not earn the credit by listing many words.
+    """
+    accepted: set[tuple[str, ...]] = set()
+    for answer in answers:
+        words = normalize_answer(answer).split()
+        if words:
+            *head, last = words
+            accepted |= {(*head, form) for form in inflections(last)}
+    for candidate in _answer_candidates(output):
+        words = normalize_answer(candidate).split()
+        if words and words[0] in _ARTICLES:
+            words = words[1:]
+        if tuple(words) in accepted:
+            return 1.0
+    first = normalize_answer(_SENTENCE_END.split(output.strip(), maxsplit=1)[0]).split()
+    named = any(
+        tuple(first[i : i + len(phrase)]) == phrase
+        for phrase in accepted
+        for i in range(len(first) - len(phrase) + 1)
+    )
+    return ONE_OF_MENTION_CREDIT if named else 0.0
 
 
 def final_number(text: str) -> float | None:
@@ -249,6 +305,14 @@ def _metric_exact(case: SuiteCase, output: str) -> float:
     return exact_match(output, case.answer or "")
 
 
+def _metric_verbatim(case: SuiteCase, output: str) -> float:
+    return verbatim_match(output, case.answer or "")
+
+
+def _metric_one_of(case: SuiteCase, output: str) -> float:
+    return one_of_match(output, case.answers or [])
+
+
 def _metric_number(case: SuiteCase, output: str) -> float:
     predicted = final_number(output)
     if predicted is None:
@@ -278,6 +342,8 @@ METRICS: dict[str, Callable[[SuiteCase, str], float]] = {
     "yes_no": _metric_yes_no,
     "chrf": _metric_chrf,
     "coverage": _metric_coverage,
+    "verbatim": _metric_verbatim,
+    "one_of": _metric_one_of,
 }
 """Every metric by name: ``METRICS[name](case, output)`` is one sample's value in [0, 1]."""
 

@@ -1,7 +1,8 @@
 """One case of a task suite: a prompt and what its metric needs (the JSONL line's schema).
 
-A case carries what its metric needs: ``answer`` for ``exact``, ``number`` and ``yes_no``,
-``reference`` for ``chrf``, ``keywords`` for ``coverage``. Without ``metric`` the metric follows
+A case carries what its metric needs: ``answer`` for ``exact``, ``verbatim``, ``number`` and
+``yes_no``, ``answers`` for ``one_of``, ``reference`` for ``chrf``, ``keywords`` for ``coverage``.
+Without ``metric`` the metric follows
 from the task and the fields (see `SuiteCase.metric_name`).
 """
 
@@ -9,11 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hag_agent.tasks import TaskKind
 
-METRIC_NAMES: tuple[str, ...] = ("exact", "number", "yes_no", "chrf", "coverage")
+METRIC_NAMES: tuple[str, ...] = (
+    "exact",
+    "number",
+    "yes_no",
+    "chrf",
+    "coverage",
+    "verbatim",
+    "one_of",
+)
 """Every metric name a case may name (`hag_agent.metrics.METRICS` implements each)."""
 
 METRIC_FIELD: dict[str, str] = {
@@ -22,6 +38,8 @@ METRIC_FIELD: dict[str, str] = {
     "yes_no": "answer",
     "chrf": "reference",
     "coverage": "keywords",
+    "verbatim": "answer",
+    "one_of": "answers",
 }
 """The case field each metric scores against."""
 
@@ -31,6 +49,9 @@ TASK_DEFAULT_METRIC: dict[TaskKind, str] = {
     TaskKind.CREATIVE: "coverage",
 }
 """The default metric of a task, used when the case has the field it needs."""
+
+_FIELDS = ("answer", "answers", "reference", "keywords")
+"""The fields a metric scores against; a case has at least one."""
 
 _VALID_TASKS = ", ".join(kind.value for kind in TaskKind)
 _VALID_METRICS = ", ".join(METRIC_NAMES)
@@ -48,7 +69,9 @@ class SuiteCase(BaseModel):
     prompt: str = Field(min_length=1)
     """The query sent to the model."""
     answer: str | None = None
-    """The expected answer for the exact-match metrics (exact, number, yes_no)."""
+    """The expected answer for the exact-match metrics (exact, verbatim, number, yes_no)."""
+    answers: list[str] | None = None
+    """The accepted answers, any one of them right (one_of)."""
     reference: str | None = None
     """The reference text for chrF."""
     keywords: list[str] | None = None
@@ -70,17 +93,17 @@ class SuiteCase(BaseModel):
             raise ValueError(f"unknown metric {value!r}; valid metrics: {_VALID_METRICS}")
         return value
 
-    @field_validator("keywords")
+    @field_validator("keywords", "answers")
     @classmethod
-    def _real_keywords(cls, value: list[str] | None) -> list[str] | None:
+    def _real_words(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is not None and (not value or not all(k.strip() for k in value)):
-            raise ValueError("keywords must be a non-empty list of non-empty words")
+            raise ValueError(f"{info.field_name} must be a non-empty list of non-empty words")
         return value
 
     @model_validator(mode="after")
     def _metric_has_its_field(self) -> SuiteCase:
-        if self.answer is None and self.reference is None and self.keywords is None:
-            raise ValueError("a case needs one of answer, reference or keywords")
+        if all(getattr(self, field) is None for field in _FIELDS):
+            raise ValueError("a case needs one of answer, answers, reference or keywords")
         name = self.metric_name
         needed = METRIC_FIELD[name]
         if getattr(self, needed) is None:
@@ -102,8 +125,8 @@ class SuiteCase(BaseModel):
 
         In order: ``metric`` when set; the task's default (math: number, translation: chrf,
         creative: coverage) when the case has that metric's field; else by field: ``answer`` gives
-        yes_no for a yes/no answer and exact otherwise, ``reference`` gives chrf, ``keywords``
-        gives coverage.
+        yes_no for a yes/no answer and exact otherwise, ``answers`` gives one_of, ``reference``
+        gives chrf, ``keywords`` gives coverage.
         """
         if self.metric is not None:
             return self.metric
@@ -112,6 +135,8 @@ class SuiteCase(BaseModel):
             return default
         if self.answer is not None:
             return "yes_no" if self.answer.strip().lower() in ("yes", "no") else "exact"
+        if self.answers is not None:
+            return "one_of"
         if self.reference is not None:
             return "chrf"
         return "coverage"

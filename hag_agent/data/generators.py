@@ -5,7 +5,12 @@ same cases on any machine, and a larger ``n`` extends a smaller one (same seed, 
 cases). Every answer is computed from the very values written into the prompt; the tests check
 each answer again, independently, from the prompt text. Prompts within one suite are distinct.
 Ids are ``"{suite}-{seed}-{index:03d}"`` (translation: the row and the language,
-``"translation-fr-007"``).
+``"translation-fr-007"``; the hand-written tables of short_facts and chat_reply: the row,
+``"short_facts-012"``).
+
+The held-out suites (short_facts, copy_exact, chat_reply) are request kinds and prompt styles
+that the six training suites do not hold: one-word factual questions, exact copies, and small
+conversational requests with a checkable answer.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import random
 from collections.abc import Callable
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hag_agent.data.cases import SuiteCase
 from hag_agent.errors import HAGInputError
@@ -52,6 +57,33 @@ KEYWORDS: tuple[str, ...] = (
 )  # fmt: skip
 """Concrete nouns and verbs for keyword-constrained writing (all distinct)."""
 
+COPY_TEXTS: tuple[str, ...] = (
+    "The blue kettle sings at noon.", "Meet me by the old oak tree.",
+    "Pack an umbrella, just in case.", "Grandma's garden smells of mint.",
+    "The train leaves from platform nine.", "Please close the window quietly.",
+    "Our cat, Pepper, sleeps all day.", "A small boat drifted past the pier.",
+    "Fresh bread is ready at seven.", "The museum opens on Tuesday.",
+    "Lucy painted the fence green.", "Tom keeps his keys in a blue bowl.",
+    "Snow fell softly over the village.", "Bring two pencils and a ruler.",
+    "The library is quiet in the morning.", "My brother plays the drums loudly.",
+    "Turn left at the bakery.", "The soup needs a pinch of salt.",
+    "Dinner is at eight, don't be late!", "Sam found a shiny pebble on the beach.",
+    "Owls hunt at night.", "The red balloon floated away.",
+    "Water the plants on Sunday.", "Mia's bicycle has a silver bell.",
+    "Clouds gathered over the hills.", "The bus was ten minutes late.",
+    "Happy birthday, Grandpa Joe!", "Keep calm and carry on.",
+    "The lighthouse blinks every evening.", "Her scarf is soft and warm.",
+)  # fmt: skip
+"""Short hand-written sentences, mixed case and punctuation, to copy (all distinct)."""
+
+COPY_OPERATIONS: dict[str, str] = {
+    "repeat": "Repeat exactly, and nothing else: {text}",
+    "upper": "Write this in capital letters, and nothing else: {text}",
+    "lower": "Write this in lowercase letters, and nothing else: {text}",
+    "reverse": "Reverse the order of these words, and write nothing else: {text}",
+}
+"""The copy_exact requests by operation; ``{text}`` is what to copy, last in the prompt."""
+
 LANGUAGES: dict[str, str] = {"fr": "French", "de": "German", "es": "Spanish"}
 """The target languages of the translation suite."""
 
@@ -73,12 +105,67 @@ class Translation(BaseModel):
     """The Spanish reference."""
 
 
+class AcceptedAnswers(BaseModel):
+    """One hand-written request and the answers that are right for it (metric one_of)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(min_length=1)
+    """The request, with its instruction to answer in one word or number."""
+    answers: tuple[str, ...] = Field(min_length=1)
+    """Every accepted answer."""
+
+
+class _ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(min_length=1)
+    answers: str = Field(min_length=1)
+    """The name of the accepted-answer list."""
+
+
+class _ChatRequestFile(BaseModel):
+    """``chat_requests.json``: named lists of accepted answers, and requests naming one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    answers: dict[str, tuple[str, ...]]
+    requests: tuple[_ChatRequest, ...]
+
+    @model_validator(mode="after")
+    def _lists_exist(self) -> _ChatRequestFile:
+        missing = sorted({r.answers for r in self.requests} - set(self.answers))
+        if missing:
+            raise ValueError(f"no answer list named {missing}")
+        return self
+
+
+def _data_text(name: str) -> str:
+    return resources.files("hag_agent.data").joinpath(name).read_text("utf-8")
+
+
+def _jsonl_rows(name: str) -> list[object]:
+    return [json.loads(line) for line in _data_text(name).splitlines() if line.strip()]
+
+
 @functools.cache
 def load_translations() -> tuple[Translation, ...]:
     """The hand-written translation set shipped as ``hag_agent/data/translations.jsonl``."""
-    text = resources.files("hag_agent.data").joinpath("translations.jsonl").read_text("utf-8")
+    return tuple(Translation.model_validate(row) for row in _jsonl_rows("translations.jsonl"))
+
+
+@functools.cache
+def load_short_facts() -> tuple[AcceptedAnswers, ...]:
+    """The hand-written questions shipped as ``hag_agent/data/short_facts.jsonl``."""
+    return tuple(AcceptedAnswers.model_validate(row) for row in _jsonl_rows("short_facts.jsonl"))
+
+
+@functools.cache
+def load_chat_requests() -> tuple[AcceptedAnswers, ...]:
+    """The hand-written requests shipped as ``hag_agent/data/chat_requests.json``."""
+    table = _ChatRequestFile.model_validate_json(_data_text("chat_requests.json"))
     return tuple(
-        Translation.model_validate(json.loads(line)) for line in text.splitlines() if line.strip()
+        AcceptedAnswers(prompt=r.prompt, answers=table.answers[r.answers]) for r in table.requests
     )
 
 
@@ -269,3 +356,90 @@ def keywords(n: int, seed: int = 0) -> list[SuiteCase]:
         }
 
     return _collect("keywords", n, seed, draw)
+
+
+def _accepted_answer_cases(
+    suite: str, task: TaskKind, rows: tuple[AcceptedAnswers, ...], n: int, seed: int
+) -> list[SuiteCase]:
+    """The first ``n`` rows of a hand-written table, shuffled by the seed; metric one_of."""
+    if n > len(rows):
+        raise HAGInputError(f"suite {suite!r} has at most {len(rows)} cases, asked for {n}")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return [
+        SuiteCase(
+            id=f"{suite}-{row:03d}",
+            task=task,
+            prompt=rows[row].prompt,
+            answers=list(rows[row].answers),
+            metric="one_of",
+        )
+        for row in order[:n]
+    ]
+
+
+def short_facts(n: int, seed: int = 0) -> list[SuiteCase]:
+    """One-word or one-number factual questions (capitals, colours, opposites, counts); one_of.
+
+    Hand-written (`load_short_facts`); every prompt asks for one word or a number, and the
+    accepted answers list the spellings that are right ("8" and "eight"). A reply that is just
+    the answer scores 1, one whose first sentence names it ("The capital of Italy is Rome.")
+    0.5 (`hag_agent.metrics.one_of_match`). The first ``n`` of the table, shuffled by the seed.
+    Task factual.
+    """
+    return _accepted_answer_cases("short_facts", TaskKind.FACTUAL, load_short_facts(), n, seed)
+
+
+def chat_reply(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Small conversational requests answered in one word from an open class; chat, one_of.
+
+    "Suggest one fruit for breakfast. Answer in one word." is right for any fruit: the accepted
+    answers are a generous hand-written list of the class (`load_chat_requests`), so the check
+    is objective: 1 when the reply is one of them in one word (an article and a plural
+    allowed), 0.5 when its first sentence names one ("I'd suggest a banana."), else 0
+    (`hag_agent.metrics.one_of_match`). The first ``n`` of the table, shuffled by the seed.
+    """
+    return _accepted_answer_cases("chat_reply", TaskKind.CHAT, load_chat_requests(), n, seed)
+
+
+def copy_text(operation: str, text: str) -> str:
+    """What a copy_exact request asks for: the text repeated, in capitals, lowercase or reversed.
+
+    Raises:
+        HAGInputError: An operation not in `COPY_OPERATIONS`.
+    """
+    if operation == "repeat":
+        return text
+    if operation == "upper":
+        return text.upper()
+    if operation == "lower":
+        return text.lower()
+    if operation == "reverse":
+        return " ".join(reversed(text.split()))
+    raise HAGInputError(
+        f"unknown copy operation {operation!r}; known: {', '.join(COPY_OPERATIONS)}"
+    )
+
+
+def copy_exact(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Copy a text exactly: repeat it, in capital or lowercase letters, or its words reversed.
+
+    The texts are hand-written sentences (`COPY_TEXTS`); reversal takes 3-5 lowercase words of
+    `KEYWORDS`. Metric verbatim: case and punctuation count. Task chat, what the rules
+    classifier makes of such a request (no task pattern matches it).
+    """
+
+    def draw(rng: random.Random) -> dict[str, object]:
+        operation = rng.choice(tuple(COPY_OPERATIONS))
+        if operation == "reverse":
+            text = " ".join(rng.sample(KEYWORDS, rng.randint(3, 5)))
+        else:
+            text = rng.choice(COPY_TEXTS)
+        return {
+            "task": TaskKind.CHAT,
+            "prompt": COPY_OPERATIONS[operation].format(text=text),
+            "answer": copy_text(operation, text),
+            "metric": "verbatim",
+        }
+
+    return _collect("copy_exact", n, seed, draw)

@@ -5,10 +5,14 @@ A suite is a list of `SuiteCase`; on disk it is JSONL, one case a line::
     {"id": "coinflip-0-000", "task": "reasoning", "prompt": "A coin is heads up. ...",
      "answer": "yes", "metric": "yes_no"}
 
-A case carries what its metric needs: ``answer`` for ``exact``, ``number`` and ``yes_no``,
-``reference`` for ``chrf``, ``keywords`` for ``coverage``. Without ``metric`` the metric follows
-from the task and the fields (see `SuiteCase.metric_name`). Everywhere a suite name is accepted,
-a path to such a file works too (`load_cases`).
+A case carries what its metric needs: ``answer`` for ``exact``, ``verbatim``, ``number`` and
+``yes_no``, ``answers`` for ``one_of``, ``reference`` for ``chrf``, ``keywords`` for ``coverage``.
+Without ``metric`` the metric follows from the task and the fields (see `SuiteCase.metric_name`).
+Everywhere a suite name is accepted, a path to such a file works too (`load_cases`).
+
+The first six suites are the training suites of the shipped proposers; short_facts, copy_exact
+and chat_reply are held out (`SuiteSpec.held_out`): request kinds and prompt styles those
+proposers never saw, to measure them outside their training distribution.
 """
 
 from __future__ import annotations
@@ -65,6 +69,19 @@ class SuiteSpec:
     """``generator(n, seed)``: n cases, the same for the same seed."""
     max_size: int | None = None
     """The most distinct cases the suite has, when it is finite."""
+    held_out: bool = False
+    """Not a training suite: kinds of request the shipped proposers were not trained on."""
+
+
+def _held_out_table(
+    name: str,
+    description: str,
+    task: TaskKind,
+    generator: Callable[[int, int], list[SuiteCase]],
+    rows: int,
+) -> SuiteSpec:
+    """A held-out suite of a hand-written table scored by one_of: by default all of its rows."""
+    return SuiteSpec(name, description, task, "one_of", rows, generator, rows, held_out=True)
 
 
 def builtin_suites() -> dict[str, SuiteSpec]:
@@ -118,6 +135,32 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             "coverage",
             20,
             g.keywords,
+        ),
+        _held_out_table(
+            "short_facts",
+            "Held out: one-word or one-number factual questions (capitals, colours, opposites, "
+            "counts); 1 for an accepted answer alone, 0.5 when the first sentence names one",
+            TaskKind.FACTUAL,
+            g.short_facts,
+            len(g.load_short_facts()),
+        ),
+        SuiteSpec(
+            "copy_exact",
+            "Held out: repeat a text exactly, in capital or lowercase letters, or its words "
+            "reversed (verbatim: case and punctuation count)",
+            TaskKind.CHAT,
+            "verbatim",
+            40,
+            g.copy_exact,
+            held_out=True,
+        ),
+        _held_out_table(
+            "chat_reply",
+            'Held out: small requests answered in one word ("Suggest one fruit for breakfast"); '
+            "1 for a word of a generous accepted list alone, 0.5 when the first sentence names one",
+            TaskKind.CHAT,
+            g.chat_reply,
+            len(g.load_chat_requests()),
         ),
     ]
     return {spec.name: spec for spec in specs}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 import hag_agent.data
+from hag_agent.classification import classify_by_rules
+from hag_agent.cli.suite_job import load_suites
 from hag_agent.data import generators
 from hag_agent.data.cases import METRIC_NAMES
 from hag_agent.data.suites import (
@@ -21,9 +24,12 @@ from hag_agent.data.suites import (
     write_cases,
 )
 from hag_agent.errors import HAGInputError
+from hag_agent.metrics import ONE_OF_MENTION_CREDIT, metric_value
 from hag_agent.tasks import TaskKind
 
-SUITES = ("coinflip", "last_letters", "arithmetic", "pig_latin", "translation", "keywords")
+TRAINING_SUITES = ("coinflip", "last_letters", "arithmetic", "pig_latin", "translation", "keywords")
+HELD_OUT_SUITES = ("short_facts", "copy_exact", "chat_reply")
+SUITES = TRAINING_SUITES + HELD_OUT_SUITES
 
 
 def test_builtin_names_and_specs() -> None:
@@ -34,6 +40,8 @@ def test_builtin_names_and_specs() -> None:
         assert spec.description
         assert spec.metric in METRIC_NAMES
         assert 1 <= spec.default_size <= 60
+        assert spec.held_out == (name in HELD_OUT_SUITES)
+        assert spec.max_size is None or spec.default_size <= spec.max_size
 
 
 @pytest.mark.parametrize("name", SUITES)
@@ -55,7 +63,7 @@ def test_generator_is_reproducible_and_well_formed(name: str) -> None:
 
 
 def test_larger_suites_have_distinct_prompts() -> None:
-    for name in ("coinflip", "last_letters", "arithmetic", "pig_latin", "keywords"):
+    for name in ("coinflip", "last_letters", "arithmetic", "pig_latin", "keywords", "copy_exact"):
         cases = make_suite(name, 200, seed=11)
         assert len({c.prompt for c in cases}) == 200
 
@@ -194,6 +202,161 @@ def test_translation_cases_point_at_their_row() -> None:
         make_suite("translation", 3 * len(rows) + 1)
 
 
+# --- the held-out suites ---------------------------------------------------------------------
+
+DATA = Path(hag_agent.data.__file__).parent
+
+_WRONG = ("I don't know.", "", "Sure! Here is my answer.")
+"""Replies no held-out case accepts."""
+
+
+def _copy_answer(prompt: str) -> str:
+    """An independent reading of a copy_exact prompt: the operation, then the text after it."""
+    instruction, text = prompt.split(": ", 1)
+    if instruction.startswith("Repeat exactly"):
+        return text
+    if "capital letters" in instruction:
+        return "".join(c.upper() for c in text)
+    if "lowercase letters" in instruction:
+        return "".join(c.lower() for c in text)
+    assert instruction.startswith("Reverse the order of these words"), prompt
+    return " ".join(text.split(" ")[::-1])
+
+
+def test_copy_exact_answers_recomputed_from_the_prompt() -> None:
+    kinds = set()
+    for case in make_suite("copy_exact", 200, seed=3):
+        assert case.answer == _copy_answer(case.prompt)
+        assert case.prompt.split(": ", 1)[1].strip()
+        kinds.add(case.prompt.split(",", 1)[0])
+        if case.prompt.startswith("Reverse"):
+            assert 3 <= len(case.prompt.split(": ", 1)[1].split()) <= 5
+    assert len(kinds) == 4
+
+
+def test_copy_texts_make_case_and_punctuation_matter() -> None:
+    texts = generators.COPY_TEXTS
+    assert len(texts) >= 30
+    assert len(set(texts)) == len(texts)
+    for text in texts:
+        assert text == text.strip() and ": " not in text
+        assert text != text.upper() and text != text.lower()  # capitals and lowercase differ
+        assert text[-1] in ".!"
+    with pytest.raises(HAGInputError, match="unknown copy operation"):
+        generators.copy_text("shuffle", "a b")
+
+
+def test_short_facts_file_rows() -> None:
+    rows = [
+        json.loads(line) for line in (DATA / "short_facts.jsonl").read_text("utf-8").splitlines()
+    ]
+    assert len(rows) >= 40
+    prompts = [row["prompt"] for row in rows]
+    assert len(set(prompts)) == len(prompts)
+    for row in rows:
+        assert set(row) == {"prompt", "answers"}
+        assert row["prompt"].endswith(("Answer with one word.", "Answer with a number."))
+        assert row["answers"] and len(set(row["answers"])) == len(row["answers"])
+    assert [r.model_dump() for r in generators.load_short_facts()] == [
+        {"prompt": row["prompt"], "answers": tuple(row["answers"])} for row in rows
+    ]
+
+
+def test_chat_request_file_lists_and_requests() -> None:
+    table = json.loads((DATA / "chat_requests.json").read_text("utf-8"))
+    named = table["answers"]
+    used = {request["answers"] for request in table["requests"]}
+    assert used == set(named)  # every list is used, every request names a list
+    for words in named.values():
+        assert len(words) == len(set(words)) >= 4  # an open class, not one right answer
+    loaded = generators.load_chat_requests()
+    assert len(loaded) == len(table["requests"]) >= 30
+    for row, request in zip(loaded, table["requests"], strict=True):
+        assert row.prompt == request["prompt"]
+        assert row.answers == tuple(named[request["answers"]])
+        assert "one word" in row.prompt or "single word" in row.prompt
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [("short_facts", generators.load_short_facts), ("chat_reply", generators.load_chat_requests)],
+)
+def test_table_suites_point_at_their_row(
+    name: str, rows: Callable[[], tuple[generators.AcceptedAnswers, ...]]
+) -> None:
+    table = rows()
+    cases = make_suite(name, len(table), seed=0)
+    assert sorted(int(c.id.rsplit("-", 1)[1]) for c in cases) == list(range(len(table)))
+    for case in cases:
+        match = re.fullmatch(rf"{name}-(\d{{3}})", case.id)
+        assert match is not None
+        row = table[int(match.group(1))]
+        assert case.prompt == row.prompt
+        assert case.answers == list(row.answers)
+    assert make_suite(name) == cases  # the default is the whole table, seed 0
+    with pytest.raises(HAGInputError, match="at most"):
+        make_suite(name, len(table) + 1)
+
+
+@pytest.mark.parametrize("name", HELD_OUT_SUITES)
+def test_held_out_metric_scores_right_answers_1_and_wrong_ones_0(name: str) -> None:
+    spec = builtin_suites()[name]
+    cases = make_suite(name, spec.max_size or 100, seed=5)
+    for case in cases:
+        rights = case.answers if case.answers is not None else [case.answer or ""]
+        for right in rights:
+            assert metric_value(case, right) == 1.0, (case.id, right)
+            assert metric_value(case, f"{right}\n") == 1.0, (case.id, right)
+        for wrong in _WRONG:
+            assert metric_value(case, wrong) == 0.0, (case.id, wrong)
+        if case.answers is not None:
+            named = f"I think it is {case.answers[0]}. Thanks for asking!"
+            assert metric_value(case, named) == ONE_OF_MENTION_CREDIT, case.id
+            assert metric_value(case, case.prompt) == 0.0, case.id  # an echo names no answer
+    # Another case's answer is wrong unless this case accepts it too.
+    for case, other in zip(cases, cases[1:] + cases[:1], strict=True):
+        theirs = other.answers[0] if other.answers is not None else other.answer or ""
+        accepted = case.answers if case.answers is not None else [case.answer or ""]
+        if theirs.lower() not in {a.lower() for a in accepted}:
+            assert metric_value(case, theirs) == 0.0, (case.id, theirs)
+
+
+def test_copy_exact_is_scored_case_and_punctuation_sensitive() -> None:
+    for case in make_suite("copy_exact", 60, seed=1):
+        answer = case.answer or ""
+        assert metric_value(case, f"Here it is: {answer}") == 1.0
+        assert metric_value(case, f'"{answer}"') == 1.0
+        if answer.swapcase() != answer:
+            assert metric_value(case, answer.swapcase()) == 0.0
+        if answer[-1] in ".!":
+            assert metric_value(case, answer[:-1]) == 0.0
+
+
+@pytest.mark.parametrize("name", HELD_OUT_SUITES)
+def test_held_out_prompts_are_classified_as_their_task(name: str) -> None:
+    spec = builtin_suites()[name]
+    for case in make_suite(name, spec.max_size or 200, seed=2):
+        kind, reason = classify_by_rules(case.prompt)
+        assert kind is spec.task, (case.prompt, reason)
+
+
+def test_held_out_prompts_are_not_training_prompts() -> None:
+    training = {c.prompt for name in TRAINING_SUITES for c in make_suite(name, 60, seed=0)}
+    for name in HELD_OUT_SUITES:
+        assert not training & {c.prompt for c in make_suite(name, 30, seed=0)}
+
+
+def test_eval_loads_the_held_out_suites_together() -> None:
+    cases = load_suites(
+        "short_facts,copy_exact,chat_reply", limit=2, on_bad_line="fail", warn=lambda _: None
+    )
+    assert [c.id.rsplit("-", 1)[0] for c in cases] == [
+        "short_facts", "short_facts", "copy_exact-0", "copy_exact-0", "chat_reply", "chat_reply"
+    ]  # fmt: skip
+    assert cases[:2] == make_suite("short_facts", 2, seed=0)
+    assert len({c.id for c in cases}) == 6
+
+
 # --- make_suite / load_cases / write_cases ---------------------------------------------------
 
 
@@ -204,8 +367,9 @@ def test_make_suite_errors() -> None:
         make_suite("coinflip", 0)
 
 
-def test_load_cases_by_name_is_the_default_suite() -> None:
-    assert load_cases("arithmetic") == make_suite("arithmetic", seed=0)
+@pytest.mark.parametrize("name", SUITES)
+def test_load_cases_by_name_is_the_default_suite(name: str) -> None:
+    assert load_cases(name) == make_suite(name, seed=0)
 
 
 def test_load_cases_unknown_name_lists_the_suites() -> None:
@@ -314,6 +478,9 @@ def test_a_file_without_cases_is_an_error(tmp_path: Path) -> None:
         ({"task": "creative", "keywords": ["dog"]}, "coverage"),
         ({"task": "chat", "reference": "hi"}, "chrf"),
         ({"task": "factual", "keywords": ["Paris"]}, "coverage"),
+        ({"task": "factual", "answers": ["Paris"]}, "one_of"),
+        ({"task": "chat", "answers": ["tea"], "answer": "tea"}, "exact"),
+        ({"task": "chat", "answer": "Tea.", "metric": "verbatim"}, "verbatim"),
         ({"task": "math", "answer": "x = 2", "metric": "exact"}, "exact"),
     ],
 )
@@ -325,7 +492,10 @@ def test_metric_name_defaults(fields: dict[str, object], metric: str) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"task": "math"}, "one of answer, reference or keywords"),
+        ({"task": "math"}, "one of answer, answers, reference or keywords"),
+        ({"task": "chat", "answers": []}, "answers must be a non-empty list"),
+        ({"task": "chat", "answers": ["tea", " "]}, "answers must be a non-empty list"),
+        ({"task": "chat", "answer": "tea", "metric": "one_of"}, "needs the field 'answers'"),
         ({"task": "math", "answer": "2", "metric": "chrf"}, "needs the field 'reference'"),
         ({"task": "math", "answer": "two"}, "numeric answer"),
         ({"task": "reasoning", "answer": "maybe", "metric": "yes_no"}, "'yes' or 'no'"),
@@ -341,3 +511,19 @@ def test_invalid_cases(fields: dict[str, object], message: str) -> None:
 def test_number_answer_may_have_thousands_commas() -> None:
     case = SuiteCase(id="x", task=TaskKind.MATH, prompt="p", answer="1,200")
     assert case.metric_name == "number"
+
+
+def test_readme_lists_the_held_out_suites_as_they_are() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    rows = {
+        cells[0]: cells[1:4]
+        for line in readme.splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in line.strip("|").split("|")]) > 4
+    }
+    for name in HELD_OUT_SUITES:
+        spec = builtin_suites()[name]
+        size = "any" if spec.max_size is None else str(spec.max_size)
+        assert rows[name] == [spec.task.value, spec.metric, size], name
+    for name in TRAINING_SUITES:
+        assert name in readme
