@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.proposer_card import card_of, scope_beside
+from hag_agent.data.search_records import SearchRecord
 from hag_agent.file_hash import sha256_file
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -17,7 +18,7 @@ from hag_agent.training_scope import TrainingScope
 HELD = {"min_p": 0.0, "max_tokens": 48.0}
 
 
-def records_file(path: Path) -> tuple[Path, list[object]]:
+def records_file(path: Path) -> tuple[Path, list[SearchRecord]]:
     records = []
     for i, task in enumerate((TaskKind.MATH, TaskKind.CREATIVE, TaskKind.MATH)):
         params: HyperParams = TASK_PRIORS[task].model_copy(update={"max_tokens": 48})

@@ -39,7 +39,7 @@ def test_records_that_state_what_they_held_give_the_keys_all_of_them_held_at_one
     ]
     scope = training_scope(records)
     assert scope.fixed == {"min_p": 0.0}  # max_tokens was held, but not at one value
-    assert scope.task_kinds == {TaskKind.MATH, TaskKind.CREATIVE}
+    assert scope.task_kinds == frozenset({TaskKind.MATH, TaskKind.CREATIVE})
     assert training_scope(records[:2]).fixed == {"min_p": 0.0, "max_tokens": 48.0}
 
 
@@ -52,7 +52,7 @@ def test_old_records_are_read_for_the_keys_the_search_never_varied() -> None:
     assert all(r.fixed is None for r in records)
     scope = training_scope(records)
     assert scope.fixed == {"min_p": 0.0, "max_tokens": 48.0}
-    assert scope.task_kinds == {TaskKind.CREATIVE, TaskKind.REASONING}
+    assert scope.task_kinds == frozenset({TaskKind.CREATIVE, TaskKind.REASONING})
     # One record that does not say is enough to infer for the whole file.
     stated = records[0].model_copy(update={"fixed": {"max_tokens": 48.0}})
     assert training_scope([stated, records[1]]).fixed == {"min_p": 0.0, "max_tokens": 48.0}
@@ -65,7 +65,7 @@ def test_the_shipped_grid_data_held_min_p_and_max_tokens() -> None:
     records = read_records(ROOT / "docs" / "results" / "grid" / "search.jsonl", strict=True)
     scope = training_scope(records)
     assert scope.fixed == {"min_p": 0.0, "max_tokens": 48.0}
-    kinds = {TaskKind.MATH, TaskKind.REASONING, TaskKind.TRANSLATION, TaskKind.CREATIVE}
+    kinds = frozenset({TaskKind.MATH, TaskKind.REASONING, TaskKind.TRANSLATION, TaskKind.CREATIVE})
     assert scope.task_kinds == kinds
 
 
