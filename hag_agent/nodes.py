@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END
 
 from hag_agent.adjustment import adjust as compute_adjustment
+from hag_agent.backend_choice import resolve_backend
 from hag_agent.backends.base import Decision, Generation, SchemaT, message_text
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
@@ -112,6 +113,7 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
         bounds=context.bounds,
         seed=context.seed,
         case_id=context.case_id,
+        scope=resolve_backend(context).proposer_scope(),
     )
     proposal = yield from proposer_for(context).propose(request)
     values, sources = dict(proposal.values), dict(proposal.sources)

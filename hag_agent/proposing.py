@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +33,7 @@ from hag_agent.proposer_registry import (
     register_proposer,
 )
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.training_scope import TrainingScope
 
 if TYPE_CHECKING:
     from hag_agent.context import HAGContext
@@ -48,6 +49,8 @@ class ProposalRequest:
         bounds: The run's bounds policy (the node applies it again to whatever is proposed).
         seed: The run's sampling seed.
         case_id: The case's id when a suite is run (the evaluation harness), else None.
+        scope: What the backend's proposer model was trained on (`Backend.proposer_scope`:
+            a tuned proposer's card), None when unknown.
     """
 
     prompt: str
@@ -55,6 +58,7 @@ class ProposalRequest:
     bounds: DecodingBounds
     seed: int | None = None
     case_id: str | None = None
+    scope: TrainingScope | None = None
 
     @property
     def key(self) -> str:
@@ -88,6 +92,26 @@ class Proposal:
     def prior(cls, task: TaskKind, reason: str, **data: Any) -> Proposal:
         """The task prior for every key, with ``reason`` (a fallback sets ``fallback=True``)."""
         return cls.uniform(TASK_PRIORS[task].model_dump(), ParamSource.PRIOR, reason, **data)
+
+    def with_prior_for(self, keys: Iterable[str], task: TaskKind, why: str) -> Proposal:
+        """This proposal with ``keys`` taken from the task prior, saying ``why`` in a note.
+
+        E.g. the values a tuned proposer's training data held fixed: it learned a constant
+        there, not a choice.
+        """
+        wanted = set(keys)
+        taken = [key for key in HYPERPARAM_KEYS if key in wanted]
+        if not taken:
+            return self
+        prior = TASK_PRIORS[task].model_dump()
+        note = f"{', '.join(taken)} from the {task.value} prior ({why})"
+        return Proposal(
+            values={**self.values, **{key: prior[key] for key in taken}},
+            sources={**self.sources, **dict.fromkeys(taken, ParamSource.PRIOR)},
+            reason=f"{self.reason}; {note}",
+            clamps=[clamp for clamp in self.clamps if clamp.key not in wanted],
+            data={**self.data, "notes": [*self.data.get("notes", []), note]},
+        )
 
 
 ProposalSteps = Generator[Call, CallResult, Proposal]

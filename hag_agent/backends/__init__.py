@@ -4,7 +4,8 @@
 LangChain chat model, the built-ins are the embedded llama.cpp engine and OpenAI-compatible
 servers in their `ServerProfile`; the registry finds backends by name (entry points for third
 parties). This package imports only the contracts below it (errors, hyperparameters,
-lenient_json, assets, plugins), never the core (context, state, nodes, graph) or anything above.
+lenient_json, assets, plugins, training_scope), never the core (context, state, nodes, graph) or
+anything above.
 """
 
 from hag_agent.backends.base import (

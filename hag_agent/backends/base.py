@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hag_agent.errors import ConfigurationError, EmbeddingsUnsupportedError, first_error
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.lenient_json import NoJSONObjectError, extract_json_object
+from hag_agent.training_scope import TrainingScope
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 T = TypeVar("T")
@@ -243,6 +244,15 @@ class Backend(ABC):
 
         A learned head records the name it was trained with, so vectors of another model are
         never fed to it.
+        """
+        return None
+
+    def proposer_scope(self) -> TrainingScope | None:
+        """What the model answering proposal calls was trained on, or None when unknown.
+
+        A backend serving a tuned proposer returns the scope on its card (`proposer_card`), read
+        once: a proposer then leaves the keys its data held fixed, and the task kinds it never
+        saw, to the task prior.
         """
         return None
 

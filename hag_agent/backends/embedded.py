@@ -29,9 +29,11 @@ from hag_agent.backends.base import (
 )
 from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded, default_model_path
+from hag_agent.backends.proposer_card import scope_beside
 from hag_agent.backends.server_profiles import LLAMA_CPP
 from hag_agent.errors import ConfigurationError, HAGError
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.training_scope import TrainingScope
 
 EMBEDDED_CAPABILITIES = LLAMA_CPP.model_copy(update={"reproducible": True, "embeddings": True})
 """What llama.cpp in process supports: its sampler, reproducible (a reset before each seeded
@@ -93,6 +95,7 @@ class EmbeddedBackend(ChatModelBackend):
         model_path = options.model_path or default_model_path()
         proposer = None
         lora_path = self._proposer_adapter(options)
+        self._proposer_scope = scope_beside(lora_path) if lora_path is not None else None
         if lora_path is not None:
             proposer = ChatLlamaCppEmbedded(
                 model_path=model_path,
@@ -125,6 +128,14 @@ class EmbeddedBackend(ChatModelBackend):
                 "adapter.gguf"
             )
         return resolve_adapter(path)
+
+    def proposer_scope(self) -> TrainingScope | None:
+        """The scope on the proposer adapter's card; None without one.
+
+        The card is ``NAME.json`` beside ``NAME.gguf``, or the run folder's ``adapter.json``
+        (`proposer_card.card_of`); the packaged adapter ships one.
+        """
+        return self._proposer_scope
 
     def call_kwargs(self, params: HyperParams, seed: int | None) -> dict[str, Any]:
         """llama.cpp's name for the repetition penalty is ``repeat_penalty``; top_k 0 is off."""

@@ -16,6 +16,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -41,6 +42,7 @@ from hag_agent.backends.base import (
     pause,
 )
 from hag_agent.backends.chat_model import ChatModelBackend
+from hag_agent.backends.proposer_card import read_scope
 from hag_agent.backends.server_profiles import PROFILES, Flavor, ServerProfile
 from hag_agent.errors import (
     BackendError,
@@ -49,6 +51,7 @@ from hag_agent.errors import (
     ConfigurationError,
 )
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.training_scope import TrainingScope
 
 
 class EndpointOptions(BaseSettings):
@@ -62,6 +65,9 @@ class EndpointOptions(BaseSettings):
     """The served model name that answers."""
     proposer_model: str | None = None
     """A served model name for the proposal call only (e.g. a LoRA adapter ``hag``)."""
+    proposer_scope: Path | None = None
+    """The proposer model's card (the ``adapter.json`` ``hag-agent train sft`` writes beside its
+    adapter): what it was trained on, so that it is asked only within it."""
     api_key: SecretStr = SecretStr("EMPTY")
     """The API key (vLLM accepts any unless started with ``--api-key``)."""
     timeout: float = Field(default=60.0, gt=0)
@@ -117,6 +123,7 @@ class OpenAICompatibleBackend(ChatModelBackend):
         if not options.model:
             raise ConfigurationError("the endpoint backend needs a model name: set HAG_MODEL")
         self.options = options
+        self._proposer_scope = self._read_proposer_scope(options)
         self.profile = profile or PROFILES[options.flavor]
         self.name = self.profile.backend_name
         self.capabilities = self.profile.capabilities
@@ -127,6 +134,20 @@ class OpenAICompatibleBackend(ChatModelBackend):
         self._loop_models: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, BaseChatModel]
         ] = weakref.WeakKeyDictionary()
+
+    @staticmethod
+    def _read_proposer_scope(options: EndpointOptions) -> TrainingScope | None:
+        if options.proposer_scope is None:
+            return None
+        if not options.proposer_model:
+            raise ConfigurationError(
+                "proposer_scope describes a proposer model: give proposer_model"
+            )
+        return read_scope(options.proposer_scope)
+
+    def proposer_scope(self) -> TrainingScope | None:
+        """The scope on the card the ``proposer_scope`` option names; None without one."""
+        return self._proposer_scope
 
     def _chat_model(self, model: str, **client: Any) -> ChatOpenAI:
         return ChatOpenAI(

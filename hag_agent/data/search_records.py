@@ -1,13 +1,14 @@
 """What the search writes: one `SearchRecord` per case (a JSONL line), and the grid reference.
 
 `GridResult` is the exhaustive grid's result on a case, and `compare` measures a search record
-against it.
+against it. `training_scope` says what a file of records can teach a proposer: the keys it held
+fixed, and the task kinds it holds.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -15,13 +16,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hag_agent.data.jsonl_log import read_jsonl
 from hag_agent.errors import HAGInputError, first_error
-from hag_agent.hyperparameters import HyperParams
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.tasks import TaskKind
+from hag_agent.training_scope import TrainingScope
 
 NOT_SEARCH_OUTPUT_HINT = "expected the output of `hag-agent dataset search`"
 
 Stage = Literal["default", "prior", "coarse", "rescore", "refine", "grid"]
 """Which step of the search scored a configuration."""
+ANCHOR_STAGES: frozenset[Stage] = frozenset({"default", "prior"})
+"""The stages of the two references every record scores, whatever the search explores."""
 
 
 class ScoredConfig(BaseModel):
@@ -76,6 +80,10 @@ class SearchRecord(BaseModel):
     """Base seed (sample i used seed + i)."""
     evaluated: list[ScoredConfig]
     """Every configuration scored, in order, for analysis."""
+    fixed: dict[str, float] | None = None
+    """The values every configuration the search explored held (e.g. ``max_tokens`` 48 from
+    ``--max-tokens``, and min_p): what a proposer trained on the record cannot learn. None in
+    records written before the field (`training_scope` infers it from ``evaluated``)."""
 
     def best_params(self) -> HyperParams:
         """The best configuration as `HyperParams`."""
@@ -134,6 +142,35 @@ def compare(record: SearchRecord, grid: GridResult) -> Comparison:
         gap_closed=gap,
         fraction_of_evaluations=record.evaluations / max(grid.evaluations, 1),
     )
+
+
+def training_scope(records: Sequence[SearchRecord]) -> TrainingScope:
+    """What records can teach a proposer: the keys they held fixed, and their task kinds.
+
+    A key is fixed when every record states it held the key, at one value. Where a record does
+    not say (written before records did), the fixed keys are inferred from every configuration
+    the search explored in the whole file (the anchors left out: the task prior carries its own
+    min_p, yet no search varied it).
+    """
+    kinds = [TaskKind(r.task) for r in records if r.task in _TASK_VALUES]
+    stated = [r.fixed for r in records if r.fixed is not None]
+    if records and len(stated) == len(records):
+        return TrainingScope(fixed=_held_everywhere(stated), task_kinds=frozenset(kinds))
+    explored = (
+        entry.params for r in records for entry in r.evaluated if entry.stage not in ANCHOR_STAGES
+    )
+    return TrainingScope.of_data(explored, kinds)
+
+
+_TASK_VALUES = frozenset(t.value for t in TaskKind)
+
+
+def _held_everywhere(held: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """The keys every mapping holds, at one value."""
+    maps = list(held)
+    common = set.intersection(*(set(m) for m in maps)) if maps else set()
+    keys = [k for k in HYPERPARAM_KEYS if k in common]
+    return {k: float(maps[0][k]) for k in keys if len({m[k] for m in maps}) == 1}
 
 
 def read_records(
@@ -211,6 +248,7 @@ def _checked_record(line: str, where: str) -> SearchRecord:
 
 
 __all__ = [
+    "ANCHOR_STAGES",
     "NOT_SEARCH_OUTPUT_HINT",
     "Comparison",
     "GridResult",
@@ -219,4 +257,5 @@ __all__ = [
     "Stage",
     "compare",
     "read_records",
+    "training_scope",
 ]

@@ -20,12 +20,32 @@ from hag_agent.tasks import TASK_PRIORS
 
 
 class SelfProposer(Proposer):
-    """The model proposes; the task prior where its proposal is unusable."""
+    """The model proposes; the task prior where its proposal is unusable.
+
+    Within a tuned proposer's training scope (`ProposalRequest.scope`): a task kind it never saw
+    gets the task prior, without a call, and the keys its data held fixed get the task prior's
+    values (it learned a constant there: the shipped adapter proposed ``max_tokens`` 48, the
+    value its search held, for every request).
+    """
 
     name = "self"
 
     def propose(self, request: ProposalRequest) -> ProposalSteps:
-        """Ask the model for proposal JSON and parse it."""
+        """Ask the model for proposal JSON and parse it, within the proposer's training scope."""
+        task, scope = request.task, request.scope
+        if scope is not None and not scope.covers(task):
+            return Proposal.prior(
+                task,
+                f"the {task.value} prior: the tuned proposer never saw a {task.value} task in "
+                "training",
+                outside_training=True,
+            )
+        fixed = dict(scope.fixed) if scope is not None else {}
+        proposal = yield from self._asked(request, fixed)
+        return proposal.with_prior_for(fixed, task, "held fixed in training")
+
+    def _asked(self, request: ProposalRequest, given: dict[str, float]) -> ProposalSteps:
+        """One proposal call (``given``: values written into the object, not decoded)."""
         task, bounds = request.task, request.bounds
         prior = TASK_PRIORS[task]
         data: dict[str, Any] = {}
@@ -35,6 +55,7 @@ class SelfProposer(Proposer):
             ProposalSchema,
             # The proposal is a flat object of numbers: decoded under its exact compact shape.
             OutputConstraint.COMPACT_NUMERIC_OBJECT,
+            given=given,
         )
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)

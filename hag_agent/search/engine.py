@@ -73,6 +73,12 @@ class Strategy(Protocol):
     def anchors(self, case: SuiteCase) -> Anchors:
         """The case's default and prior configurations."""
 
+    def held(self, case: SuiteCase) -> dict[str, float]:
+        """The values every configuration it explores for the case holds.
+
+        They are the record's ``fixed``: what a proposer trained on the record cannot learn.
+        """
+
     async def search(self, case: SuiteCase, evaluator: CaseEvaluator) -> Scored | None:
         """Score configurations through ``evaluator``; the best (None if nothing was scored)."""
 
@@ -235,6 +241,7 @@ async def evaluate_case(
         samples=k,
         seed=scope.seed,
         evaluated=evaluator.log,
+        fixed=strategy.held(case),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hag_agent.data.search_records import SearchRecord, Stage
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
-from hag_agent.hyperparameters import HyperParams
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.progress import ProgressCallback, StageProgress, no_progress
 from hag_agent.search.engine import Anchors, SearchJob, SearchScope
 from hag_agent.search.grid_plan import GridPlan
@@ -63,6 +63,20 @@ class PlanGrid(ExhaustiveSearch):
         """The plan's default and the case's task prior."""
         default = self.plan.params(self.plan.labels.index("default"))
         return Anchors(default, self.plan.params(self._prior_index(case)))
+
+    def held(self, case: SuiteCase) -> dict[str, float]:
+        """The values every grid configuration of the plan holds (max_tokens, min_p)."""
+        del case
+        grid = [
+            c
+            for c, label in zip(self.plan.configs, self.plan.labels, strict=True)
+            if label == "grid"
+        ]
+        return {
+            key: float(grid[0][key])
+            for key in HYPERPARAM_KEYS
+            if grid and len({config[key] for config in grid}) == 1
+        }
 
     def candidates(self, case: SuiteCase) -> list[tuple[HyperParams, Stage]]:
         """The prior, the grid in plan order, the default."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from hag_agent.data.search_records import GridResult, Stage
 from hag_agent.data.suites import SuiteCase
-from hag_agent.hyperparameters import HyperParams
+from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.search.engine import Anchors, CaseEvaluator, Scored, SearchScope, evaluate_case
 from hag_agent.search.sampling import Sampler, Scorer
 from hag_agent.search.space import SEARCH_KEYS, SearchSettings
@@ -73,6 +73,11 @@ class _SettingsStrategy:
     def anchors(self, case: SuiteCase) -> Anchors:
         """The default and the prior with the case's held values."""
         return Anchors(self.settings.default_params(case), self.settings.prior_params(case))
+
+    def held(self, case: SuiteCase) -> dict[str, float]:
+        """The keys it does not search (min_p, max_tokens), at the case's values."""
+        base = self.settings.base_params(case).model_dump()
+        return {key: float(base[key]) for key in HYPERPARAM_KEYS if key not in SEARCH_KEYS}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ here) with the loss on the completion only (TRL's default for prompt-completion 
 
     OUT/adapter/          the PEFT adapter (servable by vLLM with --enable-lora)
     OUT/adapter.gguf      the same adapter for llama.cpp (``--base smollm2`` only: `gguf_adapter`)
+    OUT/adapter.json      its card: how it was made and what its data held fixed (`adapter_card`)
     OUT/report.json       settings, training figures and the held-out report (`SFTReport`)
     OUT/held_out.jsonl    every held-out proposal, tuned and base (`HeldOutCase`)
     OUT/run.json          what the run is bound to (data hash, base, settings)
@@ -43,6 +44,7 @@ from hag_agent.progress import (
     StageProgress,
     no_progress,
 )
+from hag_agent.training.adapter_card import write_adapter_card
 from hag_agent.training.base_models import SMOLLM2, is_smollm2, resolve_base
 from hag_agent.training.extra import INSTALL_HINT, missing_packages, require_packages
 from hag_agent.training.gguf_adapter import (
@@ -288,6 +290,7 @@ def train_sft(
     adapter = out_path / "adapter"
     trainer.model.save_pretrained(adapter)
     gguf_info, gguf_skipped = export_for_llama_cpp(base, adapter)
+    _write_card(out_path, data_path, base, settings, split, gguf_info)
     tuned, base_score = _held_out_report(
         trainer.model, tokenizer, split, settings, out_path, progress
     )
@@ -306,6 +309,25 @@ def train_sft(
     )
     (out_path / "report.json").write_text(report.model_dump_json(indent=1) + "\n", "utf-8")
     return report
+
+
+def _write_card(
+    out: Path,
+    data: Path,
+    base: str,
+    settings: SFTSettings,
+    split: SFTSplit,
+    gguf: GGUFAdapterInfo | None,
+) -> None:
+    """``OUT/adapter.json`` for the GGUF adapter when one was written, else the PEFT folder."""
+    write_adapter_card(
+        out,
+        data=data,
+        base=base,
+        settings=settings.model_dump(mode="json"),
+        trained_on=split.train,
+        adapter=Path(gguf.path) if gguf is not None else out / "adapter",
+    )
 
 
 def _prepare(

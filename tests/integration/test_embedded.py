@@ -164,7 +164,10 @@ def test_calls_of_one_request_share_the_prompt_cache(monkeypatch: pytest.MonkeyP
 
 
 def test_builtin_tuned_proposer_speaks_the_proposal_format() -> None:
-    """The packaged adapter: every value of every proposal comes from the model, none falls back."""
+    """The packaged adapter: every value it learned comes from the model, none falls back.
+
+    The values its training data held fixed (min_p; max_tokens, pinned here) come from the prior.
+    """
     from hag_agent.backends.embedded import EmbeddedOptions
 
     tuned = EmbeddedBackend(EmbeddedOptions(n_threads=1, proposer_lora_path="builtin"))
@@ -182,9 +185,9 @@ def test_builtin_tuned_proposer_speaks_the_proposal_format() -> None:
              "params": {"max_tokens": 4}}
         )  # fmt: skip
         sources = result.attempts[0].sources
-        assert {k: v for k, v in sources.items() if k != "max_tokens"} == {
-            k: ParamSource.MODEL for k in sources if k != "max_tokens"
-        }, (task, sources)
+        learned = {k: v for k, v in sources.items() if k not in ("min_p", "max_tokens")}
+        assert learned == dict.fromkeys(learned, ParamSource.MODEL), (task, sources)
+        assert sources["min_p"] is ParamSource.PRIOR, (task, sources)
         proposed[task] = result.params
     # It learned a creative configuration of its own, away from the creative prior.
     assert proposed[TaskKind.CREATIVE] != TASK_PRIORS[TaskKind.CREATIVE].model_copy(

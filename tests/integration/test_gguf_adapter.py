@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from hag_agent.errors import ConfigurationError
+from hag_agent.tasks import TaskKind
 from hag_agent.testing.extras import missing_extra, skip_reason
 
 from .tiny_training import write_search_file
@@ -286,7 +287,16 @@ def test_embedded_backend_proposes_with_the_adapter_and_answers_with_the_base(
     assert tuned.chat_model.engine() is base.chat_model.engine()
     assert tuned.proposal_model.engine() is not base.chat_model.engine()
 
-    prompts = ["Write a poem about the moon.", "What is 7 * 8?", "Translate 'cat' into French."]
+    by_task = {
+        TaskKind.CREATIVE: "Write a poem about the moon.",
+        TaskKind.MATH: "What is 7 * 8?",
+        TaskKind.TRANSLATION: "Translate 'cat' into French.",
+    }
+    # The card `train sft` wrote beside the adapter: a kind its few cases lacked gets the prior.
+    scope = tuned.proposer_scope()
+    assert scope is not None and scope.task_kinds
+    prompts = [prompt for task, prompt in by_task.items() if scope.covers(task)]
+    assert len(prompts) >= 2
     settings = {"critique": False, "seed": 1, "params": {"max_tokens": 8}}
     proposed = {}
     for name, backend in (("base", base), ("tuned", tuned)):

@@ -97,6 +97,13 @@ def test_run_writes_the_adapter_and_the_report(first_run: Path) -> None:
             assert score["mae"][key] == pytest.approx(sum(errors) / len(errors))
     assert {line["id"] for line in lines} == set(held)
 
+    # The card beside the adapter: the tiny base has no GGUF, so it describes the PEFT folder.
+    card = json.loads((first_run / "adapter.json").read_text())
+    assert card["file"] == "adapter" and card["base"] == report["base"]
+    assert card["scope"]["fixed"] == {}  # the synthetic records explored nothing
+    kinds = {json.loads(line)["task"] for line in Path(report["data"]).read_text().splitlines()}
+    assert set(card["scope"]["task_kinds"]) <= kinds
+
 
 def test_rerun_of_a_finished_run_redoes_no_step(
     first_run: Path, data: Path, base: Path, tmp_path: Path

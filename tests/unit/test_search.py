@@ -171,6 +171,7 @@ def test_searched_configurations_hold_min_p_and_max_tokens() -> None:
         assert entry.params["max_tokens"] == 32
         if entry.stage in ("coarse", "rescore", "refine"):
             assert entry.params["min_p"] == 0.0
+    assert record.fixed == {"min_p": 0.0, "max_tokens": 32.0}  # the record says so
 
 
 def test_search_is_deterministic() -> None:

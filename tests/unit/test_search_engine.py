@@ -94,6 +94,8 @@ def test_stored_samples_and_the_live_sampler_give_the_same_records() -> None:
         for case in CASES
     ]
     assert [without_timing(r) for r in stored] == [without_timing(r) for r in live]
+    # The plan's grid held min_p (the default's) and max_tokens: the records say so.
+    assert {str(r.fixed) for r in stored} == {str({"min_p": 0.0, "max_tokens": 8.0})}
     assert all(r.completion_tokens == 2 * r.model_calls for r in live)
     for record in live:  # the best really is the best of everything the plan offered
         assert record.score == max(entry.score for entry in record.evaluated)
@@ -133,6 +135,9 @@ class PriorOnly:
         settings = SearchSettings(samples=self.scope.samples)
         return Anchors(settings.default_params(case), settings.prior_params(case))
 
+    def held(self, case: SuiteCase) -> dict[str, float]:
+        return {"max_tokens": float(self.anchors(case).prior.max_tokens)}
+
     async def search(self, case: SuiteCase, evaluator: CaseEvaluator) -> Scored | None:
         scored = await evaluator.score_many([self.anchors(case).prior], self.scope.samples, "prior")
         return scored[0]
@@ -143,6 +148,7 @@ def test_a_new_strategy_plugs_in_and_the_engine_completes_the_anchors() -> None:
     assert [e.stage for e in record.evaluated] == ["prior", "default"]
     assert record.params == record.evaluated[0].params
     assert record.model_calls == 4  # the default was scored beyond the strategy's call limit
+    assert record.fixed == {"max_tokens": float(record.params["max_tokens"])}
 
 
 def test_a_missing_sample_leaves_its_configuration_out_and_missing_anchors_fail() -> None:
