@@ -5,6 +5,12 @@ SVD of the feature matrix, ``W = V diag(s / (s^2 + alpha)) U^T Y``; the intercep
 mean. Each hyperparameter gets its own ``alpha``: the given one, or the one of `DEFAULT_ALPHAS`
 with the least leave-one-out error (exact for ridge, from the same SVD, no refitting). kNN keeps
 the standardized training embeddings and targets (`hag_agent.learned_head.head`).
+
+Every head also gets its `TrainingScope` (given, or that of its own targets) and its embedding
+guard: the training embeddings centered on their mean at unit length, and as threshold the
+`DEFAULT_GUARD_QUANTILE` quantile of each training prompt's cosine similarity to its nearest other
+training prompt (leave-one-out, so the threshold is what a new prompt of the training suites
+typically reaches).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.learned_head.head import HeadInfo, HeadKind, LearnedHead, Matrix, Vector
 from hag_agent.learned_head.targets import encode
 from hag_agent.tasks import TaskKind
+from hag_agent.training_scope import TrainingScope
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 33))
 """The ridge strengths leave-one-out chooses from (per hyperparameter)."""
@@ -29,6 +36,8 @@ FEW_CASES_ALPHA = 10.0
 """The ridge strength when there are too few cases (under 3) to choose one."""
 DEFAULT_NEIGHBOURS = 5
 """kNN: neighbours averaged."""
+DEFAULT_GUARD_QUANTILE = 0.05
+"""The quantile of the leave-one-out nearest similarities that is the guard's threshold."""
 
 EmbedFn = Callable[[str], Sequence[float]]
 """``embed(text)``: the serving model's vector for a text (e.g. ``Backend.embed(text).vector``)."""
@@ -44,6 +53,8 @@ class FitOptions(TypedDict, total=False):
     held_out_ids: Sequence[str]
     seed: int | None
     data: str | None
+    scope: TrainingScope | None
+    guard_quantile: float
 
 
 def fit_head(
@@ -76,6 +87,8 @@ def fit_vectors(
     held_out_ids: Sequence[str] = (),
     seed: int | None = None,
     data: str | None = None,
+    scope: TrainingScope | None = None,
+    guard_quantile: float = DEFAULT_GUARD_QUANTILE,
 ) -> LearnedHead:
     """Fit a head on embeddings already made.
 
@@ -90,6 +103,10 @@ def fit_vectors(
         held_out_ids: Case ids kept out of training, saved with the head.
         seed: The split's seed, saved with the head.
         data: The search file's name, saved with the head.
+        scope: What the training data held (e.g. from every configuration the search scored);
+            None: the scope of ``params`` and ``tasks`` themselves.
+        guard_quantile: The quantile of the training prompts' leave-one-out nearest
+            similarities that is the embedding guard's threshold.
 
     Raises:
         HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
@@ -100,6 +117,9 @@ def fit_vectors(
     standardized, mean, scale, task_index = _features(vectors, tasks, task_names)
     dims = len(vectors[0])
     targets = np.stack([encode(p) for p in params])
+    guard_vectors, threshold = fit_guard(standardized[:, :dims] * scale[:dims], guard_quantile)
+    if scope is None:
+        scope = TrainingScope.of_data((p.model_dump() for p in params), map(TaskKind, tasks))
     info = HeadInfo(
         kind=kind,
         dims=dims,
@@ -110,9 +130,12 @@ def fit_vectors(
         seed=seed,
         data=data,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        scope=scope,
+        guard_threshold=threshold,
+        guard_quantile=guard_quantile if threshold is not None else None,
     )
     if kind == "ridge":
-        return _ridge_head(info, standardized, mean, scale, targets, alpha)
+        return _ridge_head(info, standardized, mean, scale, targets, alpha, guard_vectors)
     return LearnedHead(
         info=info.model_copy(update={"neighbours": neighbours}),
         feature_mean=mean,
@@ -120,7 +143,26 @@ def fit_vectors(
         train_vectors=_unit_rows(standardized[:, :dims]),
         train_tasks=task_index,
         train_targets=targets,
+        guard_vectors=guard_vectors,
     )
+
+
+def fit_guard(
+    centered: Matrix, quantile: float = DEFAULT_GUARD_QUANTILE
+) -> tuple[NDArray[np.float32] | None, float | None]:
+    """The embedding guard of training embeddings centered on their mean: vectors, threshold.
+
+    The vectors are the rows at unit length (float32); the threshold is the ``quantile`` of
+    each row's cosine similarity to its nearest other row. Under two rows nothing can be
+    calibrated: no guard (None, None).
+    """
+    if centered.shape[0] < 2:
+        return None, None
+    unit = _unit_rows(centered).astype(np.float32)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = similarity.max(axis=1)
+    return unit, round(float(np.quantile(nearest, quantile)), 4)
 
 
 def _ridge_head(
@@ -130,6 +172,7 @@ def _ridge_head(
     scale: Vector,
     targets: Matrix,
     alpha: float | None,
+    guard_vectors: NDArray[np.float32] | None,
 ) -> LearnedHead:
     """A ridge head on standardized features (`fit_ridge`), its alphas saved in its info."""
     weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
@@ -139,6 +182,7 @@ def _ridge_head(
         feature_scale=scale,
         weights=weights,
         intercept=intercept,
+        guard_vectors=guard_vectors,
     )
 
 
@@ -249,10 +293,12 @@ def _leave_one_out_errors(
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "DEFAULT_GUARD_QUANTILE",
     "DEFAULT_NEIGHBOURS",
     "FEW_CASES_ALPHA",
     "EmbedFn",
     "FitOptions",
+    "fit_guard",
     "fit_head",
     "fit_ridge",
     "fit_vectors",
