@@ -16,6 +16,7 @@ typically reaches).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
@@ -103,10 +104,8 @@ def fit_vectors(
         held_out_ids: Case ids kept out of training, saved with the head.
         seed: The split's seed, saved with the head.
         data: The search file's name, saved with the head.
-        scope: What the training data held (e.g. from every configuration the search scored);
-            None: the scope of ``params`` and ``tasks`` themselves.
-        guard_quantile: The quantile of the training prompts' leave-one-out nearest
-            similarities that is the embedding guard's threshold.
+        scope: What the training data held (None: that of ``params`` and ``tasks``).
+        guard_quantile: The embedding guard's threshold as a quantile (`fit_guard`).
 
     Raises:
         HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
@@ -118,8 +117,7 @@ def fit_vectors(
     dims = len(vectors[0])
     targets = np.stack([encode(p) for p in params])
     guard_vectors, threshold = fit_guard(standardized[:, :dims] * scale[:dims], guard_quantile)
-    if scope is None:
-        scope = TrainingScope.of_data((p.model_dump() for p in params), map(TaskKind, tasks))
+    tasks_of = [TaskKind(task) for task in tasks]
     info = HeadInfo(
         kind=kind,
         dims=dims,
@@ -130,21 +128,14 @@ def fit_vectors(
         seed=seed,
         data=data,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        scope=scope,
+        scope=scope or TrainingScope.of_data([p.model_dump() for p in params], tasks_of),
         guard_threshold=threshold,
-        guard_quantile=guard_quantile if threshold is not None else None,
+        guard_quantile=None if threshold is None else guard_quantile,
     )
+    base = LearnedHead(info, mean, scale, guard_vectors=guard_vectors)
     if kind == "ridge":
-        return _ridge_head(info, standardized, mean, scale, targets, alpha, guard_vectors)
-    return LearnedHead(
-        info=info.model_copy(update={"neighbours": neighbours}),
-        feature_mean=mean,
-        feature_scale=scale,
-        train_vectors=_unit_rows(standardized[:, :dims]),
-        train_tasks=task_index,
-        train_targets=targets,
-        guard_vectors=guard_vectors,
-    )
+        return _with_ridge(base, standardized, targets, alpha)
+    return _with_knn(base, neighbours, standardized, task_index, targets)
 
 
 def fit_guard(
@@ -165,24 +156,29 @@ def fit_guard(
     return unit, round(float(np.quantile(nearest, quantile)), 4)
 
 
-def _ridge_head(
-    info: HeadInfo,
-    standardized: Matrix,
-    mean: Vector,
-    scale: Vector,
-    targets: Matrix,
-    alpha: float | None,
-    guard_vectors: NDArray[np.float32] | None,
+def _with_ridge(
+    base: LearnedHead, standardized: Matrix, targets: Matrix, alpha: float | None
 ) -> LearnedHead:
-    """A ridge head on standardized features (`fit_ridge`), its alphas saved in its info."""
+    """``base`` with a ridge map of standardized features (`fit_ridge`), its alphas in its info."""
     weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
-    return LearnedHead(
-        info=info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))}),
-        feature_mean=mean,
-        feature_scale=scale,
-        weights=weights,
-        intercept=intercept,
-        guard_vectors=guard_vectors,
+    info = base.info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))})
+    return replace(base, info=info, weights=weights, intercept=intercept)
+
+
+def _with_knn(
+    base: LearnedHead,
+    neighbours: int,
+    standardized: Matrix,
+    task_index: NDArray[np.int64],
+    targets: Matrix,
+) -> LearnedHead:
+    """``base`` as a kNN head: the training cases' standardized embeddings and targets."""
+    return replace(
+        base,
+        info=base.info.model_copy(update={"neighbours": neighbours}),
+        train_vectors=_unit_rows(standardized[:, : base.info.dims]),
+        train_tasks=task_index,
+        train_targets=targets,
     )
 
 

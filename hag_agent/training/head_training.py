@@ -147,11 +147,7 @@ def train_head(
     settings = settings or HeadTrainingSettings()
     data_path, out_path = Path(data), Path(out)
     split = split_records(read_records(data_path, strict=True), settings.held_out, settings.seed)
-    if not backend.capabilities.embeddings:
-        raise ConfigurationError(
-            f"backend {backend.name!r} cannot embed text; the learned head needs the serving "
-            "model's embeddings (use --backend embedded)"
-        )
+    _check_embeds(backend)
     ordered = [*split.train, *split.held_out]
     prompts = [r.prompt for r in ordered] + list(OUTSIDE_PROBES)
     vectors, embed_s = embed_prompts(backend, prompts, progress)
@@ -181,6 +177,15 @@ def train_head(
         evaluation=evaluation,
         guard=guard,
     )
+
+
+def _check_embeds(backend: Backend) -> None:
+    """Raise `ConfigurationError` for a backend that cannot embed text."""
+    if not backend.capabilities.embeddings:
+        raise ConfigurationError(
+            f"backend {backend.name!r} cannot embed text; the learned head needs the serving "
+            "model's embeddings (use --backend embedded)"
+        )
 
 
 def scope_of_records(records: Sequence[SearchRecord]) -> TrainingScope:
