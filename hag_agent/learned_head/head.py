@@ -13,9 +13,9 @@ Predictions pass through `DecodingBounds` like every other value.
 A head knows where it was trained. Its `TrainingScope` names the task kinds its data held and the
 hyperparameters the data held at one value (a search that pinned ``max_tokens`` teaches the pin,
 not a choice): the proposer leaves those keys, and unseen task kinds, to the task prior. Its
-embedding guard keeps the training prompts' embeddings (centered on their mean, unit length,
-float32) and a threshold: a prompt whose nearest training prompt is less similar than that is
-outside what the head learned from, and the proposer defers to the prior (`GuardCheck`).
+embedding guard keeps the training prompts' embeddings (standardized like the features, unit
+length, float32) and a threshold: a prompt whose nearest training prompt is less similar than
+that is outside what the head learned from, and the proposer defers to the prior (`GuardCheck`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class GuardCheck:
     """How near a prompt's embedding is to the head's training prompts."""
 
     similarity: float
-    """Cosine similarity to the nearest training prompt (centered embeddings)."""
+    """Cosine similarity to the nearest training prompt (standardized embeddings)."""
     threshold: float
     """The least similarity in reach (`HeadInfo.guard_threshold`)."""
 
@@ -134,7 +134,7 @@ class LearnedHead:
     train_targets: Matrix | None = None
     """kNN: each training case's targets."""
     guard_vectors: NDArray[np.float32] | None = None
-    """The training prompts' embeddings minus their mean, unit length (the embedding guard)."""
+    """The training prompts' standardized embeddings, unit length (the embedding guard)."""
 
     @property
     def scope(self) -> TrainingScope:
@@ -170,8 +170,7 @@ class LearnedHead:
         """
         if self.guard_vectors is None or self.info.guard_threshold is None:
             return None
-        vector = self.features(embedding, self.info.tasks[0])[: self.info.dims]
-        query = (vector * self.feature_scale[: self.info.dims]).astype(np.float32)
+        query = self.features(embedding, self.info.tasks[0])[: self.info.dims].astype(np.float32)
         norm = float(np.linalg.norm(query))
         nearest = float(np.max(self.guard_vectors @ query)) / norm if norm > 0 else 0.0
         return GuardCheck(round(nearest, 4), self.info.guard_threshold)

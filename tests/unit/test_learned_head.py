@@ -287,8 +287,10 @@ def test_fit_guard_threshold_is_a_low_quantile_of_leave_one_out_similarities() -
 @pytest.mark.parametrize("kind", ["ridge", "knn"])
 def test_the_guard_tells_near_from_far_and_survives_the_file(tmp_path: Path, kind: str) -> None:
     rng = np.random.default_rng(8)
-    near_a = np.array([5.0, 0, 0, 0]) + rng.normal(scale=0.2, size=(10, 4))
-    near_b = np.array([0, 5.0, 0, 0]) + rng.normal(scale=0.2, size=(10, 4))
+    # Two clusters in the plane of the first two dimensions; the other two never vary.
+    noise = np.concatenate([rng.normal(scale=0.2, size=(20, 2)), np.zeros((20, 2))], axis=1)
+    near_a = np.array([5.0, 0, 0, 0]) + noise[:10]
+    near_b = np.array([0, 5.0, 0, 0]) + noise[10:]
     head = fit_vectors(
         np.concatenate([near_a, near_b]).tolist(),
         ["math"] * 10 + ["creative"] * 10,
