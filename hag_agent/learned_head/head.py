@@ -170,6 +170,7 @@ class LearnedHead:
         """
         if self.guard_vectors is None or self.info.guard_threshold is None:
             return None
+        # Only the embedding part of the features counts: any task kind gives the same part.
         query = self.features(embedding, self.info.tasks[0])[: self.info.dims].astype(np.float32)
         norm = float(np.linalg.norm(query))
         nearest = float(np.max(self.guard_vectors @ query)) / norm if norm > 0 else 0.0
