@@ -196,8 +196,8 @@ def test_every_value_is_learned_or_pinned() -> None:
 # -- where the head was trained: fixed keys, task kinds, the embedding guard -------------------
 
 
-@pytest.fixture
-def pinned_head_file(tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def pinned_head() -> LearnedHead:
     """A head whose data held max_tokens at 48 (as a search run with ``--max-tokens 48``)."""
     texts = [f"poem number {i}" for i in range(8)] + [f"sum number {i}" for i in range(8)]
     warm, cold = (p.model_copy(update={"max_tokens": 48}) for p in (WARM, COLD))
@@ -208,7 +208,12 @@ def pinned_head_file(tmp_path: Path) -> str:
         model="scripted-embedder",
     )
     assert head.scope.fixed == {"max_tokens": 48.0}
-    return str(save_head(head, tmp_path / "pinned.npz"))
+    return head
+
+
+@pytest.fixture
+def pinned_head_file(tmp_path: Path, pinned_head: LearnedHead) -> str:
+    return str(save_head(pinned_head, tmp_path / "pinned.npz"))
 
 
 def test_keys_the_data_held_fixed_come_from_the_task_prior(pinned_head_file: str) -> None:
@@ -265,16 +270,11 @@ def test_the_embedding_guard_defers_a_far_prompt_to_the_prior(head_file: str) ->
     assert backend.embedded == [PROMPT]
 
 
-def test_a_version_1_head_file_still_works_its_scope_inferred(tmp_path: Path) -> None:
+def test_a_version_1_head_file_still_works_its_scope_inferred(
+    tmp_path: Path, pinned_head: LearnedHead
+) -> None:
     """Files written before scopes: task kinds from the one-hot, fixed keys from the targets."""
-    texts = [f"poem number {i}" for i in range(8)] + [f"sum number {i}" for i in range(8)]
-    warm, cold = (p.model_copy(update={"max_tokens": 48}) for p in (WARM, COLD))
-    fitted = fit_vectors(
-        [vector_of(t) for t in texts],
-        ["creative"] * 8 + ["math"] * 8,
-        [warm] * 8 + [cold] * 8,
-        model="scripted-embedder",
-    )
+    fitted = pinned_head
     info = fitted.info.model_dump_json(
         exclude={"scope", "guard_threshold", "guard_quantile"}
     ).replace('"version":2', '"version":1')
