@@ -77,7 +77,8 @@ _STRATEGY_OPTIONS = (
         "--head",
         "head_path",
         type=click.Path(dir_okay=False),
-        help="A learned head file (`hag-agent train head`) for --proposer learned (implied).",
+        help="A learned head file (`hag-agent train head`; `builtin`: the packaged one) for "
+        "--proposer learned (implied).",
     ),
 )
 

@@ -108,7 +108,7 @@ def report_table(report: EvalReport) -> Table:
     "--head",
     "head_path",
     type=click.Path(dir_okay=False),
-    help="For learned: the head file from `hag-agent train head`.",
+    help="For learned: the head file from `hag-agent train head` (`builtin`: the packaged one).",
 )
 @file_option(
     "--cases-from",

@@ -9,6 +9,13 @@ kind, standardized with the training cases' mean and spread. Two kinds:
   kind when none was trained on) whose standardized embeddings are most similar (cosine).
 
 Predictions pass through `DecodingBounds` like every other value.
+
+A head knows where it was trained. Its `TrainingScope` names the task kinds its data held and the
+hyperparameters the data held at one value (a search that pinned ``max_tokens`` teaches the pin,
+not a choice): the proposer leaves those keys, and unseen task kinds, to the task prior. Its
+embedding guard keeps the training prompts' embeddings (standardized like the features, unit
+length, float32) and a threshold: a prompt whose nearest training prompt is less similar than
+that is outside what the head learned from, and the proposer defers to the prior (`GuardCheck`).
 """
 
 from __future__ import annotations
@@ -25,17 +32,35 @@ from hag_agent.errors import HeadMismatchError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams, ParamSource
 from hag_agent.learned_head.targets import decode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
+from hag_agent.training_scope import TrainingScope
 
 HEAD_FORMAT: Literal["hag-agent learned head"] = "hag-agent learned head"
 """What a head file says it is."""
-HEAD_VERSION = 1
-"""The head file layout this code reads and writes."""
+HEAD_VERSION: Literal[2] = 2
+"""The head file layout this code writes (version 1, without scope and guard, is still read)."""
+CONSTANT_WEIGHT = 1e-10
+"""A ridge weight column no larger than this: the key's targets did not vary (version 1 files)."""
 
 HeadKind = Literal["ridge", "knn"]
 """How the head maps features to targets."""
 
 Vector = NDArray[np.float64]
 Matrix = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GuardCheck:
+    """How near a prompt's embedding is to the head's training prompts."""
+
+    similarity: float
+    """Cosine similarity to the nearest training prompt (standardized embeddings)."""
+    threshold: float
+    """The least similarity in reach (`HeadInfo.guard_threshold`)."""
+
+    @property
+    def inside(self) -> bool:
+        """Whether the prompt is near enough to trust the head."""
+        return self.similarity >= self.threshold
 
 
 class HeadInfo(BaseModel):
@@ -45,7 +70,7 @@ class HeadInfo(BaseModel):
 
     format: Literal["hag-agent learned head"] = HEAD_FORMAT
     """Marks the file as a head file."""
-    version: int = HEAD_VERSION
+    version: Literal[1, 2] = HEAD_VERSION
     """The file layout."""
     kind: HeadKind
     """``ridge`` or ``knn``."""
@@ -71,6 +96,14 @@ class HeadInfo(BaseModel):
     """The search file it was trained on (its name)."""
     created_at: str = ""
     """When it was fitted (ISO 8601, UTC)."""
+    scope: TrainingScope | None = None
+    """The task kinds and fixed values of its training data; None in version 1 files (then
+    `LearnedHead.scope` infers it from the arrays)."""
+    guard_threshold: float | None = None
+    """The least cosine similarity to the nearest training prompt that is in reach; None: no
+    embedding guard (version 1 files)."""
+    guard_quantile: float | None = None
+    """The quantile of the training prompts' leave-one-out nearest similarities the threshold is."""
 
 
 def bounded_learned(
@@ -100,6 +133,48 @@ class LearnedHead:
     """kNN: each training case's task index into ``info.tasks``."""
     train_targets: Matrix | None = None
     """kNN: each training case's targets."""
+    guard_vectors: NDArray[np.float32] | None = None
+    """The training prompts' standardized embeddings, unit length (the embedding guard)."""
+
+    @property
+    def scope(self) -> TrainingScope:
+        """What the training data held: stored in the file, else inferred from the arrays.
+
+        A version 1 file stores no scope. Its task kinds are the one-hot features with a
+        training mean above zero; a key is fixed when its targets never varied (a ridge weight
+        column of zeros, a constant kNN target column), at the value the head predicts for it.
+        """
+        if self.info.scope is not None:
+            return self.info.scope
+        shares = self.feature_mean[self.info.dims :]
+        kinds = frozenset(
+            TaskKind(t) for t, share in zip(self.info.tasks, shares, strict=True) if share > 0
+        )
+        if self.weights is not None and self.intercept is not None:
+            constant = np.max(np.abs(self.weights), axis=0) <= CONSTANT_WEIGHT
+            predicted = decode(self.intercept)
+        else:
+            assert self.train_targets is not None
+            constant = np.ptp(self.train_targets, axis=0) <= CONSTANT_WEIGHT
+            predicted = decode(self.train_targets[0])
+        fixed = {
+            k: float(predicted[k]) for k, c in zip(HYPERPARAM_KEYS, constant, strict=True) if c
+        }
+        return TrainingScope(fixed=fixed, task_kinds=kinds)
+
+    def guard(self, embedding: Sequence[float]) -> GuardCheck | None:
+        """How near ``embedding`` is to the training prompts; None for a head without a guard.
+
+        Raises:
+            HeadMismatchError: When the embedding does not fit the head.
+        """
+        if self.guard_vectors is None or self.info.guard_threshold is None:
+            return None
+        # Only the embedding part of the features counts: any task kind gives the same part.
+        query = self.features(embedding, self.info.tasks[0])[: self.info.dims].astype(np.float32)
+        norm = float(np.linalg.norm(query))
+        nearest = float(np.max(self.guard_vectors @ query)) / norm if norm > 0 else 0.0
+        return GuardCheck(round(nearest, 4), self.info.guard_threshold)
 
     def features(self, embedding: Sequence[float], task: TaskKind | str) -> Vector:
         """The standardized feature row of one prompt.
@@ -201,12 +276,18 @@ def check_arrays(head: LearnedHead) -> None:
         shapes["train_targets"] = (head.train_targets, (n, keys))
         if n < 1:
             raise ValueError("train_vectors is missing or empty")
+    guarded = head.info.guard_threshold is not None or head.guard_vectors is not None
+    if head.guard_vectors is not None:
+        rows = head.guard_vectors.shape[:1]
+        shapes["guard_vectors"] = (head.guard_vectors, (*rows, head.info.dims))
     for name, (array, shape) in shapes.items():
         if not isinstance(array, np.ndarray) or array.shape != shape:
             found = getattr(array, "shape", None)
             raise ValueError(f"{name} has shape {found}, expected {shape}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise ValueError(f"{name} has values that are not finite numbers")
+    if guarded and (head.guard_vectors is None or head.guard_vectors.size == 0):
+        raise ValueError("guard_vectors is missing or empty")
     if not np.all(head.feature_scale > 0):
         raise ValueError("feature_scale must be positive")
     if head.info.keys != list(HYPERPARAM_KEYS):
@@ -216,6 +297,7 @@ def check_arrays(head: LearnedHead) -> None:
 __all__ = [
     "HEAD_FORMAT",
     "HEAD_VERSION",
+    "GuardCheck",
     "HeadInfo",
     "HeadKind",
     "LearnedHead",

@@ -1,7 +1,9 @@
 """A learned head as one small file: a NumPy ``.npz`` archive, read without pickle.
 
 It holds the head's arrays and its `HeadInfo` as JSON (the ``info`` entry): embedding
-dimensions, the embedding model's name and size, training cases, kind. A ridge head on 576-dim
+dimensions, the embedding model's name and size, training cases, kind, and (version 2) the
+training scope and the embedding guard's threshold; the guard's training embeddings are an array
+(float32). A ridge head on 576-dim
 embeddings is about 30 kB and loads in about a millisecond. `load_head_cached` keeps each file
 loaded once per process, until the file changes.
 """
@@ -35,6 +37,7 @@ _ARRAYS = (
     "train_vectors",
     "train_tasks",
     "train_targets",
+    "guard_vectors",
 )
 
 
@@ -99,7 +102,7 @@ def load_head(path: str | Path, *, dims: int | None = None) -> LearnedHead:
         where = ".".join(str(p) for p in first.get("loc", ())) or "info"
         if where in ("format", "version"):
             raise LearnedHeadError(
-                f"{path} is not a {HEAD_FORMAT} of version {HEAD_VERSION} "
+                f"{path} is not a {HEAD_FORMAT} of version 1 to {HEAD_VERSION} "
                 f"({where}: {first.get('input')!r})"
             ) from None
         raise LearnedHeadError(

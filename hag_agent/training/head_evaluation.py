@@ -8,6 +8,9 @@ best. Baselines, all fitted on the training cases only:
   head's prediction space, `hag_agent.learned_head.targets`): the head without features;
 - ``task mean``: the same mean per task kind (the overall one for a kind not trained on);
 - ``task prior``: the documented prior of the case's task kind (`TASK_PRIORS`).
+
+`guard_report` says how the head's embedding guard sorts held-out prompts of the training suites
+(which it should keep inside) and requests unlike them (which it should put outside).
 """
 
 from __future__ import annotations
@@ -51,6 +54,55 @@ class HeadEvaluation(BaseModel):
             if self.mae.get("train mean", {}).get(key, 0.0) > 1e-12
         ]
         return sum(ratios) / len(ratios) if ratios else None
+
+
+class GuardReport(BaseModel):
+    """How a head's embedding guard sorts prompts it should keep and prompts it should refuse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float
+    """The least similarity to the nearest training prompt that is inside."""
+    held_out: list[float]
+    """Held-out prompts' similarities to their nearest training prompt (should be inside)."""
+    outside: list[float]
+    """Unlike requests' similarities (should be outside)."""
+
+    @property
+    def held_out_inside(self) -> int:
+        """Held-out prompts the guard keeps."""
+        return sum(s >= self.threshold for s in self.held_out)
+
+    @property
+    def outside_refused(self) -> int:
+        """Unlike requests the guard refuses."""
+        return sum(s < self.threshold for s in self.outside)
+
+    def summary(self) -> str:
+        """One clause: the threshold and how many of each kind land on the right side."""
+        return (
+            f"embedding guard at similarity {self.threshold:.3f}: keeps "
+            f"{self.held_out_inside}/{len(self.held_out)} held-out prompts, refuses "
+            f"{self.outside_refused}/{len(self.outside)} unlike requests"
+        )
+
+
+def guard_report(
+    head: LearnedHead,
+    held_out_vectors: Sequence[Sequence[float]],
+    outside_vectors: Sequence[Sequence[float]],
+) -> GuardReport | None:
+    """How the head's guard sorts held-out and unlike prompts; None for a head without a guard."""
+    checks = [head.guard(v) for v in [*held_out_vectors, *outside_vectors]]
+    if head.info.guard_threshold is None or any(c is None for c in checks):
+        return None
+    similarities = [c.similarity for c in checks if c is not None]
+    split = len(held_out_vectors)
+    return GuardReport(
+        threshold=head.info.guard_threshold,
+        held_out=similarities[:split],
+        outside=similarities[split:],
+    )
 
 
 def evaluate_head(
@@ -106,4 +158,4 @@ def _mean_targets(
     return targets.mean(axis=0), by_task
 
 
-__all__ = ["PREDICTORS", "HeadEvaluation", "evaluate_head"]
+__all__ = ["PREDICTORS", "GuardReport", "HeadEvaluation", "evaluate_head", "guard_report"]

@@ -5,11 +5,19 @@ SVD of the feature matrix, ``W = V diag(s / (s^2 + alpha)) U^T Y``; the intercep
 mean. Each hyperparameter gets its own ``alpha``: the given one, or the one of `DEFAULT_ALPHAS`
 with the least leave-one-out error (exact for ridge, from the same SVD, no refitting). kNN keeps
 the standardized training embeddings and targets (`hag_agent.learned_head.head`).
+
+Every head also gets its `TrainingScope` (given, or that of its own targets) and its embedding
+guard: the standardized training embeddings at unit length, and as threshold the
+`DEFAULT_GUARD_QUANTILE` quantile of each training prompt's cosine similarity to its nearest other
+training prompt (leave-one-out, so nearly every new prompt of the training suites reaches it).
+Standardized embeddings separated prompts of the training suites from unlike requests better
+than raw or centered ones or per-task centroids did on the grid data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
@@ -22,6 +30,7 @@ from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.learned_head.head import HeadInfo, HeadKind, LearnedHead, Matrix, Vector
 from hag_agent.learned_head.targets import encode
 from hag_agent.tasks import TaskKind
+from hag_agent.training_scope import TrainingScope
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 33))
 """The ridge strengths leave-one-out chooses from (per hyperparameter)."""
@@ -29,6 +38,8 @@ FEW_CASES_ALPHA = 10.0
 """The ridge strength when there are too few cases (under 3) to choose one."""
 DEFAULT_NEIGHBOURS = 5
 """kNN: neighbours averaged."""
+DEFAULT_GUARD_QUANTILE = 0.01
+"""The quantile of the leave-one-out nearest similarities that is the guard's threshold."""
 
 EmbedFn = Callable[[str], Sequence[float]]
 """``embed(text)``: the serving model's vector for a text (e.g. ``Backend.embed(text).vector``)."""
@@ -44,6 +55,8 @@ class FitOptions(TypedDict, total=False):
     held_out_ids: Sequence[str]
     seed: int | None
     data: str | None
+    scope: TrainingScope | None
+    guard_quantile: float
 
 
 def fit_head(
@@ -76,6 +89,8 @@ def fit_vectors(
     held_out_ids: Sequence[str] = (),
     seed: int | None = None,
     data: str | None = None,
+    scope: TrainingScope | None = None,
+    guard_quantile: float = DEFAULT_GUARD_QUANTILE,
 ) -> LearnedHead:
     """Fit a head on embeddings already made.
 
@@ -90,6 +105,8 @@ def fit_vectors(
         held_out_ids: Case ids kept out of training, saved with the head.
         seed: The split's seed, saved with the head.
         data: The search file's name, saved with the head.
+        scope: What the training data held (None: that of ``params`` and ``tasks``).
+        guard_quantile: The embedding guard's threshold as a quantile (`fit_guard`).
 
     Raises:
         HAGInputError: For no cases, lengths that differ, an unknown task, embeddings of unequal
@@ -100,6 +117,8 @@ def fit_vectors(
     standardized, mean, scale, task_index = _features(vectors, tasks, task_names)
     dims = len(vectors[0])
     targets = np.stack([encode(p) for p in params])
+    guard_vectors, threshold = fit_guard(standardized[:, :dims], guard_quantile)
+    tasks_of = [TaskKind(task) for task in tasks]
     info = HeadInfo(
         kind=kind,
         dims=dims,
@@ -110,35 +129,57 @@ def fit_vectors(
         seed=seed,
         data=data,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        scope=scope or TrainingScope.of_data([p.model_dump() for p in params], tasks_of),
+        guard_threshold=threshold,
+        guard_quantile=None if threshold is None else guard_quantile,
     )
+    base = LearnedHead(info, mean, scale, guard_vectors=guard_vectors)
     if kind == "ridge":
-        return _ridge_head(info, standardized, mean, scale, targets, alpha)
-    return LearnedHead(
-        info=info.model_copy(update={"neighbours": neighbours}),
-        feature_mean=mean,
-        feature_scale=scale,
-        train_vectors=_unit_rows(standardized[:, :dims]),
+        return _with_ridge(base, standardized, targets, alpha)
+    return _with_knn(base, neighbours, standardized, task_index, targets)
+
+
+def fit_guard(
+    standardized: Matrix, quantile: float = DEFAULT_GUARD_QUANTILE
+) -> tuple[NDArray[np.float32] | None, float | None]:
+    """The embedding guard of standardized training embeddings: its vectors and threshold.
+
+    The vectors are the rows at unit length (float32); the threshold is the ``quantile`` of
+    each row's cosine similarity to its nearest other row. Under two rows nothing can be
+    calibrated: no guard (None, None).
+    """
+    if standardized.shape[0] < 2:
+        return None, None
+    unit = _unit_rows(standardized).astype(np.float32)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = similarity.max(axis=1)
+    return unit, round(float(np.quantile(nearest, quantile)), 4)
+
+
+def _with_ridge(
+    base: LearnedHead, standardized: Matrix, targets: Matrix, alpha: float | None
+) -> LearnedHead:
+    """``base`` with a ridge map of standardized features (`fit_ridge`), its alphas in its info."""
+    weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
+    info = base.info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))})
+    return replace(base, info=info, weights=weights, intercept=intercept)
+
+
+def _with_knn(
+    base: LearnedHead,
+    neighbours: int,
+    standardized: Matrix,
+    task_index: NDArray[np.int64],
+    targets: Matrix,
+) -> LearnedHead:
+    """``base`` as a kNN head: the training cases' standardized embeddings and targets."""
+    return replace(
+        base,
+        info=base.info.model_copy(update={"neighbours": neighbours}),
+        train_vectors=_unit_rows(standardized[:, : base.info.dims]),
         train_tasks=task_index,
         train_targets=targets,
-    )
-
-
-def _ridge_head(
-    info: HeadInfo,
-    standardized: Matrix,
-    mean: Vector,
-    scale: Vector,
-    targets: Matrix,
-    alpha: float | None,
-) -> LearnedHead:
-    """A ridge head on standardized features (`fit_ridge`), its alphas saved in its info."""
-    weights, intercept, alphas = fit_ridge(standardized, targets, alpha)
-    return LearnedHead(
-        info=info.model_copy(update={"alpha": dict(zip(HYPERPARAM_KEYS, alphas, strict=True))}),
-        feature_mean=mean,
-        feature_scale=scale,
-        weights=weights,
-        intercept=intercept,
     )
 
 
@@ -249,10 +290,12 @@ def _leave_one_out_errors(
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "DEFAULT_GUARD_QUANTILE",
     "DEFAULT_NEIGHBOURS",
     "FEW_CASES_ALPHA",
     "EmbedFn",
     "FitOptions",
+    "fit_guard",
     "fit_head",
     "fit_ridge",
     "fit_vectors",

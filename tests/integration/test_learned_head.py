@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 from langchain_core.messages import HumanMessage
 
-from hag_agent import HAGRunnable, HyperParams, ParamSource
+from hag_agent import HAGRunnable, HyperParams, ParamSource, TaskKind
 from hag_agent.backends import GenerationRequest
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.backends.llama_cpp_chat import DEFAULT_GGUF_FILE
 from hag_agent.cli.train_head_command import head
 from hag_agent.learned_head import load_head
+from hag_agent.tasks import TASK_PRIORS
 from hag_agent.testing import search_record as record
 
 POEMS = [
@@ -133,3 +134,39 @@ def test_train_head_then_run_with_it(tmp_path: Path) -> None:
 def test_train_head_knn(tmp_path: Path, kind: str) -> None:
     fitted = load_head(_train(tmp_path, "--kind", kind, "--neighbours", "3"))
     assert fitted.info.kind == kind and fitted.info.dims == 576
+
+
+FIBONACCI = (
+    "Write a Python function that returns the n-th Fibonacci number, with a docstring and a test."
+)
+# A prompt of the translation suite the packaged head was trained on (docs/results/grid).
+IN_SUITE = "Translate into French: The museum is free on the first Sunday of the month."
+
+
+def test_the_packaged_head_does_not_cut_a_long_answer(embedded: EmbeddedBackend) -> None:
+    """The grid data held max_tokens at 48: the packaged head must not propose that."""
+    learned = HAGRunnable(model=embedded, proposer="learned", head_path="builtin", critique=False)
+    result = learned.invoke({"prompt": FIBONACCI, "seed": 1})
+    assert result.task is TaskKind.CODE
+    assert result.attempts[0].params.max_tokens == TASK_PRIORS[TaskKind.CODE].max_tokens == 768
+    assert result.attempts[0].sources["max_tokens"] is ParamSource.PRIOR
+    propose = next(e for e in result.trace if e.node == "propose")
+    # Code is no task kind of the grid suites: the whole prior, before any embedding pass.
+    assert propose.data["outside_training"] is True and "embed_s" not in propose.data
+    assert "held no code requests" in propose.message
+
+
+def test_the_packaged_head_learns_what_its_data_varied(embedded: EmbeddedBackend) -> None:
+    learned = HAGRunnable(model=embedded, proposer="learned", head_path="builtin", critique=False)
+    result = learned.invoke({"prompt": IN_SUITE, "seed": 1})
+    attempt = result.attempts[0]
+    prior = TASK_PRIORS[TaskKind.TRANSLATION]
+    assert result.task is TaskKind.TRANSLATION
+    assert attempt.params.max_tokens == prior.max_tokens == 256  # not the data's 48
+    assert attempt.sources["max_tokens"] is ParamSource.PRIOR
+    learned_keys = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty"}
+    assert {attempt.sources[k] for k in learned_keys} == {ParamSource.LEARNED}
+    propose = next(e for e in result.trace if e.node == "propose")
+    assert propose.data["similarity"] >= propose.data["threshold"]
+    assert propose.data["prior_keys"] == ["max_tokens"]
+    assert propose.message.startswith("predicted by the learned head")

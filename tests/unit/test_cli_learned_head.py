@@ -131,3 +131,14 @@ def test_chat_with_a_head_uses_the_learned_proposer(search_file: Path, tmp_path:
     assert done.exit_code == 0, done.output
     turn = json.loads(done.stdout.splitlines()[0])
     assert set(turn["attempts"][0]["sources"].values()) == {"learned"}
+
+
+def test_run_head_builtin_reads_the_packaged_head() -> None:
+    prompt = "A coin is heads up. Is it still heads up?"
+    args = [prompt, "--backend", BACKEND, "--head", "builtin", "--json", "--no-critique"]
+    done = CliRunner().invoke(run, args)
+    assert done.exit_code == 0, done.output
+    propose = next(e for e in json.loads(done.output)["trace"] if e["node"] == "propose")
+    # The scripted backend's embeddings do not fit the packaged head (trained on SmolLM2's).
+    assert propose["data"]["head"] == "builtin" and propose["data"]["fallback"] is True
+    assert "embeddings of SmolLM2-135M-Instruct" in propose["message"]

@@ -12,12 +12,13 @@ import pytest
 
 from hag_agent.errors import HAGInputError, HeadMismatchError, LearnedHeadError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams
-from hag_agent.learned_head import load_head, load_head_cached, save_head
+from hag_agent.learned_head import LearnedHead, load_head, load_head_cached, save_head
 from hag_agent.learned_head.targets import TOP_K_OFF_AS, decode, encode
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 from hag_agent.testing import search_record as record
 from hag_agent.training.head_evaluation import evaluate_head
-from hag_agent.training.head_fitting import fit_head, fit_vectors
+from hag_agent.training.head_fitting import DEFAULT_GUARD_QUANTILE, fit_guard, fit_head, fit_vectors
+from hag_agent.training_scope import TrainingScope
 
 DIMS = 8
 TASKS = [TaskKind.MATH, TaskKind.CREATIVE, TaskKind.TRANSLATION]
@@ -265,3 +266,83 @@ def test_cached_loading_reads_a_file_once_until_it_changes(tmp_path: Path, ridge
     assert load_head_cached(path) is not first
     with pytest.raises(LearnedHeadError, match="no learned head file"):
         load_head_cached(tmp_path / "missing.npz")
+
+
+# -- scope and embedding guard ------------------------------------------------------------------
+
+
+def test_fit_guard_threshold_is_a_low_quantile_of_leave_one_out_similarities() -> None:
+    rng = np.random.default_rng(7)
+    cluster = np.array([4.0, 0, 0, 0]) + rng.normal(scale=0.3, size=(20, 4))
+    vectors, threshold = fit_guard(cluster - cluster.mean(axis=0), quantile=0.0)
+    assert vectors is not None and vectors.dtype == np.float32 and vectors.shape == (20, 4)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    unit = vectors.astype(np.float64)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    assert threshold == pytest.approx(similarity.max(axis=1).min(), abs=1e-4)
+    assert fit_guard(cluster[:1]) == (None, None)  # one case: nothing to calibrate on
+
+
+@pytest.mark.parametrize("kind", ["ridge", "knn"])
+def test_the_guard_tells_near_from_far_and_survives_the_file(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(8)
+    # Two clusters in the plane of the first two dimensions; the other two never vary.
+    noise = np.concatenate([rng.normal(scale=0.2, size=(20, 2)), np.zeros((20, 2))], axis=1)
+    near_a = np.array([5.0, 0, 0, 0]) + noise[:10]
+    near_b = np.array([0, 5.0, 0, 0]) + noise[10:]
+    head = fit_vectors(
+        np.concatenate([near_a, near_b]).tolist(),
+        ["math"] * 10 + ["creative"] * 10,
+        [TASK_PRIORS[TaskKind.MATH]] * 10 + [TASK_PRIORS[TaskKind.CREATIVE]] * 10,
+        kind=kind,  # type: ignore[arg-type]
+    )
+    loaded = load_head(save_head(head, tmp_path / "head.npz"))
+    assert loaded.guard_vectors is not None and loaded.guard_vectors.dtype == np.float32
+    near = loaded.guard([5.1, 0.1, 0, 0])
+    far = loaded.guard([0, 0, 0, 5.0])
+    assert near is not None and near.inside and near.threshold == head.info.guard_threshold
+    assert far is not None and not far.inside and far.similarity < 0.5
+    assert loaded.info.guard_quantile == DEFAULT_GUARD_QUANTILE
+    with pytest.raises(HeadMismatchError):
+        loaded.guard([1.0, 2.0])
+
+
+def test_the_scope_is_that_of_the_targets_unless_given() -> None:
+    embeddings, tasks, params = planted_data(30, seed=9)
+    pinned = [p.model_copy(update={"max_tokens": 48}) for p in params]
+    head = fit_vectors(embeddings.tolist(), [t.value for t in tasks], pinned)
+    assert head.scope.fixed == {"max_tokens": 48.0}
+    assert head.scope.task_kinds == set(TASKS)
+    given = TrainingScope(fixed={"min_p": 0.0}, task_kinds=frozenset({TaskKind.MATH}))
+    assert (
+        fit_vectors(embeddings.tolist(), [t.value for t in tasks], pinned, scope=given).scope
+        == given
+    )
+
+
+@pytest.mark.parametrize("kind", ["ridge", "knn"])
+def test_a_head_without_a_stored_scope_infers_it_from_its_arrays(kind: str) -> None:
+    embeddings, tasks, params = planted_data(30, seed=10)
+    pinned = [p.model_copy(update={"max_tokens": 48, "min_p": 0.0}) for p in params]
+    names = [t.value for t in tasks]
+    head = fit_vectors(embeddings.tolist(), names, pinned, kind=kind)  # type: ignore[arg-type]
+    old = LearnedHead(
+        **{**vars(head), "info": head.info.model_copy(update={"scope": None, "version": 1})}
+    )
+    assert old.scope.fixed == {"min_p": 0.0, "max_tokens": 48.0}
+    assert old.scope.task_kinds == set(TASKS)
+    only_math = fit_vectors(embeddings.tolist(), ["math"] * 30, pinned, kind=kind)  # type: ignore[arg-type]
+    stripped = only_math.info.model_copy(update={"scope": None})
+    assert LearnedHead(**{**vars(only_math), "info": stripped}).scope.task_kinds == {TaskKind.MATH}
+
+
+def test_a_head_file_of_a_later_version_is_refused(tmp_path: Path, ridge_head) -> None:  # type: ignore[no-untyped-def]
+    later = tmp_path / "later.npz"
+    with later.open("wb") as handle:
+        np.savez(
+            handle,
+            info=np.array(ridge_head.info.model_dump_json().replace('"version":2', '"version":3')),
+        )
+    with pytest.raises(LearnedHeadError, match="not a hag-agent learned head of version 1 to 2"):
+        load_head(later)

@@ -191,3 +191,116 @@ def test_fallback_when_the_head_was_trained_on_another_model(head_file: str) -> 
 
 def test_every_value_is_learned_or_pinned() -> None:
     assert set(HYPERPARAM_KEYS) == set(WARM.model_dump())
+
+
+# -- where the head was trained: fixed keys, task kinds, the embedding guard -------------------
+
+
+@pytest.fixture(scope="module")
+def pinned_head() -> LearnedHead:
+    """A head whose data held max_tokens at 48 (as a search run with ``--max-tokens 48``)."""
+    texts = [f"poem number {i}" for i in range(8)] + [f"sum number {i}" for i in range(8)]
+    warm, cold = (p.model_copy(update={"max_tokens": 48}) for p in (WARM, COLD))
+    head = fit_vectors(
+        [vector_of(t) for t in texts],
+        ["creative"] * 8 + ["math"] * 8,
+        [warm] * 8 + [cold] * 8,
+        model="scripted-embedder",
+    )
+    assert head.scope.fixed == {"max_tokens": 48.0}
+    return head
+
+
+@pytest.fixture
+def pinned_head_file(tmp_path: Path, pinned_head: LearnedHead) -> str:
+    return str(save_head(pinned_head, tmp_path / "pinned.npz"))
+
+
+def test_keys_the_data_held_fixed_come_from_the_task_prior(pinned_head_file: str) -> None:
+    result, _, backend = run(pinned_head_file, critique=False)
+    attempt = result.attempts[0]
+    assert attempt.params.max_tokens == TASK_PRIORS[TaskKind.CREATIVE].max_tokens == 512
+    assert attempt.sources["max_tokens"] is ParamSource.PRIOR
+    assert {attempt.sources[k] for k in HYPERPARAM_KEYS if k != "max_tokens"} == {
+        ParamSource.LEARNED
+    }
+    assert attempt.params.temperature == pytest.approx(WARM.temperature, abs=0.05)
+    event = propose_event(result)
+    assert "max_tokens from the creative prior (held fixed in its training data)" in event.message
+    assert event.data["prior_keys"] == ["max_tokens"]
+    assert backend.embedded == [PROMPT]
+
+
+def test_a_task_kind_the_data_never_held_gets_the_prior_without_a_model_call(
+    head_file: str,
+) -> None:
+    result, model, backend = run(head_file, critique=False, task="code")
+    attempt = result.attempts[0]
+    assert attempt.params == TASK_PRIORS[TaskKind.CODE]
+    assert set(attempt.sources.values()) == {ParamSource.PRIOR}
+    assert backend.embedded == []  # decided before any embedding pass
+    assert [c.purpose for c in model.calls] == ["generate"]
+    event = propose_event(result)
+    assert "held no code requests (only creative, math)" in event.message
+    assert event.data["outside_training"] is True and "fallback" not in event.data
+
+
+def test_the_embedding_guard_keeps_a_near_prompt(head_file: str) -> None:
+    result, _, _ = run(head_file, critique=False)
+    data = propose_event(result).data
+    assert data["similarity"] > 0.9 and data["threshold"] < 0.5
+    assert "outside_training" not in data
+
+
+def test_the_embedding_guard_defers_a_far_prompt_to_the_prior(head_file: str) -> None:
+    def elsewhere(text: str) -> list[float]:
+        # Away from both the poems and the sums: a kind of prompt the head never saw.
+        return [-3.0, -3.0, 0.0, 0.0, 0.0, 0.0] if text == PROMPT else vector_of(text)
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    result, _, backend = run(head_file, ScriptedEmbeddingBackend(model, elsewhere), critique=False)
+    attempt = result.attempts[0]
+    assert attempt.params == TASK_PRIORS[TaskKind.CREATIVE]
+    assert set(attempt.sources.values()) == {ParamSource.PRIOR}
+    event = propose_event(result)
+    assert event.data["outside_training"] is True
+    assert event.data["similarity"] < event.data["threshold"]
+    assert "far from the learned head's training prompts" in event.message
+    assert f"under its threshold {event.data['threshold']:.3f}" in event.message
+    assert backend.embedded == [PROMPT]
+
+
+def test_a_version_1_head_file_still_works_its_scope_inferred(
+    tmp_path: Path, pinned_head: LearnedHead
+) -> None:
+    """Files written before scopes: task kinds from the one-hot, fixed keys from the targets."""
+    fitted = pinned_head
+    info = fitted.info.model_dump_json(
+        exclude={"scope", "guard_threshold", "guard_quantile"}
+    ).replace('"version":2', '"version":1')
+    path = tmp_path / "old.npz"
+    with path.open("wb") as handle:
+        np.savez(
+            handle,
+            info=np.array(info),
+            feature_mean=fitted.feature_mean,
+            feature_scale=fitted.feature_scale,
+            weights=fitted.weights,
+            intercept=fitted.intercept,
+        )
+    result, _, _ = run(str(path), critique=False)
+    attempt = result.attempts[0]
+    assert attempt.sources["max_tokens"] is ParamSource.PRIOR and attempt.params.max_tokens == 512
+    assert attempt.sources["temperature"] is ParamSource.LEARNED
+    assert "similarity" not in propose_event(result).data  # no guard in an old file
+    coded, _, _ = run(str(path), critique=False, task="code")
+    assert propose_event(coded).data["outside_training"] is True
+
+
+def test_head_path_builtin_is_the_packaged_head() -> None:
+    # The packaged head takes the embedded model's embeddings: a scripted backend is refused,
+    # which shows the file was found and read.
+    result, _, backend = run("builtin", critique=False, task="reasoning")
+    event = propose_event(result)
+    assert "the head was trained on embeddings of SmolLM2" in event.message
+    assert event.data["head"] == "builtin" and backend.embedded == [PROMPT]

@@ -48,6 +48,12 @@ def test_wheel_contains_the_packaged_tuned_proposer(wheel: Path) -> None:
     assert "hag_agent/assets/smollm2-proposer-lora.json" in names
 
 
+def test_wheel_contains_the_packaged_learned_head(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "hag_agent/assets/smollm2-proposer-head.npz" in names
+    assert "hag_agent/assets/smollm2-proposer-head.json" in names
+
+
 def test_import_from_the_wheel_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
