@@ -44,11 +44,12 @@ class HAGContext(BaseModel):
     """The policy every hyperparameter value passes through."""
     classifier: ClassifierName = "rules"
     """``llm`` (structured output, rules as fallback) or ``rules`` (keywords and patterns)."""
-    proposer: ProposerName = "self"
+    proposer: ProposerName | None = None
     """A registered proposer: ``self`` (the model proposes: HAG), ``prior`` (task prior),
     ``fixed`` (``fixed_params``), ``learned`` (a head trained on search data maps the prompt's
     embedding to params; see ``head_path``), ``default``, ``random``, ``oracle``, ``self-tuned``
-    or a plugin's (`hag_agent.proposing`)."""
+    or a plugin's (`hag_agent.proposing`). None: the backend's default, the one measured best in
+    quality per cost for its model (`Backend.default_proposer`)."""
     proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Proposers' settings by proposer name, each checked by that proposer's settings type when
     it is the one chosen (e.g. ``{"oracle": {"search_file": "search.jsonl"}}``)."""

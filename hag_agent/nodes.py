@@ -115,9 +115,13 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
         case_id=context.case_id,
         scope=resolve_backend(context).proposer_scope(),
     )
-    proposal = yield from proposer_for(context).propose(request)
+    proposer = proposer_for(context)
+    proposal = yield from proposer.propose(request)
     values, sources = dict(proposal.values), dict(proposal.sources)
     clamps, data = list(proposal.clamps), dict(proposal.data)
+    data["proposer"] = proposer.name
+    if context.proposer is None:
+        data["default_because"] = resolve_backend(context).default_proposer().reason
     for key, value in context.params.items():
         values[key] = value
         sources[key] = ParamSource.PINNED

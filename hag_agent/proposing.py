@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hag_agent.backend_choice import resolve_backend
 from hag_agent.errors import InvalidSettingsError, first_error
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ClampRecord, DecodingBounds, ParamSource
 from hag_agent.node_driver import Call, CallResult
@@ -141,17 +142,24 @@ class Proposer(ABC):
         self.settings = settings if settings is not None else self.settings_type()
 
     @classmethod
-    def from_context(cls, context: HAGContext) -> Proposer:
-        """The proposer with the settings of a run.
+    def from_context(
+        cls, context: HAGContext, name: str, defaults: Mapping[str, Any] | None = None
+    ) -> Proposer:
+        """The proposer registered as ``name``, with the settings of a run.
+
+        ``defaults`` (a backend's, for its default proposer) come first; run fields named like a
+        setting override them, and the run's ``proposer_options[name]`` override both.
 
         Raises:
             InvalidSettingsError: When ``proposer_options`` do not fit the settings type.
         """
         # A setting named like a run field (``head_path``, ``fixed_params``) is read from the run
         # first, so those fields and their HAG_* variables keep working; options override them.
-        values = {name: getattr(context, name) for name in _run_fields(cls, type(context))}
-        values = {name: value for name, value in values.items() if value is not None}
-        values.update(context.proposer_options.get(context.proposer, {}))
+        values = dict(defaults or {})
+        for setting in _run_fields(cls, type(context)):
+            if getattr(context, setting) is not None:
+                values[setting] = getattr(context, setting)
+        values.update(context.proposer_options.get(name, {}))
         if not values:
             return _with_defaults(cls)
         return cls(validated_settings(cls, values))
@@ -209,13 +217,20 @@ def proposer_class(name: str) -> type[Proposer]:
 def proposer_for(context: HAGContext) -> Proposer:
     """The run's proposer with its settings, built (and so checked) once per context.
 
+    A run that names no proposer gets its backend's default (`Backend.default_proposer`).
+
     Raises:
         InvalidSettingsError: For options that do not fit its settings type, or a ``fixed``
             configuration outside the bounds.
         ConfigurationError: For a proposer that needs a missing package.
     """
     if context._proposer is None:
-        context._proposer = proposer_class(context.proposer).from_context(context)
+        if context.proposer is not None:
+            name, defaults = context.proposer, {}
+        else:
+            choice = resolve_backend(context).default_proposer()
+            name, defaults = choice.name, dict(choice.options)
+        context._proposer = proposer_class(name).from_context(context, name, defaults)
     proposer: Proposer = context._proposer
     return proposer
 

@@ -17,6 +17,7 @@ from hag_agent.backends.base import (
     Generation,
     GenerationRequest,
     OutputConstraint,
+    ProposerChoice,
 )
 from hag_agent.backends.chat_model import ChatModelBackend, as_backend
 from hag_agent.backends.registry import (
@@ -37,6 +38,7 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "OutputConstraint",
+    "ProposerChoice",
     "as_backend",
     "backend_names",
     "create_backend",

@@ -178,6 +178,26 @@ class DecisionRequest:
             numeric_fields(self.schema)
 
 
+@dataclass(frozen=True)
+class ProposerChoice:
+    """The proposer a run on a backend gets when the run names none, and why."""
+
+    name: str
+    """The registered proposer."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Its settings (a run's own ``proposer_options`` for it override them)."""
+    reason: str = ""
+    """Why this one, in words (the trace shows it)."""
+
+
+PRIOR_BY_DEFAULT = ProposerChoice(
+    "prior",
+    reason="no trained proposer is known to fit this model, and the task prior costs no model "
+    "call (an untuned model asked to propose mostly copies the example it is shown)",
+)
+"""The default of a backend that knows of no proposer trained for its model."""
+
+
 def _for_sync_callers(
     coroutine_method: Callable[Concatenate[BackendT, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[BackendT, P], T]:
@@ -246,6 +266,13 @@ class Backend(ABC):
         never fed to it.
         """
         return None
+
+    def default_proposer(self) -> ProposerChoice:
+        """The proposer a run gets when it names none: the best measured quality per cost.
+
+        The task prior here; a backend that ships a proposer trained for its model names it.
+        """
+        return PRIOR_BY_DEFAULT
 
     def proposer_scope(self) -> TrainingScope | None:
         """What the model answering proposal calls was trained on, or None when unknown.

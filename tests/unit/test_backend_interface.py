@@ -89,7 +89,7 @@ async def test_a_sync_call_inside_a_running_loop_runs_on_another_thread() -> Non
 
 async def test_an_async_only_backend_runs_the_graph_both_ways() -> None:
     backend = AsyncOnlyBackend()
-    runnable = HAGRunnable(model=backend, critique=False)
+    runnable = HAGRunnable(model=backend, proposer="self", critique=False)
     assert str(runnable.invoke("Write a poem")) == "answer at temperature 0.3"
     assert str(await runnable.ainvoke("Write a poem")) == "answer at temperature 0.3"
     # The propose node asks for the compact numeric object; nothing else does.

@@ -30,6 +30,7 @@ def run(
     script: dict[str, list[Any]], prompt: str = "What is the capital of France?", **settings: Any
 ):  # type: ignore[no-untyped-def]
     model = ScriptedChatModel(script=script)
+    settings.setdefault("proposer", "self")  # these tests script the model's own proposal
     result = HAGRunnable(model=model, **settings).invoke(prompt)
     return result, model
 
@@ -355,3 +356,12 @@ def test_empty_output_is_retried_with_more_variety() -> None:
     assert first.critique is not None and first.critique.issues == ["empty output"]
     assert second.params.temperature > first.params.temperature
     assert result.text == GOOD and result.best_attempt == 1
+
+
+def test_a_run_naming_no_proposer_gets_the_backends_default() -> None:
+    result, model = run({"generate": [GOOD]}, proposer=None)
+    assert model.calls_for("propose") == []  # a chat model's default is the task prior
+    event = next(e for e in result.trace if e.node == "propose")
+    assert event.data["proposer"] == "prior"
+    assert "task prior costs no model call" in event.data["default_because"]
+    assert set(result.attempts[0].sources.values()) == {ParamSource.PRIOR}

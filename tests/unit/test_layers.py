@@ -50,7 +50,9 @@ CORE_RUN = textwrap.dedent(
         '"repetition_penalty":1.05,"max_tokens":64}'
     )
     model = FakeListChatModel(responses=[proposal, "Paris is the capital of France."])
-    result = hag_agent.HAGRunnable(model=model, critique=False).invoke("Capital of France?")
+    result = hag_agent.HAGRunnable(model=model, proposer="self", critique=False).invoke(
+        "Capital of France?"
+    )
     assert result.text == "Paris is the capital of France.", result.text
     assert result.attempts[0].params.temperature == 0.3
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in blocked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +116,13 @@ def test_with_prior_for_replaces_values_sources_and_clamps_of_those_keys_only() 
     assert changed.data["notes"] == ["n", "max_tokens from the code prior (why)"]
     assert changed.reason == "proposed; max_tokens from the code prior (why)"
     assert proposal.with_prior_for([], TaskKind.CODE, "why") is proposal
+
+
+def test_the_embedded_default_model_defaults_to_the_packaged_head(tmp_path: Path) -> None:
+    from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
+
+    choice = EmbeddedBackend(EmbeddedOptions()).default_proposer()
+    assert (choice.name, dict(choice.options)) == ("learned", {"head_path": "builtin"})
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    assert EmbeddedBackend(EmbeddedOptions(model_path=other)).default_proposer().name == "prior"

@@ -20,6 +20,7 @@ ANSWER = "Bonjour means hello in French."
 
 def make(**settings: Any) -> tuple[HAGRunnable, ScriptedChatModel]:
     model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [ANSWER]})
+    settings.setdefault("proposer", "self")  # these tests script the model's own proposal
     return HAGRunnable(model=model, **settings), model
 
 
@@ -131,7 +132,7 @@ def test_stream_marks_retries() -> None:
     model = ScriptedChatModel(
         script={"propose": [PROPOSAL], "generate": ["a a a a a a a a a a a a a a", ANSWER]}
     )
-    chunks = list(HAGRunnable(model=model).stream("Say hello in French"))
+    chunks = list(HAGRunnable(model=model, proposer="self").stream("Say hello in French"))
     events = [e for c in chunks for e in c.additional_kwargs.get("hag_events", [])]
     assert [e["node"] for e in events if e["type"] == "retry"] == ["adjust"]
     assert events[-1]["result"]["best_attempt"] == 1
@@ -141,7 +142,11 @@ def test_stream_final_mode_yields_only_the_chosen_answer() -> None:
     model = ScriptedChatModel(
         script={"propose": [PROPOSAL], "generate": ["a a a a a a a a a a a a a a", ANSWER]}
     )
-    chunks = list(HAGRunnable(model=model, stream_tokens="final").stream("Say hello in French"))
+    chunks = list(
+        HAGRunnable(model=model, proposer="self", stream_tokens="final").stream(
+            "Say hello in French"
+        )
+    )
     assert "".join(c.text for c in chunks) == ANSWER
 
 
