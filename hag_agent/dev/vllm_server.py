@@ -132,11 +132,16 @@ def start_vllm(
 class PrefixCacheCounters:
     """vLLM's prefix cache counters: prompt tokens looked up, and those found cached."""
 
-    queries: float
-    hits: float
+    queries: float = 0.0
+    hits: float = 0.0
 
     def __sub__(self, earlier: PrefixCacheCounters) -> PrefixCacheCounters:
+        """The traffic between an earlier read and this one."""
         return PrefixCacheCounters(self.queries - earlier.queries, self.hits - earlier.hits)
+
+    def __add__(self, other: PrefixCacheCounters) -> PrefixCacheCounters:
+        """The traffic of two spans together."""
+        return PrefixCacheCounters(self.queries + other.queries, self.hits + other.hits)
 
     @property
     def hit_rate(self) -> float:

@@ -38,7 +38,9 @@ def test_a_difference_of_counters_is_the_traffic_between_two_reads() -> None:
     later = PrefixCacheCounters(queries=500.0, hits=320.0)
     earlier = PrefixCacheCounters(queries=300.0, hits=160.0)
     assert (later - earlier).hit_rate == pytest.approx(0.8)
-    assert PrefixCacheCounters(queries=0.0, hits=0.0).hit_rate == 0.0
+    assert PrefixCacheCounters().hit_rate == 0.0
+    spans = PrefixCacheCounters() + (later - earlier) + PrefixCacheCounters(queries=40, hits=0)
+    assert spans == PrefixCacheCounters(queries=240.0, hits=160.0)
 
 
 def test_metrics_without_the_counters_are_an_error() -> None:
