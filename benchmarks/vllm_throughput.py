@@ -38,9 +38,10 @@ from pathlib import Path
 
 from langchain_core.messages import HumanMessage
 
-from hag_agent import HAGResult, HAGRunnable, HyperParams
-from hag_agent.backends import GenerationRequest
+from hag_agent import HAGResult, HAGRunnable
+from hag_agent.backends import Generation, GenerationRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
+from hag_agent.classification import classify_by_rules
 from hag_agent.dev.server_process import resident_mb
 from hag_agent.dev.vllm_server import (
     ADAPTER_NAME,
@@ -51,6 +52,7 @@ from hag_agent.dev.vllm_server import (
     prefix_cache_counters,
     start_vllm,
 )
+from hag_agent.tasks import TASK_PRIORS
 
 CONCURRENCY = 16
 PLAIN = "plain generation"
@@ -76,6 +78,7 @@ class Figures:
     rates: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
+    generated: list[int] = field(default_factory=list)
     cache: PrefixCacheCounters = field(default_factory=PrefixCacheCounters)
 
 
@@ -90,8 +93,12 @@ async def burst(call: Callable[[str], Awaitable[object]], prompts: Iterator[str]
     start = time.perf_counter()
     done = await asyncio.gather(*(timed(next(prompts)) for _ in range(CONCURRENCY)))
     wall = time.perf_counter() - start
-    answers = [r.attempts[0].prompt_tokens or 0 for _, r in done if isinstance(r, HAGResult)]
-    return Figures([CONCURRENCY / wall], [latency for latency, _ in done], sum(answers))
+    answers = [r.attempts[0] for _, r in done if isinstance(r, HAGResult)]
+    generations = [g for _, g in done if isinstance(g, Generation)]
+    generated = [a.completion_tokens or 0 for a in answers]
+    generated += [g.completion_tokens or 0 for g in generations]
+    prompt_tokens = sum(a.prompt_tokens or 0 for a in answers)
+    return Figures([CONCURRENCY / wall], [latency for latency, _ in done], prompt_tokens, generated)
 
 
 def p95(values: list[float]) -> float:
@@ -102,19 +109,18 @@ def runners(
     base_url: str, max_tokens: int, decodings: list[str], proposer_model: str | None
 ) -> dict[str, Callable[[str], Awaitable[object]]]:
     """Plain generation and one HAG runner per proposal decoding, all on the same server."""
-    params = HyperParams(
-        temperature=0.7,
-        top_p=0.9,
-        top_k=40,
-        min_p=0.0,
-        repetition_penalty=1.05,
-        max_tokens=max_tokens,
-    )
     options = {"base_url": base_url, "model": SERVED_NAME, "timeout": 300}
     plain = OpenAICompatibleBackend(EndpointOptions(**options))  # type: ignore[arg-type]
-    calls: dict[str, Callable[[str], Awaitable[object]]] = {
-        PLAIN: lambda prompt: plain.agenerate(GenerationRequest([HumanMessage(prompt)], params))
-    }
+
+    def generate(prompt: str) -> Awaitable[Generation]:
+        # The task prior HAG falls back to when the random model's proposal is nonsense: the
+        # same sampling, so both sides stop at end-of-sequence alike (a random model at 0.7
+        # ends early at random; at the math prior's 0.1 it runs to max_tokens).
+        prior = TASK_PRIORS[classify_by_rules(prompt)[0]]
+        params = prior.model_copy(update={"max_tokens": max_tokens})
+        return plain.agenerate(GenerationRequest([HumanMessage(prompt)], params))
+
+    calls: dict[str, Callable[[str], Awaitable[object]]] = {PLAIN: generate}
     for decoding in decodings:
         backend = OpenAICompatibleBackend(
             EndpointOptions(
@@ -152,6 +158,7 @@ async def measure(
             total.rates += figures.rates
             total.latencies += figures.latencies
             total.prompt_tokens += figures.prompt_tokens
+            total.generated += figures.generated
             total.cache += prefix_cache_counters(server_url) - before
     report(results, max_tokens)
 
@@ -164,6 +171,7 @@ def report(results: dict[str, Figures], max_tokens: int) -> None:
         print(
             f"{name:26s} {statistics.median(figures.rates):6.2f} req/s   "
             f"p50 {statistics.median(figures.latencies):.3f} s   p95 {p95(figures.latencies):.3f} s"
+            f"   {statistics.mean(figures.generated):5.1f} tokens/answer"
             f"   prefix cache {figures.cache.hits:.0f} of {figures.cache.queries:.0f} tokens"
         )
     where = f"at {CONCURRENCY} concurrent, max_tokens {max_tokens}"
