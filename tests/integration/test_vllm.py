@@ -16,7 +16,7 @@ from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.dev.server_process import ServerProcess
-from hag_agent.dev.vllm_server import BLOCK_SIZE, PrefixCacheCounters, prefix_cache_counters
+from hag_agent.dev.vllm_server import BLOCK_SIZE, EngineCounters, engine_counters
 from hag_agent.testing.conformance import BackendConformance
 
 
@@ -128,13 +128,11 @@ def test_regex_proposal_is_exactly_the_compact_object(vllm_server: ServerProcess
         assert isinstance(decision.value, ProposalSchema), decision.error
 
 
-def _counters_after(
-    server: ServerProcess, before: PrefixCacheCounters, queried: int
-) -> PrefixCacheCounters:
+def _counters_after(server: ServerProcess, before: EngineCounters, queried: int) -> EngineCounters:
     """The counters' change once the server has counted at least ``queried`` more tokens."""
     deadline = time.monotonic() + 5  # the API process updates its counters as outputs arrive
     while True:
-        change = prefix_cache_counters(server.base_url) - before
+        change = engine_counters(server.base_url) - before
         if change.queries >= queried or time.monotonic() > deadline:
             return change
         time.sleep(0.1)
@@ -146,7 +144,7 @@ def test_the_answer_finds_the_request_cached_by_the_proposal(vllm_server: Server
     # Unique from its first token, so nothing earlier in the session shares a block with it.
     request = f"Case {time.time_ns()}: " + "Summarise the notes on the tides and the moon. " * 6
     backend = endpoint(vllm_server)
-    before = prefix_cache_counters(vllm_server.base_url)
+    before = engine_counters(vllm_server.base_url)
     hag = HAGRunnable(
         model=backend,
         classifier="rules",
@@ -163,7 +161,7 @@ def test_the_answer_finds_the_request_cached_by_the_proposal(vllm_server: Server
     reusable = (answer.prompt_tokens - 8) // BLOCK_SIZE * BLOCK_SIZE  # less the template's tail
     assert turn.hits >= reusable >= 3 * BLOCK_SIZE
     # A fresh request alone finds nothing cached: the hits above came from the proposal.
-    before = prefix_cache_counters(vllm_server.base_url)
+    before = engine_counters(vllm_server.base_url)
     params = HyperParams(
         temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=1
     )

@@ -10,8 +10,8 @@ import pytest
 from hag_agent.dev import vllm_server
 from hag_agent.dev.vllm_server import (
     BLOCK_SIZE,
-    PrefixCacheCounters,
-    parse_prefix_cache_counters,
+    EngineCounters,
+    parse_engine_counters,
     start_vllm,
 )
 
@@ -25,27 +25,30 @@ vllm:prefix_cache_hits_total{engine="0",model_name="tiny"} 1024.0
 vllm:prefix_cache_hits_total{engine="1",model_name="tiny"} 256.0
 vllm:external_prefix_cache_queries_total{engine="0",model_name="tiny"} 99.0
 vllm:external_prefix_cache_hits_total{engine="0",model_name="tiny"} 99.0
+vllm:iteration_tokens_total_bucket{engine="0",le="1.0",model_name="tiny"} 7.0
+vllm:iteration_tokens_total_count{engine="0",model_name="tiny"} 4103.0
+vllm:iteration_tokens_total_sum{engine="0",model_name="tiny"} 72299.0
 """
 
 
 def test_counters_are_summed_over_engines_and_external_caches_left_out() -> None:
-    counters = parse_prefix_cache_counters(METRICS)
-    assert counters == PrefixCacheCounters(queries=4000.0, hits=1280.0)
+    counters = parse_engine_counters(METRICS)
+    assert counters == EngineCounters(queries=4000.0, hits=1280.0, steps=4103.0)
     assert counters.hit_rate == pytest.approx(0.32)
 
 
 def test_a_difference_of_counters_is_the_traffic_between_two_reads() -> None:
-    later = PrefixCacheCounters(queries=500.0, hits=320.0)
-    earlier = PrefixCacheCounters(queries=300.0, hits=160.0)
+    later = EngineCounters(queries=500.0, hits=320.0, steps=90.0)
+    earlier = EngineCounters(queries=300.0, hits=160.0, steps=40.0)
     assert (later - earlier).hit_rate == pytest.approx(0.8)
-    assert PrefixCacheCounters().hit_rate == 0.0
-    spans = PrefixCacheCounters() + (later - earlier) + PrefixCacheCounters(queries=40, hits=0)
-    assert spans == PrefixCacheCounters(queries=240.0, hits=160.0)
+    assert EngineCounters().hit_rate == 0.0
+    spans = EngineCounters() + (later - earlier) + EngineCounters(queries=40, hits=0)
+    assert spans == EngineCounters(queries=240.0, hits=160.0, steps=50.0)
 
 
 def test_metrics_without_the_counters_are_an_error() -> None:
     with pytest.raises(ValueError, match="prefix_cache"):
-        parse_prefix_cache_counters("vllm:num_requests_running 0.0\n")
+        parse_engine_counters("vllm:num_requests_running 0.0\n")
 
 
 def _command_of(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> list[str]:
