@@ -132,8 +132,8 @@ def start_vllm(
 class EngineCounters:
     """vLLM's counters a benchmark reads: prefix cache look-ups, hits, and engine steps.
 
-    Look-ups and hits count prompt tokens; a step is one scheduled batch, what a decode-bound
-    server's time follows whatever else runs on the machine.
+    Look-ups and hits count prompt tokens; a step is one scheduled batch (tokens per step say
+    how well the engine batched what reached it).
     """
 
     queries: float = 0.0
