@@ -275,8 +275,10 @@ class OpenAICompatibleBackend(ChatModelBackend):
         return BackendError(f"{where} call failed{after}: {type(exc).__name__}: {exc}")
 
 
-# A number of each kind, digits bounded so a confused model stops.
-_NUMBER_REGEX = {"float": r"-?[0-9]{1,6}(\.[0-9]{1,4})?", "int": r"-?[0-9]{1,7}"}
+# A number of each kind, digits bounded so a confused model stops: every digit it may write is
+# a decode step on vLLM (no jump-forward), and a proposal's values need no sign, floats one
+# integer digit and integers six (every hard limit is >= 0, floats under 10, integers 10**6).
+_NUMBER_REGEX = {"float": r"[0-9](\.[0-9]{1,4})?", "int": r"[0-9]{1,6}"}
 
 
 def object_regex(keys: Mapping[str, str]) -> str:

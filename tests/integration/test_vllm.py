@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from hag_agent import BackendError, HAGRunnable, HyperParams, TaskKind
 from hag_agent.backends import GenerationRequest
@@ -14,6 +16,7 @@ from hag_agent.backends.base import DecisionRequest
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.classification import TaskChoice
 from hag_agent.dev.server_process import ServerProcess
+from hag_agent.dev.vllm_server import BLOCK_SIZE, EngineCounters, engine_counters
 from hag_agent.testing.conformance import BackendConformance
 
 
@@ -123,3 +126,46 @@ def test_regex_proposal_is_exactly_the_compact_object(vllm_server: ServerProcess
         )
         assert re.fullmatch(object_regex(keys), decision.raw_text), decision.raw_text
         assert isinstance(decision.value, ProposalSchema), decision.error
+
+
+def _counters_after(server: ServerProcess, before: EngineCounters, queried: int) -> EngineCounters:
+    """The counters' change once the server has counted at least ``queried`` more tokens."""
+    deadline = time.monotonic() + 5  # the API process updates its counters as outputs arrive
+    while True:
+        change = engine_counters(server.base_url) - before
+        if change.queries >= queried or time.monotonic() > deadline:
+            return change
+        time.sleep(0.1)
+
+
+def test_the_answer_finds_the_request_cached_by_the_proposal(vllm_server: ServerProcess) -> None:
+    """A HAG turn's proposal prompt starts with the request, so the answer's prompt, sent after
+    it, hits vLLM's prefix cache for every whole block of the request."""
+    # Unique from its first token, so nothing earlier in the session shares a block with it.
+    request = f"Case {time.time_ns()}: " + "Summarise the notes on the tides and the moon. " * 6
+    backend = endpoint(vllm_server)
+    before = engine_counters(vllm_server.base_url)
+    hag = HAGRunnable(
+        model=backend,
+        classifier="rules",
+        proposer="self",
+        critique=False,
+        seed=5,
+        params={"max_tokens": 8},
+    )
+    result = hag.invoke(request)
+    (answer,) = result.attempts
+    assert answer.prompt_tokens and answer.prompt_tokens > 3 * BLOCK_SIZE
+    turn = _counters_after(vllm_server, before, 2 * answer.prompt_tokens)
+    # The proposal came first, on a fresh prompt: the turn's hits are the answer's.
+    reusable = (answer.prompt_tokens - 8) // BLOCK_SIZE * BLOCK_SIZE  # less the template's tail
+    assert turn.hits >= reusable >= 3 * BLOCK_SIZE
+    # A fresh request alone finds nothing cached: the hits above came from the proposal.
+    before = engine_counters(vllm_server.base_url)
+    params = HyperParams(
+        temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=1
+    )
+    fresh = f"Case {time.time_ns()}: " + "Another note on the tides. " * 8
+    backend.generate(GenerationRequest([HumanMessage(fresh)], params))
+    alone = _counters_after(vllm_server, before, 3 * BLOCK_SIZE)
+    assert alone.queries >= 3 * BLOCK_SIZE and alone.hits == 0

@@ -46,17 +46,7 @@ def lora_server(
 ) -> Iterator[ServerProcess]:
     log = Path(tmp_path_factory.mktemp("vllm-lora")) / "server.log"
     server = start_vllm(
-        vllm_python(),
-        tiny_model,
-        log,
-        extra_args=[
-            "--enable-lora",
-            "--lora-modules",
-            f"hag={tiny_adapter}",
-            "--max-lora-rank",
-            "8",
-            "--enable-log-requests",
-        ],
+        vllm_python(), tiny_model, log, lora=tiny_adapter, extra_args=["--enable-log-requests"]
     )
     yield server
     server.stop(timeout=30)
