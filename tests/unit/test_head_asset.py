@@ -30,9 +30,9 @@ def test_the_packaged_head_knows_what_its_data_held() -> None:
     assert head.info.model is not None and head.info.model.startswith(f"{DEFAULT_GGUF_FILE}:")
     scope = head.info.scope
     assert scope is not None
-    # The grid search scored every configuration at max_tokens 48. (min_p stayed 0 on the grid,
-    # but the creative prior the search also scored has 0.05: it varied.)
-    assert scope.fixed == {"max_tokens": 48.0}
+    # Every configuration the grid search explored held min_p at 0 and max_tokens at 48 (the
+    # creative prior it scored as a reference has min_p 0.05: references do not count).
+    assert scope.fixed == {"min_p": 0.0, "max_tokens": 48.0}
     assert scope.task_kinds == {
         TaskKind.REASONING,
         TaskKind.MATH,
