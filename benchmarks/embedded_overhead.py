@@ -1,23 +1,35 @@
 """What HAG costs on the embedded default (llama.cpp in process, SmolLM2-135M-Instruct).
 
-Over a dozen prompts of mixed tasks, with a fixed seed: the median wall time of plain generation
-under default params, of HAG without critique, and of HAG with critique, with the ratios; the
-model load time; and the peak resident memory of the process.
-Targets: HAG without critique <= 1.3x plain generation; load <= 2 s; peak RSS <= 600 MB.
+For each proposer asked for, over a dozen prompts of mixed tasks with a fixed seed: the wall time
+of a HAG turn without critique, and of a plain generation of the same prompt under the params
+that turn answered with (same seed, no proposal). Their ratio is what choosing the settings
+costs on top of answering with them, whatever the settings are: a plain generation under the
+decoder defaults would answer with other settings, at another length, and measure that instead.
+The default-params figure is printed too, for reference. Each prompt is measured once per round
+after one unmeasured warm-up turn per proposer (loads, the vocabulary scan, the head file).
 
-    python benchmarks/embedded_overhead.py [--rounds 1] [--threads 1]
+Targets: self-tuned (the packaged adapter) <= 1.20x, learned (the packaged head) <= 1.05x,
+prior <= 1.02x, base self <= 1.30x; model load <= 2 s; peak RSS <= 600 MB.
+
+    python benchmarks/embedded_overhead.py [--proposer prior,self,self-tuned,learned]
+        [--rounds 1] [--threads 1]
+
+The last lines, one per proposer, read ``ratio <proposer> / plain: <x.xx>x`` (the sum of the
+HAG turns' times over the sum of the plain generations' times).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
+from dataclasses import dataclass, field
 
 from langchain_core.messages import HumanMessage
 
-from hag_agent import HAGRunnable
+from hag_agent import HAGResult, HAGRunnable
 from hag_agent.backends import GenerationRequest
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.tasks import DEFAULT_PARAMS
@@ -37,73 +49,118 @@ PROMPTS = [
     "Hi! What should I cook tonight?",
 ]
 SEED = 11
+PROPOSERS = ("prior", "self", "self-tuned", "learned")
+TARGETS = {"prior": 1.02, "self": 1.30, "self-tuned": 1.20, "learned": 1.05}
+
+
+@dataclass
+class Timings:
+    """One proposer's measurements."""
+
+    hag: list[float] = field(default_factory=list)
+    plain: list[float] = field(default_factory=list)
+    proposal: list[float] = field(default_factory=list)
+    deferred: int = 0
+
+    def ratio(self) -> float:
+        return sum(self.hag) / sum(self.plain)
+
+    def per_prompt(self) -> list[float]:
+        return [h / p for h, p in zip(self.hag, self.plain, strict=True)]
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the prompts")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+def runnable_for(proposer: str, backend: EmbeddedBackend, tuned: EmbeddedBackend) -> HAGRunnable:
+    """The HAG turn of one proposer: the packaged adapter or head where it needs one."""
+    if proposer == "self-tuned":
+        return HAGRunnable(model=tuned, proposer=proposer, critique=False, seed=SEED)
+    if proposer == "learned":
+        return HAGRunnable(
+            model=backend, proposer=proposer, head_path="builtin", critique=False, seed=SEED
+        )
+    return HAGRunnable(model=backend, proposer=proposer, critique=False, seed=SEED)
 
-    backend = EmbeddedBackend(EmbeddedOptions(n_threads=args.threads))
-    load_s = backend.load()
-    no_critique = HAGRunnable(model=backend, critique=False, seed=SEED)
-    with_critique = HAGRunnable(model=backend, critique=True, seed=SEED)
 
-    plain: list[float] = []
-    hag: list[float] = []
-    hag_critique: list[float] = []
-    tokens = {"plain": 0, "hag": 0, "hag+critique": 0}
-    attempts = 0
-    proposal_s: list[float] = []
-    answer_s: list[float] = []
-    for _ in range(args.rounds):
+def proposal_seconds(result: HAGResult) -> float:
+    """The propose node's own model time: the decision call's or the embedding pass's."""
+    event = next(e for e in result.trace if e.node == "propose")
+    return float(event.data.get("latency_s", event.data.get("embed_s", 0.0)))
+
+
+def measure(
+    proposer: str, backend: EmbeddedBackend, tuned: EmbeddedBackend, rounds: int
+) -> Timings:
+    runnable = runnable_for(proposer, backend, tuned)
+    runnable.invoke(PROMPTS[0])  # warm-up: loads, the vocabulary scan, the head file
+    timings = Timings()
+    for _ in range(rounds):
         for prompt in PROMPTS:
             start = time.perf_counter()
-            generation = backend.generate(
-                GenerationRequest([HumanMessage(prompt)], DEFAULT_PARAMS, seed=SEED)
-            )
-            plain.append(time.perf_counter() - start)
-            tokens["plain"] += generation.completion_tokens or 0
-
+            result = runnable.invoke(prompt)
+            timings.hag.append(time.perf_counter() - start)
+            timings.proposal.append(proposal_seconds(result))
+            event = next(e for e in result.trace if e.node == "propose")
+            timings.deferred += bool(event.data.get("outside_training"))
+            params = result.attempts[-1].params
             start = time.perf_counter()
-            result = no_critique.invoke(prompt)
-            hag.append(time.perf_counter() - start)
-            proposal_s.extend(e.data["latency_s"] for e in result.trace if "latency_s" in e.data)
-            answer_s.extend(a.latency_s for a in result.attempts)
-            tokens["hag"] += sum(a.completion_tokens or 0 for a in result.attempts)
+            backend.generate(GenerationRequest([HumanMessage(prompt)], params, seed=SEED))
+            timings.plain.append(time.perf_counter() - start)
+    return timings
 
-            start = time.perf_counter()
-            result = with_critique.invoke(prompt)
-            hag_critique.append(time.perf_counter() - start)
-            tokens["hag+critique"] += sum(a.completion_tokens or 0 for a in result.attempts)
-            attempts += len(result.attempts)
 
-    p, h, c = statistics.median(plain), statistics.median(hag), statistics.median(hag_critique)
-    runs = len(plain)
-    print(
-        f"prompts: {runs} ({len(PROMPTS)} x {args.rounds} rounds), seed {SEED}, "
-        f"threads {args.threads}"
+def default_params_median(backend: EmbeddedBackend) -> float:
+    times = []
+    for prompt in PROMPTS:
+        start = time.perf_counter()
+        backend.generate(GenerationRequest([HumanMessage(prompt)], DEFAULT_PARAMS, seed=SEED))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proposer", default=",".join(PROPOSERS), help="comma-separated")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the prompts")
+    parser.add_argument("--threads", type=int, default=1, help="threads generating")
+    parser.add_argument(
+        "--batch-threads", type=int, help="threads reading prompts (default: the backend's)"
     )
-    print(f"model load:                      {load_s:6.2f} s    (target <= 2 s)")
-    print(f"plain generation, default params: median {p:6.2f} s   answer tokens {tokens['plain']}")
-    print(f"HAG without critique:             median {h:6.2f} s   answer tokens {tokens['hag']}")
+    args = parser.parse_args()
+    proposers = [name.strip() for name in args.proposer.split(",") if name.strip()]
+
+    threads: dict[str, int] = {"n_threads": args.threads}
+    if args.batch_threads:
+        threads["n_threads_batch"] = args.batch_threads
+    backend = EmbeddedBackend(EmbeddedOptions(**threads))
+    load_s = backend.load()
+    tuned = EmbeddedBackend(EmbeddedOptions(**threads, proposer_lora_path="builtin"))
+    timings = {name: measure(name, backend, tuned, args.rounds) for name in proposers}
+    default_median = default_params_median(backend)
+
+    load = os.getloadavg()[0]
     print(
-        f"HAG with critique:                median {c:6.2f} s   "
-        f"answer tokens {tokens['hag+critique']}"
-        f"   attempts/request {attempts / runs:.2f}"
+        f"prompts: {len(PROMPTS)} x {args.rounds} rounds, seed {SEED}, threads {args.threads} "
+        f"generating and {backend.options.n_threads_batch} reading prompts, "
+        f"load average at the end {load:.2f}"
     )
-    print(
-        f"  of which: proposal call median {statistics.median(proposal_s):.2f} s, "
-        f"answer generation median {statistics.median(answer_s):.2f} s"
-    )
-    print(f"ratio HAG without critique / plain: {h / p:.2f}x   (target <= 1.3x)")
-    print(f"ratio HAG with critique / plain:    {c / p:.2f}x")
-    print(f"peak RSS: {peak_rss_mb():.0f} MB   (target <= 600 MB)")
+    print(f"model load: {load_s:.2f} s (target <= 2 s)")
+    print(f"plain generation under the decoder defaults: median {default_median:.2f} s")
+    for name, t in timings.items():
+        quartiles = statistics.quantiles(t.per_prompt(), n=4)
+        print(
+            f"{name:>10}: HAG median {statistics.median(t.hag):.2f} s, plain under its params "
+            f"median {statistics.median(t.plain):.2f} s, proposal median "
+            f"{1000 * statistics.median(t.proposal):.0f} ms, per-prompt ratio quartiles "
+            f"{quartiles[0]:.2f} / {quartiles[1]:.2f} / {quartiles[2]:.2f}, "
+            f"deferred to the prior {t.deferred}/{len(t.hag)}"
+        )
+    print(f"peak RSS: {peak_rss_mb():.0f} MB (target <= 600 MB)")
+    for name, t in timings.items():
+        target = f"   (target <= {TARGETS[name]:.2f}x)" if name in TARGETS else ""
+        print(f"ratio {name} / plain: {t.ratio():.2f}x{target}")
 
 
 if __name__ == "__main__":

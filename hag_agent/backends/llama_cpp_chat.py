@@ -166,17 +166,26 @@ class _Engine:
         return self._skeleton
 
 
-_engines: dict[tuple[str, int, int, str], _Engine] = {}
+_engines: dict[tuple[str, int, int, str, int], _Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def load_engine(path: Path, n_ctx: int, n_threads: int, lora_path: Path | None = None) -> _Engine:
+def load_engine(
+    path: Path,
+    n_ctx: int,
+    n_threads: int,
+    lora_path: Path | None = None,
+    n_threads_batch: int | None = None,
+) -> _Engine:
     """Load a GGUF model (with a GGUF LoRA adapter, if given) once per process (thread-safe).
+
+    ``n_threads`` generate; ``n_threads_batch`` (``n_threads`` when None) read prompts.
 
     Raises:
         ConfigurationError: When llama-cpp-python is missing or a file cannot be loaded.
     """
-    key = (str(path), n_ctx, n_threads, str(lora_path) if lora_path else "")
+    batch_threads = n_threads_batch or n_threads
+    key = (str(path), n_ctx, n_threads, str(lora_path) if lora_path else "", batch_threads)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is not None:
@@ -196,6 +205,7 @@ def load_engine(path: Path, n_ctx: int, n_threads: int, lora_path: Path | None =
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
+                n_threads_batch=batch_threads,
                 embedding=True,  # switched off at once; on only for `_Engine.embed`
                 lora_path=str(lora_path) if lora_path else None,
                 verbose=False,
@@ -234,7 +244,9 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     n_ctx: int = 2048
     """Context window in tokens."""
     n_threads: int = 1
-    """CPU threads; 1 stays steady on a 2-core machine where 2 collapses under other load."""
+    """CPU threads generating; 1 stays steady on a 2-core machine where 2 collapses under load."""
+    n_threads_batch: int | None = None
+    """CPU threads reading a prompt (a batch); None: ``n_threads``."""
     lora_path: Path | None = None
     """A GGUF LoRA adapter applied on top of the model (e.g. a fine-tuned proposer)."""
 
@@ -252,7 +264,9 @@ class ChatLlamaCppEmbedded(BaseChatModel):
 
     def engine(self) -> _Engine:
         """The loaded engine (loads it on first use)."""
-        return load_engine(self.model_path, self.n_ctx, self.n_threads, self.lora_path)
+        return load_engine(
+            self.model_path, self.n_ctx, self.n_threads, self.lora_path, self.n_threads_batch
+        )
 
     def embed(self, text: str) -> list[float]:
         """The model's mean-pooled vector for ``text`` (see `_Engine.embed`).
