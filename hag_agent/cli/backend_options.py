@@ -130,14 +130,29 @@ def strategy_settings(
     critic: str | None,
     head_path: str | None,
 ) -> dict[str, Any]:
-    """The `HAGContext` settings of the strategy options; a head alone implies proposer learned."""
+    """The `HAGContext` settings of the strategy options (the proposer: `run_settings`)."""
     return {
         "seed": seed,
         "classifier": classifier,
-        "proposer": proposer or ("learned" if head_path else None),
+        "proposer": proposer,
         "head_path": head_path,
         "critic": critic,
     }
+
+
+def run_settings(backend_choice: dict[str, Any], strategy: dict[str, Any]) -> dict[str, Any]:
+    """The backend and strategy options' settings together, with the proposer they imply.
+
+    A proposer named is run; else a head alone means ``learned`` and a proposer model alone
+    ``self-tuned`` (the trained proposer is what was asked for); else the backend's default.
+    """
+    options = backend_choice.get("backend_options") or {}
+    proposer = strategy.get("proposer")
+    if not proposer and strategy.get("head_path"):
+        proposer = "learned"
+    elif not proposer and options.get("proposer_model"):
+        proposer = "self-tuned"
+    return {**backend_choice, **strategy, "proposer": proposer}
 
 
 def backend_settings(

@@ -106,7 +106,9 @@ def test_graph_answers_each_task_kind_end_to_end(task: TaskKind) -> None:
     assert attempt.completion_tokens is not None and attempt.completion_tokens <= 96
     propose = next(e for e in result.trace if e.node == "propose")
     assert propose.data["params"] == attempt.params.model_dump()
-    assert propose.data["raw"]  # what the model proposed, kept
+    # The embedded default's own proposer: the packaged head, or the prior outside its data.
+    assert propose.data["proposer"] == "learned" and propose.data["default_because"]
+    assert "similarity" in propose.data or propose.data.get("outside_training")
 
 
 async def test_async_batch_on_the_embedded_model() -> None:
@@ -153,7 +155,7 @@ def test_calls_of_one_request_share_the_prompt_cache(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(Llama, "eval", counting_eval)
     document = "The quick brown fox jumps over the lazy dog near the river bank. " * 20
-    result = HAGRunnable(max_retries=0, params={"max_tokens": 8}).invoke(
+    result = HAGRunnable(proposer="self", max_retries=0, params={"max_tokens": 8}).invoke(
         f"{document}\nSummarise this."
     )
     attempt = result.attempts[0]
@@ -171,7 +173,7 @@ def test_builtin_tuned_proposer_speaks_the_proposal_format() -> None:
     from hag_agent.backends.embedded import EmbeddedOptions
 
     tuned = EmbeddedBackend(EmbeddedOptions(n_threads=1, proposer_lora_path="builtin"))
-    runnable = HAGRunnable(model=tuned)
+    runnable = HAGRunnable(model=tuned, proposer="self-tuned")
     prompts = {
         TaskKind.CREATIVE: "Write one sentence that uses all of these words: moon, bread, river.",
         TaskKind.MATH: "A box holds 6 eggs. How many eggs are in 7 boxes?",
