@@ -192,10 +192,10 @@ class ProposerChoice:
 
 PRIOR_BY_DEFAULT = ProposerChoice(
     "prior",
-    reason="no trained proposer is known to fit this model, and the task prior costs no model "
-    "call (an untuned model asked to propose mostly copies the example it is shown)",
+    reason="the task prior costs no model call, and no proposer measured better beyond the "
+    "noise on held-out cases (an untuned model asked to propose copies the example it is shown)",
 )
-"""The default of a backend that knows of no proposer trained for its model."""
+"""The default of every built-in backend (docs/results.md, "Which proposer by default")."""
 
 
 def _for_sync_callers(
@@ -270,7 +270,9 @@ class Backend(ABC):
     def default_proposer(self) -> ProposerChoice:
         """The proposer a run gets when it names none: the best measured quality per cost.
 
-        The task prior here; a backend that ships a proposer trained for its model names it.
+        The task prior on every built-in backend, the embedded default included: its packaged
+        head and adapter did not beat the prior beyond the noise on held-out cases. A backend
+        that ships a proposer measured better for its model names it here.
         """
         return PRIOR_BY_DEFAULT
 

@@ -20,11 +20,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
     DECISION_PARAMS,
-    PRIOR_BY_DEFAULT,
     DecisionRequest,
     Embedding,
     OutputConstraint,
-    ProposerChoice,
     engine_call,
     numeric_fields,
     request_of,
@@ -147,22 +145,6 @@ class EmbeddedBackend(ChatModelBackend):
                 "adapter.gguf"
             )
         return resolve_adapter(path)
-
-    def default_proposer(self) -> ProposerChoice:
-        """On the default model, the learned head that ships with the package; else the prior.
-
-        The head costs one prompt pass and was measured the best quality per cost on held-out
-        cases (docs/results.md, "Which proposer by default"); it defers to the task prior
-        outside what it was trained on. On any other model the head does not apply.
-        """
-        if self.options.model_path not in (None, default_model_path()):
-            return PRIOR_BY_DEFAULT
-        return ProposerChoice(
-            "learned",
-            {"head_path": BUILTIN},
-            "the packaged learned head, trained for this model: the best measured quality per "
-            "cost (one prompt pass; the task prior outside its training data)",
-        )
 
     def proposer_scope(self) -> TrainingScope | None:
         """The scope on the proposer adapter's card; None without one.

@@ -106,9 +106,9 @@ def test_graph_answers_each_task_kind_end_to_end(task: TaskKind) -> None:
     assert attempt.completion_tokens is not None and attempt.completion_tokens <= 96
     propose = next(e for e in result.trace if e.node == "propose")
     assert propose.data["params"] == attempt.params.model_dump()
-    # The embedded default's own proposer: the packaged head, or the prior outside its data.
-    assert propose.data["proposer"] == "learned" and propose.data["default_because"]
-    assert "similarity" in propose.data or propose.data.get("outside_training")
+    # The embedded default's proposer, chosen by measurement: the task prior, no model call.
+    assert propose.data["proposer"] == "prior" and propose.data["default_because"]
+    assert set(attempt.sources.values()) <= {ParamSource.PRIOR, ParamSource.PINNED}
 
 
 async def test_async_batch_on_the_embedded_model() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,11 +117,8 @@ def test_with_prior_for_replaces_values_sources_and_clamps_of_those_keys_only() 
     assert proposal.with_prior_for([], TaskKind.CODE, "why") is proposal
 
 
-def test_the_embedded_default_model_defaults_to_the_packaged_head(tmp_path: Path) -> None:
+def test_the_embedded_default_is_the_task_prior() -> None:
     from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 
     choice = EmbeddedBackend(EmbeddedOptions()).default_proposer()
-    assert (choice.name, dict(choice.options)) == ("learned", {"head_path": "builtin"})
-    other = tmp_path / "other.gguf"
-    other.write_bytes(b"GGUF")
-    assert EmbeddedBackend(EmbeddedOptions(model_path=other)).default_proposer().name == "prior"
+    assert (choice.name, dict(choice.options)) == ("prior", {})
