@@ -143,7 +143,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"prompts: {len(PROMPTS)} x {args.rounds} rounds, seed {SEED}, threads {args.threads} "
-        f"generating and {backend.options.n_threads_batch or args.threads} reading prompts, "
+        f"generating and {backend.options.n_threads_batch or os.cpu_count()} reading prompts, "
         f"load average at the end {load:.2f}"
     )
     print(f"model load: {load_s:.2f} s (target <= 2 s)")

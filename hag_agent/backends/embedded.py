@@ -56,10 +56,10 @@ class EmbeddedOptions(BaseSettings):
     n_threads: int = Field(default_factory=default_threads, ge=1, le=256)
     """CPU threads generating."""
     n_threads_batch: int | None = Field(default=None, ge=1, le=256)
-    """CPU threads reading prompts; None: ``n_threads``. A second thread nearly halves a
-    prompt pass on a quiet 2-core machine (0.38 s against 0.22 s for 160 tokens of SmolLM2),
-    but two processes doing so at once collapse (0.43 s became 15.8 s for a proposal): not
-    the default."""
+    """CPU threads reading prompts; None: llama-cpp-python's default, every core. On a quiet
+    2-core machine two threads nearly halve a prompt pass (0.38 s against 0.22 s for 160
+    tokens of SmolLM2), but two processes doing so at once collapse (a 0.43 s proposal took
+    15.8 s): set 1 where several run side by side."""
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     """Context window in tokens."""
     proposer_lora_path: Path | None = None

@@ -179,13 +179,13 @@ def load_engine(
 ) -> _Engine:
     """Load a GGUF model (with a GGUF LoRA adapter, if given) once per process (thread-safe).
 
-    ``n_threads`` generate; ``n_threads_batch`` (``n_threads`` when None) read prompts.
+    ``n_threads`` generate; ``n_threads_batch`` read prompts (None: llama-cpp-python's default,
+    every core).
 
     Raises:
         ConfigurationError: When llama-cpp-python is missing or a file cannot be loaded.
     """
-    batch_threads = n_threads_batch or n_threads
-    key = (str(path), n_ctx, n_threads, str(lora_path) if lora_path else "", batch_threads)
+    key = (str(path), n_ctx, n_threads, str(lora_path) if lora_path else "", n_threads_batch or 0)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is not None:
@@ -205,7 +205,7 @@ def load_engine(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
-                n_threads_batch=batch_threads,
+                n_threads_batch=n_threads_batch,
                 embedding=True,  # switched off at once; on only for `_Engine.embed`
                 lora_path=str(lora_path) if lora_path else None,
                 verbose=False,
@@ -246,7 +246,7 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     n_threads: int = 1
     """CPU threads generating; 1 stays steady on a 2-core machine where 2 collapses under load."""
     n_threads_batch: int | None = None
-    """CPU threads reading a prompt (a batch); None: ``n_threads``."""
+    """CPU threads reading a prompt (a batch); None: llama-cpp-python's default, every core."""
     lora_path: Path | None = None
     """A GGUF LoRA adapter applied on top of the model (e.g. a fine-tuned proposer)."""
 
