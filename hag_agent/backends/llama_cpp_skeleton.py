@@ -190,13 +190,11 @@ class SkeletonDecoder:
         """
         context = prompt + text
         llama = self.llama
-        head = llama.tokenize(context.encode(), add_bos=True, special=True)
-        cached = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), head)
-        if cached == len(head) and cached - 1 in self._rows:
-            self._current = self._rows[cached - 1]
+        head = self._tokenized(context)
+        if self._recalled(head):
             return
         draft = _drafted(prompt, keys, given)
-        tokens = llama.tokenize((context + draft).encode(), add_bos=True, special=True)
+        tokens = self._tokenized(context + draft)
         # The last tokens of the context go with the draft, so a merge at the seam splits nothing.
         seam = min(_common_prefix(head, tokens), len(head)) - 1
         if not draft or len(tokens) > llama.n_ctx() or len(tokens) - seam > llama.n_batch:
@@ -231,14 +229,22 @@ class SkeletonDecoder:
 
     def _evaluate(self, text: str) -> None:
         """Bring the cache to ``text``; its last position's logits become the current ones."""
+        tokens = self._tokenized(text)
+        if not self._recalled(tokens):
+            self._evaluate_tokens(tokens)
+
+    def _tokenized(self, text: str) -> list[int]:
+        # As llama-cpp-python's completion call tokenizes, so a later call shares the cache.
+        return list(self.llama.tokenize(text.encode(), add_bos=True, special=True))
+
+    def _recalled(self, tokens: Sequence[int]) -> bool:
+        """Whether the cache holds ``tokens`` and their last logits (made current), from a draft."""
         llama = self.llama
-        # Tokenized as llama-cpp-python's completion call does, so a later call shares the cache.
-        tokens = llama.tokenize(text.encode(), add_bos=True, special=True)
         cached = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         if cached == len(tokens) and cached - 1 in self._rows:
             self._current = self._rows[cached - 1]
-            return
-        self._evaluate_tokens(tokens)
+            return True
+        return False
 
     def _evaluate_tokens(self, tokens: Sequence[int]) -> None:
         """Evaluate the tokens past the cached prefix (the last one again when all are cached)."""

@@ -215,6 +215,7 @@ def test_graph_keeps_first_attempt_when_the_server_dies(fault_server: FaultServe
     fault_server.reply_text = "the the the the the the the the the the the the the the"
     fault_server.reset(["ok", "ok", "500"])  # the proposal, the first answer, then only 500s
     runnable = HAGRunnable(
+        proposer="self",
         backend="vllm",
         backend_options={
             "base_url": fault_server.base_url,

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from hag_agent.backends.base import numeric_fields
 from hag_agent.backends.llama_cpp_skeleton import (
     NumberTokens,
     _canonical,
     _drafted,
     _Number,
 )
-from hag_agent.proposal import proposal_prompt
+from hag_agent.proposal import ProposalSchema, proposal_prompt
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 # A vocabulary of single digits, one two-digit token, a point and two ending tokens.
@@ -21,14 +22,7 @@ TOKENS = NumberTokens(
     point=11,
     ends=frozenset({12, 13}),
 )
-KEYS = {
-    "temperature": "float",
-    "top_p": "float",
-    "top_k": "int",
-    "min_p": "float",
-    "repetition_penalty": "float",
-    "max_tokens": "int",
-}
+KEYS = numeric_fields(ProposalSchema)
 
 
 def next_texts(number: _Number) -> tuple[set[str], bool]:
