@@ -300,7 +300,7 @@ def test_embedded_backend_proposes_with_the_adapter_and_answers_with_the_base(
     settings = {"critique": False, "seed": 1, "params": {"max_tokens": 8}}
     proposed = {}
     for name, backend in (("base", base), ("tuned", tuned)):
-        runnable = HAGRunnable(model=backend)
+        runnable = HAGRunnable(model=backend, proposer="self")
         proposed[name] = [
             next(
                 e.data["raw"]
