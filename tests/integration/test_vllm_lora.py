@@ -106,7 +106,6 @@ def test_graph_proposes_with_the_adapter_and_answers_with_the_base(
 ) -> None:
     since = len(lora_server.log_path.read_text(errors="replace"))
     runnable = HAGRunnable(
-        proposer="self",
         backend="vllm",
         backend_options={
             "base_url": f"{lora_server.base_url}/v1",
