@@ -97,6 +97,8 @@ class Proposal:
     def with_prior_for(self, keys: Iterable[str], task: TaskKind, why: str) -> Proposal:
         """This proposal with ``keys`` taken from the task prior, saying ``why`` in a note.
 
+        The trace data lists them under ``prior_keys``.
+
         E.g. the values a tuned proposer's training data held fixed: it learned a constant
         there, not a choice.
         """
@@ -111,7 +113,11 @@ class Proposal:
             sources={**self.sources, **dict.fromkeys(taken, ParamSource.PRIOR)},
             reason=f"{self.reason}; {note}",
             clamps=[clamp for clamp in self.clamps if clamp.key not in wanted],
-            data={**self.data, "notes": [*self.data.get("notes", []), note]},
+            data={
+                **self.data,
+                "notes": [*self.data.get("notes", []), note],
+                "prior_keys": taken,
+            },
         )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from hag_agent.assets import resolve_head
 from hag_agent.backends.base import Embedding
 from hag_agent.errors import BackendError, EmbeddingsUnsupportedError, LearnedHeadError
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, ParamSource
+from hag_agent.hyperparameters import ParamSource
 from hag_agent.learned_head.head import LearnedHead
 from hag_agent.learned_head.head_file import load_head_cached
 from hag_agent.node_driver import EmbedCall
@@ -32,7 +32,6 @@ from hag_agent.proposing import (
     Proposer,
     ProposerSettings,
 )
-from hag_agent.tasks import TASK_PRIORS
 
 
 class LearnedSettings(ProposerSettings):
@@ -118,16 +117,11 @@ def _predicted(
             )
             return _outside(request, reason, **data)
     values = head.predict_values(vector, request.task)
-    sources = dict.fromkeys(HYPERPARAM_KEYS, ParamSource.LEARNED)
-    fixed = [key for key in HYPERPARAM_KEYS if key in head.scope.fixed]
-    prior = TASK_PRIORS[request.task].model_dump()
-    for key in fixed:
-        values[key], sources[key] = prior[key], ParamSource.PRIOR
     reason = f"predicted by the learned head ({head.summary()})"
-    if fixed:
-        reason += f"; {', '.join(fixed)} from the {task} prior (held fixed in its training data)"
-        data["prior_keys"] = fixed
-    return Proposal(values, sources, reason, data=data)
+    proposal = Proposal.uniform(values, ParamSource.LEARNED, reason, **data)
+    return proposal.with_prior_for(
+        head.scope.fixed, request.task, "held fixed in its training data"
+    )
 
 
 def _fallback(request: ProposalRequest, reason: str, **data: Any) -> Proposal:
