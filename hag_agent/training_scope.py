@@ -32,11 +32,6 @@ class TrainingScope(BaseModel):
         """Whether the training data held cases of this task kind."""
         return self.task_kinds is None or task in self.task_kinds
 
-    @property
-    def learned_keys(self) -> tuple[str, ...]:
-        """The hyperparameters the data varied, in the canonical order."""
-        return tuple(key for key in HYPERPARAM_KEYS if key not in self.fixed)
-
     @classmethod
     def of_data(
         cls, configurations: Iterable[Mapping[str, float]], task_kinds: Iterable[TaskKind]
