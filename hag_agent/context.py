@@ -48,8 +48,9 @@ class HAGContext(BaseModel):
     """A registered proposer: ``self`` (the model proposes: HAG), ``prior`` (task prior),
     ``fixed`` (``fixed_params``), ``learned`` (a head trained on search data maps the prompt's
     embedding to params; see ``head_path``), ``default``, ``random``, ``oracle``, ``self-tuned``
-    or a plugin's (`hag_agent.proposing`). None: the backend's default, the one measured best in
-    quality per cost for its model (`Backend.default_proposer`)."""
+    or a plugin's (`hag_agent.proposing`). None: ``learned`` when ``head_path`` is given, else the
+    backend's default, the one measured best in quality per cost for its model
+    (`Backend.default_proposer`)."""
     proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Proposers' settings by proposer name, each checked by that proposer's settings type when
     it is the one chosen (e.g. ``{"oracle": {"search_file": "search.jsonl"}}``)."""
@@ -87,6 +88,8 @@ class HAGContext(BaseModel):
     # The run's resolved backend, so the nodes of one run resolve it once, not once each.
     _proposer: Any = PrivateAttr(default=None)
     # The run's proposer with its settings, built (and checked) once by `proposer_for`.
+    _proposer_reason: str | None = PrivateAttr(default=None)
+    # Why `proposer_for` chose it, when the run named none.
 
 
 _MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options"})

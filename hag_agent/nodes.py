@@ -22,7 +22,7 @@ from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import ParamSource
 from hag_agent.node_driver import CallResult, DecideCall, GenerateCall, Steps
 from hag_agent.prompt_templates import render
-from hag_agent.proposing import ProposalRequest, proposer_for
+from hag_agent.proposing import ProposalRequest, default_reason, proposer_for
 from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
 from hag_agent.tasks import TASK_DESCRIPTIONS, TASK_PRIORS, TaskKind
 
@@ -120,8 +120,8 @@ def propose_steps(state: HAGState, context: HAGContext) -> Steps:
     values, sources = dict(proposal.values), dict(proposal.sources)
     clamps, data = list(proposal.clamps), dict(proposal.data)
     data["proposer"] = proposer.name
-    if context.proposer is None:
-        data["default_because"] = resolve_backend(context).default_proposer().reason
+    if (reason := default_reason(context)) is not None:
+        data["default_because"] = reason
     for key, value in context.params.items():
         values[key] = value
         sources[key] = ParamSource.PINNED

@@ -148,20 +148,15 @@ class Proposer(ABC):
         self.settings = settings if settings is not None else self.settings_type()
 
     @classmethod
-    def from_context(
-        cls, context: HAGContext, name: str, defaults: Mapping[str, Any] | None = None
-    ) -> Proposer:
+    def from_context(cls, context: HAGContext, name: str) -> Proposer:
         """The proposer registered as ``name``, with the settings of a run.
-
-        ``defaults`` (a backend's, for its default proposer) come first; run fields named like a
-        setting override them, and the run's ``proposer_options[name]`` override both.
 
         Raises:
             InvalidSettingsError: When ``proposer_options`` do not fit the settings type.
         """
         # A setting named like a run field (``head_path``, ``fixed_params``) is read from the run
         # first, so those fields and their HAG_* variables keep working; options override them.
-        values = dict(defaults or {})
+        values = {}
         for setting in _run_fields(cls, type(context)):
             if getattr(context, setting) is not None:
                 values[setting] = getattr(context, setting)
@@ -223,7 +218,9 @@ def proposer_class(name: str) -> type[Proposer]:
 def proposer_for(context: HAGContext) -> Proposer:
     """The run's proposer with its settings, built (and so checked) once per context.
 
-    A run that names no proposer gets its backend's default (`Backend.default_proposer`).
+    A run that names no proposer gets ``learned`` when it gives a head (``head_path``), else its
+    backend's default (`Backend.default_proposer`: ``self-tuned`` on a backend given a proposer
+    model, else the task prior).
 
     Raises:
         InvalidSettingsError: For options that do not fit its settings type, or a ``fixed``
@@ -231,14 +228,26 @@ def proposer_for(context: HAGContext) -> Proposer:
         ConfigurationError: For a proposer that needs a missing package.
     """
     if context._proposer is None:
-        if context.proposer is not None:
-            name, defaults = context.proposer, {}
-        else:
-            choice = resolve_backend(context).default_proposer()
-            name, defaults = choice.name, dict(choice.options)
-        context._proposer = proposer_class(name).from_context(context, name, defaults)
+        name, context._proposer_reason = _chosen(context)
+        context._proposer = proposer_class(name).from_context(context, name)
     proposer: Proposer = context._proposer
     return proposer
+
+
+def default_reason(context: HAGContext) -> str | None:
+    """Why the run's proposer was chosen for it, when the run named none (after `proposer_for`)."""
+    reason: str | None = context._proposer_reason
+    return reason
+
+
+def _chosen(context: HAGContext) -> tuple[str, str | None]:
+    # The proposer named; else the one the run's settings point to; else the backend's default.
+    if context.proposer is not None:
+        return context.proposer, None
+    if context.head_path:
+        return "learned", "a learned head was given (head_path)"
+    choice = resolve_backend(context).default_proposer()
+    return choice.name, choice.reason
 
 
 __all__ = [

@@ -184,8 +184,6 @@ class ProposerChoice:
 
     name: str
     """The registered proposer."""
-    options: Mapping[str, Any] = field(default_factory=dict)
-    """Its settings (a run's own ``proposer_options`` for it override them)."""
     reason: str = ""
     """Why this one, in words (the trace shows it)."""
 
@@ -270,9 +268,9 @@ class Backend(ABC):
     def default_proposer(self) -> ProposerChoice:
         """The proposer a run gets when it names none: the best measured quality per cost.
 
-        The task prior on every built-in backend, the embedded default included: its packaged
-        head and adapter did not beat the prior beyond the noise on held-out cases. A backend
-        that ships a proposer measured better for its model names it here.
+        The task prior, here and on the built-in backends: the packaged head and adapter did not
+        beat it beyond the noise on held-out cases. A backend given a proposer model of its own
+        names the tuned proposer (`ChatModelBackend.default_proposer`).
         """
         return PRIOR_BY_DEFAULT
 

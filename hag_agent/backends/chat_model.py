@@ -20,12 +20,14 @@ from pydantic import BaseModel
 
 from hag_agent.backends.base import (
     DECISION_PARAMS,
+    PRIOR_BY_DEFAULT,
     Backend,
     Decision,
     DecisionRequest,
     Generation,
     GenerationRequest,
     OutputConstraint,
+    ProposerChoice,
     T,
     message_text,
     parse_decision,
@@ -149,6 +151,14 @@ class ChatModelBackend(Backend):
     def decision_model(self, purpose: str) -> BaseChatModel:
         """The model that makes one kind of decision (the proposer may differ)."""
         return self.proposal_model if purpose == "propose" else self.chat_model
+
+    def default_proposer(self) -> ProposerChoice:
+        """``self-tuned`` when a proposal model of its own was given, else the task prior."""
+        if self.proposal_model is self.chat_model:
+            return PRIOR_BY_DEFAULT
+        return ProposerChoice(
+            "self-tuned", "a proposer model of its own was given (a tuned proposer): it proposes"
+        )
 
     async def decision_text(self, model: BaseChatModel, request: DecisionRequest) -> str:
         """The raw text of one decision; backends with a cheaper way to decode one override it."""

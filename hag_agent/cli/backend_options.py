@@ -64,7 +64,8 @@ _STRATEGY_OPTIONS = (
     click.option(
         "--proposer",
         type=ProposerChoice(),
-        help="Who proposes the params: self (default), prior, fixed, learned, default, random, "
+        help="Who proposes the params (default: the backend's, the task prior unless a "
+        "--proposer-model or --head is given): self, prior, fixed, learned, default, random, "
         'oracle (HAG_PROPOSER_OPTIONS=\'{"oracle": {"search_file": FILE}}\'), self-tuned, or a '
         "plugin's.",
     ),
@@ -130,7 +131,7 @@ def strategy_settings(
     critic: str | None,
     head_path: str | None,
 ) -> dict[str, Any]:
-    """The `HAGContext` settings of the strategy options (the proposer: `run_settings`)."""
+    """The `HAGContext` settings of the strategy options (no proposer: `proposer_for` decides)."""
     return {
         "seed": seed,
         "classifier": classifier,
@@ -138,21 +139,6 @@ def strategy_settings(
         "head_path": head_path,
         "critic": critic,
     }
-
-
-def run_settings(backend_choice: dict[str, Any], strategy: dict[str, Any]) -> dict[str, Any]:
-    """The backend and strategy options' settings together, with the proposer they imply.
-
-    A proposer named is run; else a head alone means ``learned`` and a proposer model alone
-    ``self-tuned`` (the trained proposer is what was asked for); else the backend's default.
-    """
-    options = backend_choice.get("backend_options") or {}
-    proposer = strategy.get("proposer")
-    if not proposer and strategy.get("head_path"):
-        proposer = "learned"
-    elif not proposer and options.get("proposer_model"):
-        proposer = "self-tuned"
-    return {**backend_choice, **strategy, "proposer": proposer}
 
 
 def backend_settings(

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, run_settings, strategy_options
+from hag_agent.cli.backend_options import backend_options, strategy_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 from hag_agent.cli.run_command import parse_pins
 
@@ -52,7 +52,7 @@ def chat(
     from hag_agent.chat.terminal import ChatSession
 
     interactive = sys.stdin.isatty()
-    settings = {k: v for k, v in run_settings(backend_choice, strategy).items() if v is not None}
+    settings = {k: v for k, v in {**backend_choice, **strategy}.items() if v is not None}
     store = SessionStore(data_dir or default_data_dir())
     try:
         session = ChatSession(

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, run_settings, strategy_options
+from hag_agent.cli.backend_options import backend_options, strategy_options
 from hag_agent.cli.exit_codes import HAGCommand
 from hag_agent.errors import HAGInputError
 
@@ -92,7 +92,8 @@ def run(
         "params": parse_pins(pins) or None,
         "max_retries": max_retries,
         "critique": False if no_critique else None,
-        **run_settings(backend_choice, strategy),
+        **backend_choice,
+        **strategy,
     }
     runnable = HAGRunnable()
     with spinner(err, "thinking about how to answer..."):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from hag_agent.context import HAGContext
 from hag_agent.hyperparameters import HyperParams, ParamSource
 from hag_agent.proposing import (
@@ -32,16 +29,14 @@ class FixedProposer(Proposer):
     settings: FixedSettings
 
     @classmethod
-    def from_context(
-        cls, context: HAGContext, name: str, defaults: Mapping[str, Any] | None = None
-    ) -> Proposer:
+    def from_context(cls, context: HAGContext, name: str) -> Proposer:
         """The proposer with the run's configuration, which must lie within the bounds.
 
         Raises:
             InvalidSettingsError: For a value outside the bounds (the caller's values are never
                 clamped).
         """
-        proposer = super().from_context(context, name, defaults)
+        proposer = super().from_context(context, name)
         assert isinstance(proposer.settings, FixedSettings)
         if proposer.settings.fixed_params is not None:
             context.bounds.check(proposer.settings.fixed_params.model_dump(), what="fixed")

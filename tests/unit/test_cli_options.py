@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from hag_agent.cli.backend_options import (
     backend_options,
     backend_settings,
-    run_settings,
     strategy_options,
     strategy_settings,
 )
@@ -36,19 +35,8 @@ def test_backend_and_strategy_options_reach_the_command_as_their_settings() -> N
     assert received["backend_choice"] == backend_settings(None, "http://h/v1", "m", None, None)
     assert received["backend_choice"]["backend"] == "vllm"
     assert received["strategy"] == strategy_settings(4, None, None, None, "h.npz")
-    settings = run_settings(received["backend_choice"], received["strategy"])
-    assert settings["proposer"] == "learned" and settings["backend"] == "vllm"
-
-
-def test_the_proposer_follows_from_the_other_options() -> None:
-    tuned = backend_settings(None, None, None, "builtin", None)
-    plain = backend_settings(None, None, None, None, None)
-    assert run_settings(tuned, strategy_settings(None, None, None, None, None))["proposer"] == (
-        "self-tuned"
-    )
-    assert run_settings(plain, strategy_settings(None, None, None, None, None))["proposer"] is None
-    named = strategy_settings(None, None, "prior", None, "h.npz")
-    assert run_settings(tuned, named)["proposer"] == "prior"
+    # The head alone makes the run's proposer `learned` (`proposer_for`), not the CLI.
+    assert received["strategy"]["head_path"] == "h.npz" and received["strategy"]["proposer"] is None
 
 
 def test_option_kinds(tmp_path: Path) -> None:

@@ -120,5 +120,21 @@ def test_with_prior_for_replaces_values_sources_and_clamps_of_those_keys_only() 
 def test_the_embedded_default_is_the_task_prior() -> None:
     from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 
-    choice = EmbeddedBackend(EmbeddedOptions()).default_proposer()
-    assert (choice.name, dict(choice.options)) == ("prior", {})
+    assert EmbeddedBackend(EmbeddedOptions()).default_proposer().name == "prior"
+    tuned = EmbeddedBackend(EmbeddedOptions(proposer_lora_path="builtin"))
+    assert tuned.default_proposer().name == "self-tuned"  # the adapter it was given proposes
+
+
+def test_the_proposer_follows_from_the_other_settings() -> None:
+    from hag_agent.context import HAGContext
+    from hag_agent.proposing import default_reason, proposer_for
+
+    head = HAGContext(chat_model=ScriptedChatModel(), head_path="h.npz")
+    assert proposer_for(head).name == "learned"
+    assert "head" in (default_reason(head) or "")
+    named = HAGContext(chat_model=ScriptedChatModel(), head_path="h.npz", proposer="prior")
+    assert proposer_for(named).name == "prior" and default_reason(named) is None
+    tuned = ChatModelBackend(ScriptedChatModel(), proposal_model=ScriptedChatModel())
+    assert tuned.default_proposer().name == "self-tuned"
+    assert proposer_for(HAGContext(chat_model=tuned)).name == "self-tuned"
+    assert ChatModelBackend(ScriptedChatModel()).default_proposer().name == "prior"
