@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.tasks import TaskKind
@@ -27,6 +27,12 @@ class TrainingScope(BaseModel):
     """Hyperparameters the training data held at one value, with that value."""
     task_kinds: frozenset[TaskKind] | None = None
     """The task kinds of the training cases; None when unknown (then any kind is in scope)."""
+
+    @field_serializer("task_kinds")
+    def _sorted_kinds(self, kinds: frozenset[TaskKind] | None) -> list[str] | None:
+        # Sorted: a set dumps in hash order, which changes from one process to the next, and
+        # the same scope must write the same bytes (a card's or a head file's sha256).
+        return None if kinds is None else sorted(kind.value for kind in kinds)
 
     def covers(self, task: TaskKind) -> bool:
         """Whether the training data held cases of this task kind."""

@@ -62,12 +62,6 @@ def scope_beside(adapter: Path) -> TrainingScope | None:
     return read_scope(card) if card is not None else None
 
 
-def scope_json(scope: TrainingScope) -> dict[str, Any]:
-    """A scope as a card holds it: task kinds sorted, so the same scope writes the same text."""
-    kinds = None if scope.task_kinds is None else sorted(kind.value for kind in scope.task_kinds)
-    return {"fixed": dict(scope.fixed), "task_kinds": kinds}
-
-
 def _read(card: Path) -> dict[str, Any]:
     try:
         value = json.loads(card.read_text(encoding="utf-8"))
@@ -78,4 +72,4 @@ def _read(card: Path) -> dict[str, Any]:
     return value
 
 
-__all__ = ["CARD_NAME", "SCOPE_KEY", "card_of", "read_scope", "scope_beside", "scope_json"]
+__all__ = ["CARD_NAME", "SCOPE_KEY", "card_of", "read_scope", "scope_beside"]

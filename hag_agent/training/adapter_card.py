@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hag_agent.backends.proposer_card import CARD_NAME, SCOPE_KEY, scope_json
+from hag_agent.backends.proposer_card import CARD_NAME, SCOPE_KEY
 from hag_agent.data.search_records import SearchRecord, training_scope
 from hag_agent.file_hash import sha256_file
 
@@ -49,7 +49,7 @@ def write_adapter_card(
         "data": str(data),
         "data_sha256": sha256_file(data),
         "settings": dict(settings),
-        SCOPE_KEY: scope_json(training_scope(trained_on)),
+        SCOPE_KEY: training_scope(trained_on).model_dump(mode="json"),
     }
     path = out / CARD_NAME
     path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")

@@ -11,7 +11,7 @@ from hag_agent.assets import proposer_provenance
 from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
-from hag_agent.backends.proposer_card import card_of, read_scope, scope_beside, scope_json
+from hag_agent.backends.proposer_card import card_of, read_scope, scope_beside
 from hag_agent.data.search_records import read_records, training_scope
 from hag_agent.errors import ConfigurationError
 from hag_agent.tasks import TaskKind
@@ -38,15 +38,15 @@ def test_the_builtin_adapter_carries_the_scope_of_the_data_it_was_trained_on() -
     assert not scope.covers(TaskKind.CODE) and scope.covers(TaskKind.MATH)
     data = read_records(ROOT / proposer_provenance()["data"], strict=True)
     assert scope == training_scope(data)
-    assert proposer_provenance()["scope"] == scope_json(scope)
+    assert proposer_provenance()["scope"] == scope.model_dump(mode="json")
 
 
 def test_a_card_beside_the_adapter_or_the_run_folders_card_is_read(tmp_path: Path) -> None:
-    write_card(tmp_path / "mine.json", file="mine.gguf", scope=scope_json(SCOPE))
+    write_card(tmp_path / "mine.json", file="mine.gguf", scope=SCOPE.model_dump(mode="json"))
     assert embedded(tmp_path / "mine.gguf").proposer_scope() == SCOPE
     run = tmp_path / "run"
     run.mkdir()
-    write_card(run / "adapter.json", file="adapter.gguf", scope=scope_json(SCOPE))
+    write_card(run / "adapter.json", file="adapter.gguf", scope=SCOPE.model_dump(mode="json"))
     assert embedded(run / "adapter.gguf").proposer_scope() == SCOPE
     assert card_of(run / "adapter") == run / "adapter.json"  # the PEFT folder's card too
     # The folder's card describes adapter.gguf, not another file there.
@@ -80,7 +80,7 @@ def endpoint(**options: object) -> OpenAICompatibleBackend:
 
 
 def test_an_endpoint_reads_the_card_its_proposer_scope_option_names(tmp_path: Path) -> None:
-    card = write_card(tmp_path / "adapter.json", scope=scope_json(SCOPE))
+    card = write_card(tmp_path / "adapter.json", scope=SCOPE.model_dump(mode="json"))
     assert endpoint(proposer_model="hag", proposer_scope=card).proposer_scope() == SCOPE
     assert endpoint(proposer_model="hag").proposer_scope() is None
     with pytest.raises(ConfigurationError, match="give proposer_model"):

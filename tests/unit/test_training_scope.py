@@ -32,3 +32,24 @@ def test_task_kinds_bound_what_is_covered() -> None:
 def test_round_trips_through_json() -> None:
     scope = TrainingScope(fixed={"min_p": 0.0}, task_kinds=frozenset({TaskKind.CREATIVE}))
     assert TrainingScope.model_validate_json(scope.model_dump_json()) == scope
+
+
+def test_the_same_scope_writes_the_same_text_in_any_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from hag_agent.training_scope import TrainingScope as T; from hag_agent.tasks import "
+        "TaskKind as K; print(T(task_kinds=frozenset(K)).model_dump_json())"
+    )
+    texts = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(texts) == 1
