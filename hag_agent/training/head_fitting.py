@@ -24,7 +24,7 @@ from typing import TypedDict, Unpack
 import numpy as np
 from numpy.typing import NDArray
 
-from hag_agent.data.search_records import SearchRecord
+from hag_agent.data.search_records import SearchRecord, training_scope
 from hag_agent.errors import HAGInputError
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
 from hag_agent.learned_head.head import HeadInfo, HeadKind, LearnedHead, Matrix, Vector
@@ -74,6 +74,8 @@ def fit_head(
     """
     vectors = [embed(record.prompt) for record in records]
     tasks = [record.task for record in records]
+    # What the search held, not what its winners happen to share (`training_scope`).
+    options.setdefault("scope", training_scope(records))
     return fit_vectors(vectors, tasks, [r.best_params() for r in records], **options)
 
 

@@ -49,7 +49,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = ScriptedChatModel(
         script={"propose": [PROPOSAL], "generate": ["a a a a a a a a a a a a a a", "Bonjour."]}
     )
-    result = HAGRunnable(model=model).invoke("Say hello in French")
+    result = HAGRunnable(model=model, proposer="self").invoke("Say hello in French")
     run = folder / "run.json"
     run.write_text(json.dumps(run_record(result, "Say hello in French")), encoding="utf-8")
     out = folder / "run.html"

@@ -54,6 +54,7 @@ def test_whole_graph_through_the_server(llamacpp_server: ServerProcess) -> None:
         backend="llamacpp-server",
         backend_options={"base_url": f"{llamacpp_server.base_url}/v1", "model": "smollm2"},
         classifier="llm",
+        proposer="self",  # the proposal goes through the server too
         seed=3,
         params={"max_tokens": 48},
     )
@@ -61,3 +62,5 @@ def test_whole_graph_through_the_server(llamacpp_server: ServerProcess) -> None:
     assert result.text.strip() and result.task in set(TaskKind)
     assert [e.node for e in result.trace][:3] == ["classify", "propose", "generate"]
     assert result.attempts[0].params.max_tokens == 48
+    propose = next(e for e in result.trace if e.node == "propose")
+    assert propose.data["proposer"] == "self" and "latency_s" in propose.data  # a real call

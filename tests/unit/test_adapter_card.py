@@ -20,7 +20,7 @@ HELD = {"min_p": 0.0, "max_tokens": 48.0}
 
 def records_file(path: Path) -> tuple[Path, list[SearchRecord]]:
     records = []
-    for i, task in enumerate((TaskKind.MATH, TaskKind.CREATIVE, TaskKind.MATH)):
+    for i, task in enumerate((TaskKind.MATH, TaskKind.CREATIVE, TaskKind.REASONING)):
         params: HyperParams = TASK_PRIORS[task].model_copy(update={"max_tokens": 48})
         record = search_record(f"c{i}", task.value, f"q{i}", params)
         records.append(record.model_copy(update={"fixed": HELD}))

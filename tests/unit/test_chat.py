@@ -33,7 +33,7 @@ def session(tmp_path: Path, name: str = "s1") -> tuple[ChatSession, io.StringIO,
     chat = ChatSession(
         SessionStore(tmp_path),
         name,
-        {"chat_model": model},
+        {"chat_model": model, "proposer": "self"},
         console=Console(file=out, width=200),
         interactive=False,
     )

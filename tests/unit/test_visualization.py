@@ -32,7 +32,7 @@ def retried_run() -> HAGResult:
     model = ScriptedChatModel(
         script={"propose": [PROPOSAL], "generate": ["a a a a a a a a a a a a a a", "Bonjour."]}
     )
-    return HAGRunnable(model=model).invoke("Say hello in French")
+    return HAGRunnable(model=model, proposer="self").invoke("Say hello in French")
 
 
 def test_shape_orders_nodes_and_marks_the_loop() -> None:
