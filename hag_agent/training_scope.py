@@ -47,19 +47,19 @@ class TrainingScope(BaseModel):
         A key is fixed when it has one value across all the configurations (with fewer than two
         configurations nothing can be told, and nothing is fixed).
         """
-        values: dict[str, set[float]] = {key: set() for key in HYPERPARAM_KEYS}
-        count = 0
-        for configuration in configurations:
-            count += 1
-            for key in HYPERPARAM_KEYS:
-                if key in configuration:
-                    values[key].add(float(configuration[key]))
-        fixed = (
-            {key: next(iter(seen)) for key, seen in values.items() if len(seen) == 1}
-            if count >= 2
-            else {}
-        )
+        configurations = list(configurations)
+        fixed = held_values(configurations) if len(configurations) >= 2 else {}
         return cls(fixed=fixed, task_kinds=frozenset(task_kinds))
 
 
-__all__ = ["TrainingScope"]
+def held_values(configurations: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """The hyperparameters every configuration holds, each at one value (none of none)."""
+    maps = list(configurations)
+    return {
+        key: float(maps[0][key])
+        for key in HYPERPARAM_KEYS
+        if maps and all(key in m for m in maps) and len({float(m[key]) for m in maps}) == 1
+    }
+
+
+__all__ = ["TrainingScope", "held_values"]

@@ -8,7 +8,7 @@ fixed, and the task kinds it holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hag_agent.data.jsonl_log import read_jsonl
 from hag_agent.errors import HAGInputError, first_error
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
+from hag_agent.hyperparameters import HyperParams
 from hag_agent.tasks import TaskKind
-from hag_agent.training_scope import TrainingScope
+from hag_agent.training_scope import TrainingScope, held_values
 
 NOT_SEARCH_OUTPUT_HINT = "expected the output of `hag-agent dataset search`"
 
@@ -155,7 +155,7 @@ def training_scope(records: Sequence[SearchRecord]) -> TrainingScope:
     kinds = [TaskKind(r.task) for r in records if r.task in _TASK_VALUES]
     stated = [r.fixed for r in records if r.fixed is not None]
     if records and len(stated) == len(records):
-        return TrainingScope(fixed=_held_everywhere(stated), task_kinds=frozenset(kinds))
+        return TrainingScope(fixed=held_values(stated), task_kinds=frozenset(kinds))
     explored = (
         entry.params for r in records for entry in r.evaluated if entry.stage not in ANCHOR_STAGES
     )
@@ -163,14 +163,6 @@ def training_scope(records: Sequence[SearchRecord]) -> TrainingScope:
 
 
 _TASK_VALUES = frozenset(t.value for t in TaskKind)
-
-
-def _held_everywhere(held: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """The keys every mapping holds, at one value."""
-    maps = list(held)
-    common = set.intersection(*(set(m) for m in maps)) if maps else set()
-    keys = [k for k in HYPERPARAM_KEYS if k in common]
-    return {k: float(maps[0][k]) for k in keys if len({m[k] for m in maps}) == 1}
 
 
 def read_records(

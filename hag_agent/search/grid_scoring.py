@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from hag_agent.data.search_records import SearchRecord, Stage
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
-from hag_agent.hyperparameters import HYPERPARAM_KEYS, HyperParams
+from hag_agent.hyperparameters import HyperParams
 from hag_agent.progress import ProgressCallback, StageProgress, no_progress
 from hag_agent.search.engine import Anchors, SearchJob, SearchScope
 from hag_agent.search.grid_plan import GridPlan
 from hag_agent.search.grid_samples import PrecomputedSampler, SampledPlan
 from hag_agent.search.sampling import MissingSample, Scorer
 from hag_agent.search.strategies import ExhaustiveSearch, TieBreak
+from hag_agent.training_scope import held_values
 
 STAGE = "grid-score"
 """The stage name of `score_plan`'s progress events."""
@@ -67,16 +68,8 @@ class PlanGrid(ExhaustiveSearch):
     def held(self, case: SuiteCase) -> dict[str, float]:
         """The values every grid configuration of the plan holds (max_tokens, min_p)."""
         del case
-        grid = [
-            c
-            for c, label in zip(self.plan.configs, self.plan.labels, strict=True)
-            if label == "grid"
-        ]
-        return {
-            key: float(grid[0][key])
-            for key in HYPERPARAM_KEYS
-            if grid and len({config[key] for config in grid}) == 1
-        }
+        labelled = zip(self.plan.configs, self.plan.labels, strict=True)
+        return held_values(config for config, label in labelled if label == "grid")
 
     def candidates(self, case: SuiteCase) -> list[tuple[HyperParams, Stage]]:
         """The prior, the grid in plan order, the default."""
