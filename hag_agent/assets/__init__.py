@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 BUILTIN = "builtin"
 """The ``proposer_lora_path`` or ``head_path`` value that selects the packaged file."""
@@ -38,24 +38,40 @@ HEAD_PROVENANCE = "smollm2-proposer-head.json"
 
 def builtin_proposer_adapter() -> Path:
     """The packaged fine-tuned proposer adapter (a GGUF LoRA for the embedded default)."""
-    return Path(str(resources.files(__name__) / PROPOSER_ADAPTER))
-
-
-def resolve_adapter(spec: str | Path | None) -> Path | None:
-    """An adapter setting as a file: ``builtin`` is the packaged adapter, anything else a path."""
-    if spec is None:
-        return None
-    return builtin_proposer_adapter() if str(spec) == BUILTIN else Path(spec)
+    return _packaged(PROPOSER_ADAPTER)
 
 
 def builtin_head() -> Path:
     """The packaged learned proposer head (fitted on the embedded default model's embeddings)."""
-    return Path(str(resources.files(__name__) / PROPOSER_HEAD))
+    return _packaged(PROPOSER_HEAD)
 
 
-def resolve_head(spec: str | Path) -> Path:
+@overload
+def resolve_adapter(spec: str | Path) -> Path: ...
+@overload
+def resolve_adapter(spec: None) -> None: ...
+def resolve_adapter(spec: str | Path | None) -> Path | None:
+    """An adapter setting as a file: ``builtin`` is the packaged adapter, anything else a path."""
+    return _resolved(spec, PROPOSER_ADAPTER)
+
+
+@overload
+def resolve_head(spec: str | Path) -> Path: ...
+@overload
+def resolve_head(spec: None) -> None: ...
+def resolve_head(spec: str | Path | None) -> Path | None:
     """A head setting as a file: ``builtin`` is the packaged head, anything else a path."""
-    return builtin_head() if str(spec) == BUILTIN else Path(spec)
+    return _resolved(spec, PROPOSER_HEAD)
+
+
+def _packaged(name: str) -> Path:
+    return Path(str(resources.files(__name__) / name))
+
+
+def _resolved(spec: str | Path | None, packaged: str) -> Path | None:
+    if spec is None:
+        return None
+    return _packaged(packaged) if str(spec) == BUILTIN else Path(spec)
 
 
 def proposer_provenance() -> dict[str, Any]:

@@ -36,7 +36,7 @@ class ProposerInputs:
     def __init__(self, settings: EvalSettings, oracle: Mapping[str, HyperParams]) -> None:
         """Read the fingerprints of the settings' files once."""
         self._files = {
-            "learned": file_digest(settings.head_path and resolve_head(settings.head_path)),
+            "learned": file_digest(resolve_head(settings.head_path)),
             "self-tuned": file_digest(resolve_adapter(settings.tuned_proposer)),
         }
         self._oracle = oracle
