@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 NumberKind = Literal["int", "float"]
 
 MAX_INTEGER_DIGITS = {"int": 4, "float": 2}
-"""Digits before a point (or in an integer) at most: every bound of a decoding value fits."""
+"""Digits before a point (or in an integer) at most. Every value the default bounds allow fits
+(max_tokens up to 2048, top_k up to 200, floats under 10); a longer one would be clamped anyway.
+The vLLM regex (`openai_compatible.object_regex`) bounds numbers on its own terms."""
 MAX_DECIMALS = 2
 """Decimals at most, as in every proposal the training data holds (``0.95``, ``1.05``)."""
 
