@@ -19,7 +19,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hag_agent.assets import BUILTIN, resolve_adapter
 from hag_agent.backends.base import (
-    DECISION_PARAMS,
     DecisionRequest,
     Embedding,
     OutputConstraint,
@@ -172,13 +171,10 @@ class EmbeddedBackend(ChatModelBackend):
         ):
             return await super().decision_text(model, request)
         keys = numeric_fields(request.schema)
-        kwargs = {
-            **self.call_kwargs(DECISION_PARAMS, seed=None),
-            **self.call_extras(request.config),
-        }
+        scope = request_of(request.config)  # the turn's calls share the prompt cache
         try:
             return await engine_call(
-                model.fill_numbers, list(request.messages), keys, kwargs, request.given
+                model.fill_numbers, list(request.messages), keys, scope, request.given
             )
         except HAGError:
             raise

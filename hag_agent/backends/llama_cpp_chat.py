@@ -293,7 +293,7 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         self,
         messages: list[BaseMessage],
         keys: Mapping[str, NumberKind],
-        kwargs: dict[str, Any],
+        cache_scope: str | None = None,
         given: Mapping[str, float] | None = None,
     ) -> str:
         """Decode a flat JSON object of numbers with its keys written for the model.
@@ -301,15 +301,14 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         ``keys`` maps each key to ``"int"`` or ``"float"``; ``given`` values are written as they
         are. The model chooses only the other values' digits, greedily, as every decision is
         decoded (`SkeletonDecoder`); the text is the compact JSON the model would write.
-        Sampling arguments in ``kwargs`` are not used; ``cache_scope`` is (the turn's calls
-        share the prompt cache).
+        Calls of one ``cache_scope`` (a HAG turn) share the prompt cache.
 
         Raises:
             PromptTooLongError: When the prompt does not fit the context window.
         """
         engine = self.engine()
         # Every step continues this call's own prompt; without a turn, a scope of its own.
-        scope = kwargs.get("cache_scope") or f"fill-numbers-{uuid.uuid4().hex}"
+        scope = cache_scope or f"fill-numbers-{uuid.uuid4().hex}"
         with engine.lock:
             prompt, _ = engine.chat_prompt(to_llama_messages(messages))
             engine.before_call(scope)

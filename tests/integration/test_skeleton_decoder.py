@@ -24,8 +24,7 @@ PROMPTS = {
 
 def fill(model: ChatLlamaCppEmbedded, task: TaskKind, given: dict[str, float] | None = None) -> str:
     messages = [HumanMessage(proposal_prompt(task, PROMPTS[task]))]
-    kwargs = {"temperature": 0.0, "cache_scope": None}
-    return model.fill_numbers(messages, numeric_fields(ProposalSchema), kwargs, given)
+    return model.fill_numbers(messages, numeric_fields(ProposalSchema), None, given)
 
 
 @pytest.fixture(scope="module")
