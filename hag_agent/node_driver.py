@@ -48,6 +48,9 @@ class DecideCall:
     """How the answer's text is constrained (the proposal asks for the compact numeric object)."""
     given: Mapping[str, float] = field(default_factory=dict)
     """Values of a compact numeric object the caller writes itself (`DecisionRequest.given`)."""
+    shared_prefix: str = ""
+    """The prompt's leading text that every call of its kind repeats
+    (`DecisionRequest.shared_prefix`)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def _request(
             purpose=call.purpose,
             constraint=call.constraint,
             given=call.given,
+            shared_prefix=call.shared_prefix,
             max_tokens=context.decision_max_tokens,
             config=tagged(config, call.purpose),
         )

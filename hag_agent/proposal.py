@@ -24,17 +24,34 @@ from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 IMPLAUSIBLE_CLAMPS = 3
 """A proposal with this many values out of range is replaced by the prior, not clamped."""
+REQUEST_HEAD_CHARS = 800
+REQUEST_TAIL_CHARS = 200
+"""A longer request is shown to the proposer by its start and its end only. The proposal's
+prompt shares nothing with the answer's but the template's start (its instructions come first),
+so every character of the request is read twice; clipped, a long request costs the proposal a
+bounded ~250 tokens. The training data's requests are all shorter (under 300 characters)."""
 
 
 def proposal_prompt(task: TaskKind, prompt: str) -> str:
     """The request the ``self`` proposer sends: also the prompt of every fine-tuning example.
 
-    Ranges are left out: they cost ~60 prompt tokens on every call and the policy clamps
-    whatever comes back anyway.
+    The instructions and the example come first and the request last, so every proposal of a
+    task kind starts with the same text (`proposal_preamble`), which a backend can evaluate once
+    and keep. Ranges are left out: they cost ~60 prompt tokens on every call and the policy
+    clamps whatever comes back anyway.
     """
+    if len(prompt) > REQUEST_HEAD_CHARS + REQUEST_TAIL_CHARS:
+        prompt = f"{prompt[:REQUEST_HEAD_CHARS]}\n[...]\n{prompt[-REQUEST_TAIL_CHARS:]}"
     return render(
         "propose", task=task.value, example=TASK_PRIORS[task].to_proposal_json(), prompt=prompt
     )
+
+
+def proposal_preamble(task: TaskKind) -> str:
+    """The text every proposal prompt of ``task`` starts with: all of it but the request."""
+    marker = "\ue000"  # a private-use character no template holds
+    text = proposal_prompt(task, marker)
+    return text[: text.index(marker)]
 
 
 class ProposalSchema(BaseModel):

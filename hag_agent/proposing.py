@@ -94,29 +94,49 @@ class Proposal:
         """The task prior for every key, with ``reason`` (a fallback sets ``fallback=True``)."""
         return cls.uniform(TASK_PRIORS[task].model_dump(), ParamSource.PRIOR, reason, **data)
 
+    def within(self, scope: TrainingScope | None, task: TaskKind) -> Proposal:
+        """This proposal with a trained proposer's held values applied (`TrainingScope`).
+
+        A held sampling value is set to the value its training data held; a held budget
+        (``max_tokens``) is taken from the task prior. The trace data lists them under
+        ``held_keys`` and ``prior_keys``.
+        """
+        if scope is None:
+            return self
+        held = scope.held_sampling()
+        written = ", ".join(f"{key} {held[key]:g}" for key in HYPERPARAM_KEYS if key in held)
+        note = f"{written} as its training data held {'them' if len(held) > 1 else 'it'}"
+        proposal = self._replaced(held, ParamSource.FIXED, note, "held_keys")
+        return proposal.with_prior_for(
+            scope.budgets(), task, "a budget its training data held fixed"
+        )
+
     def with_prior_for(self, keys: Iterable[str], task: TaskKind, why: str) -> Proposal:
         """This proposal with ``keys`` taken from the task prior, saying ``why`` in a note.
 
         The trace data lists them under ``prior_keys``.
-
-        E.g. the values a tuned proposer's training data held fixed: it learned a constant
-        there, not a choice.
         """
         wanted = set(keys)
-        taken = [key for key in HYPERPARAM_KEYS if key in wanted]
-        if not taken:
-            return self
         prior = TASK_PRIORS[task].model_dump()
-        note = f"{', '.join(taken)} from the {task.value} prior ({why})"
+        values = {key: prior[key] for key in HYPERPARAM_KEYS if key in wanted}
+        note = f"{', '.join(values)} from the {task.value} prior ({why})"
+        return self._replaced(values, ParamSource.PRIOR, note, "prior_keys")
+
+    def _replaced(
+        self, values: Mapping[str, Any], source: ParamSource, note: str, listed_as: str
+    ) -> Proposal:
+        """``values`` set from ``source`` (their clamps dropped), with ``note`` in the trace."""
+        if not values:
+            return self
         return Proposal(
-            values={**self.values, **{key: prior[key] for key in taken}},
-            sources={**self.sources, **dict.fromkeys(taken, ParamSource.PRIOR)},
+            values={**self.values, **values},
+            sources={**self.sources, **dict.fromkeys(values, source)},
             reason=f"{self.reason}; {note}",
-            clamps=[clamp for clamp in self.clamps if clamp.key not in wanted],
+            clamps=[clamp for clamp in self.clamps if clamp.key not in values],
             data={
                 **self.data,
                 "notes": [*self.data.get("notes", []), note],
-                "prior_keys": taken,
+                listed_as: list(values),
             },
         )
 

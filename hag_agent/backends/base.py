@@ -163,6 +163,10 @@ class DecisionRequest:
     values a tuned proposer's training data held fixed). A backend that decodes the object key by
     key writes them as given and decodes only the rest; any other may decode them too, and the
     caller overrides them."""
+    shared_prefix: str = ""
+    """The prompt's leading text that every call of its kind repeats (the proposal's
+    instructions for one task kind); a backend may keep its evaluated state and start there.
+    Empty: none."""
     max_tokens: int = 160
     """The decision's token budget."""
     config: RunnableConfig | None = None

@@ -174,7 +174,12 @@ class EmbeddedBackend(ChatModelBackend):
         scope = request_of(request.config)  # the turn's calls share the prompt cache
         try:
             return await engine_call(
-                model.fill_numbers, list(request.messages), keys, scope, request.given
+                model.fill_numbers,
+                list(request.messages),
+                keys,
+                scope,
+                request.given,
+                request.shared_prefix,
             )
         except HAGError:
             raise

@@ -166,6 +166,12 @@ class _Engine:
         return self._skeleton
 
 
+def _through(prompt: str, shared: str) -> str:
+    """``prompt`` up to the end of the first ``shared`` in it (empty when there is none)."""
+    at = prompt.find(shared) if shared else -1
+    return prompt[: at + len(shared)] if at >= 0 else ""
+
+
 _engines: dict[tuple[str, int, int, str, int], _Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -295,13 +301,16 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         keys: Mapping[str, NumberKind],
         cache_scope: str | None = None,
         given: Mapping[str, float] | None = None,
+        shared_prefix: str = "",
     ) -> str:
         """Decode a flat JSON object of numbers with its keys written for the model.
 
         ``keys`` maps each key to ``"int"`` or ``"float"``; ``given`` values are written as they
         are. The model chooses only the other values' digits, greedily, as every decision is
         decoded (`SkeletonDecoder`); the text is the compact JSON the model would write.
-        Calls of one ``cache_scope`` (a HAG turn) share the prompt cache.
+        Calls of one ``cache_scope`` (a HAG turn) share the prompt cache. Where the last
+        message starts with ``shared_prefix``, the prompt up to its end is evaluated once and
+        its state kept for every later call that starts the same way.
 
         Raises:
             PromptTooLongError: When the prompt does not fit the context window.
@@ -314,7 +323,7 @@ class ChatLlamaCppEmbedded(BaseChatModel):
             engine.before_call(scope)
             decoder = engine.skeleton_decoder()
             with self._context_overflow():
-                text = decoder.decode(prompt, keys, given or {})
+                text = decoder.decode(prompt, keys, given or {}, _through(prompt, shared_prefix))
             # Only the prompt's own tokens are kept for the turn's next call.
             engine.prompt_tokens = len(
                 engine.llama.tokenize(prompt.encode(), add_bos=True, special=True)

@@ -15,6 +15,11 @@ Two things make it cheap (measured with `benchmarks/embedded_overhead.py`):
   of the draft. The text is the one token-by-token greedy decoding gives; a model that agrees
   with the example decides the whole object in one pass.
 - Given values (the ones a tuned proposer's training held fixed) are written, never decoded.
+- A prompt's shared prefix (the proposal's instructions and example for one task kind) is
+  evaluated once, in one batch, and its state kept (`PrefixStates`); a later prompt that starts
+  the same way restores it and evaluates only its own request. Every prompt is evaluated in the
+  same pieces whether the state was kept or made, so the numbers, and a seed's output, do not
+  depend on which calls came before.
 
 Numbers are capped where no decoding value needs more (2 digits before a point, 2 decimals, 4
 digits for an integer, no leading zeros, no sign); a value ends at its cap, and is written as
@@ -25,8 +30,10 @@ evaluated, so the cache holds what tokenizing the final text gives.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -116,6 +123,52 @@ class _Number:
         return allowed, bool(self.text)
 
 
+class PrefixStates:
+    """The model's KV state after each of the last few shared prefixes, by their tokens.
+
+    Kept with llama.cpp's per-sequence state calls: a copy of the prefix's own cache cells
+    (about 23 kB a token on SmolLM2-135M), not the whole context.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        """Keep at most ``capacity`` states, the least recently used dropped first."""
+        self.capacity = capacity
+        self._states: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def start(self, llama: Llama, prefix: Sequence[int]) -> bool:
+        """Bring ``llama``'s cache to exactly ``prefix``: restored if kept, else evaluated.
+
+        The prefix is evaluated from an empty cache in one piece either way, so what follows it
+        computes the same numbers on a first call and on a later one. Returns whether it was
+        evaluated.
+        """
+        import llama_cpp
+
+        key = tuple(prefix)
+        state = self._states.get(key)
+        llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llama.n_tokens = 0
+        if state is not None and llama_cpp.llama_state_seq_set_data(
+            llama.ctx, state, len(state), 0
+        ):
+            llama.input_ids[: len(key)] = key
+            llama.n_tokens = len(key)
+            self._states.move_to_end(key)
+            return False
+        llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a failed restore may leave cells behind
+        llama.eval(list(prefix))  # not kept (or not restorable): evaluated, then kept
+        size = llama_cpp.llama_state_seq_get_size(llama.ctx, 0)
+        self._states[key] = (ctypes.c_uint8 * size)()
+        llama_cpp.llama_state_seq_get_data(llama.ctx, self._states[key], size, 0)
+        self._states.move_to_end(key)
+        if len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 class SkeletonDecoder:
     """Greedy decoding of one compact object on one llama.cpp model; the caller holds its lock.
 
@@ -141,27 +194,56 @@ class SkeletonDecoder:
         self._column_of = {int(token): i for i, token in enumerate(self._columns)}
         self._rows: dict[int, Any] = {}
         self._current: Any = None
+        self.prefixes = PrefixStates()
+        """The states of the shared prefixes seen (`decode`'s ``prefix``)."""
+        self._last: dict[str, dict[str, str]] = {}
+        """The last object decoded after each shared prefix: the first draft for the next."""
+        self._remembered: Mapping[str, str] = {}
 
     def decode(
-        self, prompt: str, keys: Mapping[str, NumberKind], given: Mapping[str, float]
+        self,
+        prompt: str,
+        keys: Mapping[str, NumberKind],
+        given: Mapping[str, float],
+        prefix: str = "",
     ) -> str:
         """The compact JSON object of ``keys`` after ``prompt``; ``given`` values are written.
+
+        ``prefix``: the start of ``prompt`` that other prompts share, evaluated once and kept.
 
         Raises:
             ValueError: When the prompt does not fit the context (llama.cpp's own error).
         """
         self.passes = 0
         self._rows = {}
-        text, names = "{", list(keys)
+        if prefix:
+            self._start(prompt, prefix)
+        # A model that proposes alike for one task kind is drafted from its last proposal there.
+        self._remembered = self._last.get(prefix, {}) if prefix else {}
+        text, names, values = "{", list(keys), {}
         for i, key in enumerate(names):
             text += f"{json.dumps(key)}:"
             if key in given:  # evaluated with the next key to decode; never when none follows
                 value = _written(given[key], keys[key])
             else:
                 self._draft(prompt, text, {name: keys[name] for name in names[i:]}, given)
-                value = _canonical(self._number(prompt + text, keys[key]), keys[key])
+                value = values[key] = _canonical(self._number(prompt + text, keys[key]), keys[key])
             text += value + ("," if i < len(names) - 1 else "}")
+        if prefix:
+            self._last.pop(prefix, None)
+            self._last[prefix] = values
+            if len(self._last) > self.prefixes.capacity:
+                del self._last[next(iter(self._last))]
         return text
+
+    def _start(self, prompt: str, prefix: str) -> None:
+        """Begin from the kept state of ``prefix`` (its tokens that ``prompt`` tokenizes alike)."""
+        tokens = self._tokenized(prompt)
+        shared = _common_prefix(self._tokenized(prefix), tokens)
+        # At least one token of the prompt's own is left to evaluate, for its logits.
+        shared = min(shared, len(tokens) - 1)
+        if shared > 1 and len(tokens) <= self.llama.n_ctx():
+            self.passes += self.prefixes.start(self.llama, tokens[:shared])
 
     def _number(self, context: str, kind: NumberKind) -> str:
         """Write one number after ``context`` (already evaluated), greedily."""
@@ -195,7 +277,7 @@ class SkeletonDecoder:
         head = self._tokenized(context)
         if self._recalled(head):
             return
-        draft = _drafted(prompt, keys, given)
+        draft = _drafted(prompt, keys, given, self._remembered)
         tokens = self._tokenized(context + draft)
         # The last tokens of the context go with the draft, so a merge at the seam splits nothing.
         seam = min(_common_prefix(head, tokens), len(head)) - 1
@@ -278,16 +360,25 @@ def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
     return count
 
 
-def _drafted(prompt: str, keys: Mapping[str, NumberKind], given: Mapping[str, float]) -> str:
+def _drafted(
+    prompt: str,
+    keys: Mapping[str, NumberKind],
+    given: Mapping[str, float],
+    remembered: Mapping[str, str] | None = None,
+) -> str:
     """The rest of the object as the prompt suggests it, from the first key's value on.
 
-    A value is the last one the prompt shows for its key (``"top_p":0.9``); the draft stops at
-    the first key the prompt shows none for.
+    A value is the ``remembered`` one, else the last one the prompt shows for its key
+    (``"top_p":0.9``); the draft stops at the first key with neither, and after the last key
+    to decode (given values after it need no logits).
     """
     draft, names = "", list(keys)
-    for i, key in enumerate(names):
+    last = max(i for i, key in enumerate(names) if key not in given)
+    for i, key in enumerate(names[: last + 1]):
         if key in given:
             value = _written(given[key], keys[key])
+        elif remembered and key in remembered:
+            value = remembered[key]
         else:
             found = re.findall(rf"{re.escape(json.dumps(key))}:\s*(\d+(?:\.\d+)?)", prompt)
             if not found:

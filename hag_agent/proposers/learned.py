@@ -98,7 +98,7 @@ class LearnedProposer(Proposer):
 def _predicted(
     head: LearnedHead, request: ProposalRequest, vector: list[float], data: dict[str, Any]
 ) -> Proposal:
-    """The head's values for the learned keys and the prior's for the fixed ones.
+    """The head's values for the learned keys; the held ones as `Proposal.within` sets them.
 
     A prompt far from the training prompts gets the prior's values for all keys.
 
@@ -119,9 +119,7 @@ def _predicted(
     values = head.predict_values(vector, request.task)
     reason = f"predicted by the learned head ({head.summary()})"
     proposal = Proposal.uniform(values, ParamSource.LEARNED, reason, **data)
-    return proposal.with_prior_for(
-        head.scope.fixed, request.task, "held fixed in its training data"
-    )
+    return proposal.within(head.scope, request.task)
 
 
 def _fallback(request: ProposalRequest, reason: str, **data: Any) -> Proposal:

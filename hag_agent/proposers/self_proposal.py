@@ -14,7 +14,12 @@ from typing import Any
 from hag_agent.backends.base import Decision, OutputConstraint
 from hag_agent.errors import BackendError
 from hag_agent.node_driver import DecideCall
-from hag_agent.proposal import ProposalSchema, parse_proposal, proposal_prompt
+from hag_agent.proposal import (
+    ProposalSchema,
+    parse_proposal,
+    proposal_preamble,
+    proposal_prompt,
+)
 from hag_agent.proposing import Proposal, ProposalRequest, ProposalSteps, Proposer
 from hag_agent.tasks import TASK_PRIORS
 
@@ -23,9 +28,9 @@ class SelfProposer(Proposer):
     """The model proposes; the task prior where its proposal is unusable.
 
     Within a tuned proposer's training scope (`ProposalRequest.scope`): a task kind it never saw
-    gets the task prior, without a call, and the keys its data held fixed get the task prior's
-    values (it learned a constant there: the shipped adapter proposed ``max_tokens`` 48, the
-    value its search held, for every request).
+    gets the task prior, without a call, and the keys its data held fixed are not its choice
+    (`Proposal.within`: the shipped adapter proposed ``max_tokens`` 48, the value its search
+    held, for every request).
     """
 
     name = "self"
@@ -42,7 +47,7 @@ class SelfProposer(Proposer):
             )
         fixed = dict(scope.fixed) if scope is not None else {}
         proposal = yield from self._asked(request, fixed)
-        return proposal.with_prior_for(fixed, task, "held fixed in training")
+        return proposal.within(scope, task)
 
     def _asked(self, request: ProposalRequest, given: dict[str, float]) -> ProposalSteps:
         """One proposal call (``given``: values written into the object, not decoded)."""
@@ -56,6 +61,8 @@ class SelfProposer(Proposer):
             # The proposal is a flat object of numbers: decoded under its exact compact shape.
             OutputConstraint.COMPACT_NUMERIC_OBJECT,
             given=given,
+            # The instructions of a task kind come first and are the same every time.
+            shared_prefix=proposal_preamble(task),
         )
         if isinstance(result, BackendError):
             parsed = parse_proposal("", prior=prior, bounds=bounds)

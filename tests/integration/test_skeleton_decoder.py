@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from langchain_core.messages import HumanMessage
 
@@ -12,7 +13,7 @@ from hag_agent.backends import llama_cpp_skeleton
 from hag_agent.backends.base import numeric_fields
 from hag_agent.backends.embedded import EmbeddedBackend
 from hag_agent.backends.llama_cpp_chat import ChatLlamaCppEmbedded
-from hag_agent.proposal import ProposalSchema, proposal_prompt
+from hag_agent.proposal import ProposalSchema, proposal_preamble, proposal_prompt
 from hag_agent.tasks import TaskKind
 
 PROMPTS = {
@@ -22,9 +23,17 @@ PROMPTS = {
 }
 
 
-def fill(model: ChatLlamaCppEmbedded, task: TaskKind, given: dict[str, float] | None = None) -> str:
-    messages = [HumanMessage(proposal_prompt(task, PROMPTS[task]))]
-    return model.fill_numbers(messages, numeric_fields(ProposalSchema), None, given)
+def fill(
+    model: ChatLlamaCppEmbedded,
+    task: TaskKind,
+    given: dict[str, float] | None = None,
+    *,
+    request: str | None = None,
+    shared: bool = False,
+) -> str:
+    messages = [HumanMessage(proposal_prompt(task, request or PROMPTS[task]))]
+    prefix = proposal_preamble(task) if shared else ""
+    return model.fill_numbers(messages, numeric_fields(ProposalSchema), None, given, prefix)
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +72,35 @@ def test_a_proposal_repeats_exactly_across_runs(embedded: EmbeddedBackend) -> No
     first, second = (runnable.invoke(PROMPTS[TaskKind.CREATIVE]) for _ in range(2))
     assert first.attempts[0].params == second.attempts[0].params
     assert first.text == second.text
+
+
+def test_a_kept_prefix_state_computes_what_a_fresh_one_does(model: ChatLlamaCppEmbedded) -> None:
+    """The instructions of a task kind are evaluated once; a later proposal restores them, and
+    its numbers are exactly those of a proposal that evaluated them itself."""
+    decoder = model.engine().skeleton_decoder()
+    task, other = TaskKind.CREATIVE, "Write a slogan for a tea shop."
+    decoder.prefixes = llama_cpp_skeleton.PrefixStates()
+    fill(model, task, shared=True)  # keeps the creative instructions' state
+    assert len(decoder.prefixes) == 1
+    restored = fill(model, task, request=other, shared=True)
+    restored_logits, restored_passes = decoder._current.copy(), decoder.passes
+    decoder.prefixes = llama_cpp_skeleton.PrefixStates()
+    fresh = fill(model, task, request=other, shared=True)
+    assert restored == fresh
+    assert np.array_equal(restored_logits, decoder._current)
+    # Restoring is no evaluation: the fresh call read the instructions in one pass more.
+    assert decoder.passes == restored_passes + 1
+    # Without the shared prefix the prompt is read in other pieces: the same greedy text.
+    assert fill(model, task, request=other) == restored
+
+
+def test_a_prompt_that_does_not_start_with_the_prefix_keeps_no_state(
+    model: ChatLlamaCppEmbedded,
+) -> None:
+    decoder = model.engine().skeleton_decoder()
+    decoder.prefixes = llama_cpp_skeleton.PrefixStates()
+    messages = [HumanMessage(proposal_prompt(TaskKind.MATH, PROMPTS[TaskKind.MATH]))]
+    keys = numeric_fields(ProposalSchema)
+    text = model.fill_numbers(messages, keys, None, None, "Some other instructions")
+    assert len(decoder.prefixes) == 0
+    assert text == fill(model, TaskKind.MATH)

@@ -51,13 +51,15 @@ def test_a_long_code_answer_is_not_cut_by_the_tuned_proposer() -> None:
     assert "never saw a code task in training" in event["message"]
 
 
-def test_a_task_it_was_trained_on_takes_the_held_values_from_the_prior() -> None:
+def test_a_task_it_was_trained_on_takes_its_held_budget_from_the_prior() -> None:
     result = run_json("What is 17 * 3?")
     assert result["task"] == "math"
     attempt = result["attempts"][0]
     assert attempt["params"]["max_tokens"] == TASK_PRIORS[TaskKind.MATH].max_tokens  # not 48
-    assert attempt["sources"]["max_tokens"] == attempt["sources"]["min_p"] == "prior"
+    assert attempt["sources"]["max_tokens"] == "prior"
+    assert (attempt["params"]["min_p"], attempt["sources"]["min_p"]) == (0.0, "fixed")
     assert "model" in attempt["sources"].values()  # the rest is the tuned proposer's
     event = propose_event(result)
-    assert "max_tokens from the math prior (held fixed in training)" in event["message"]
+    budget = "max_tokens from the math prior (a budget its training data held fixed)"
+    assert budget in event["message"]
     assert event["data"]["raw"]  # one proposal call was made

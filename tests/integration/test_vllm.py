@@ -138,13 +138,10 @@ def _counters_after(server: ServerProcess, before: EngineCounters, queried: int)
         time.sleep(0.1)
 
 
-def test_the_answer_finds_the_request_cached_by_the_proposal(vllm_server: ServerProcess) -> None:
-    """A HAG turn's proposal prompt starts with the request, so the answer's prompt, sent after
-    it, hits vLLM's prefix cache for every whole block of the request."""
-    # Unique from its first token, so nothing earlier in the session shares a block with it.
-    request = f"Case {time.time_ns()}: " + "Summarise the notes on the tides and the moon. " * 6
+def test_a_proposal_finds_its_task_kinds_instructions_cached(vllm_server: ServerProcess) -> None:
+    """A proposal prompt starts with its task kind's instructions and example, the same for every
+    request of that kind, so the second turn's proposal hits vLLM's prefix cache for them."""
     backend = endpoint(vllm_server)
-    before = engine_counters(vllm_server.base_url)
     hag = HAGRunnable(
         model=backend,
         classifier="rules",
@@ -153,14 +150,19 @@ def test_the_answer_finds_the_request_cached_by_the_proposal(vllm_server: Server
         seed=5,
         params={"max_tokens": 8},
     )
-    result = hag.invoke(request)
+    # Unique from their first token, so nothing but the instructions can be shared.
+    first, second = (
+        f"Case {time.time_ns()}: Summarise the notes on the tides and the moon." for _ in range(2)
+    )
+    hag.invoke(first)
+    before = engine_counters(vllm_server.base_url)
+    result = hag.invoke(second)
     (answer,) = result.attempts
-    assert answer.prompt_tokens and answer.prompt_tokens > 3 * BLOCK_SIZE
+    assert answer.prompt_tokens
     turn = _counters_after(vllm_server, before, 2 * answer.prompt_tokens)
-    # The proposal came first, on a fresh prompt: the turn's hits are the answer's.
-    reusable = (answer.prompt_tokens - 8) // BLOCK_SIZE * BLOCK_SIZE  # less the template's tail
-    assert turn.hits >= reusable >= 3 * BLOCK_SIZE
-    # A fresh request alone finds nothing cached: the hits above came from the proposal.
+    # The instructions (about 100 tokens of the tiny model's) fill at least two whole blocks.
+    assert turn.hits >= 2 * BLOCK_SIZE
+    # A request of its own finds nothing cached: the hits above were the instructions.
     before = engine_counters(vllm_server.base_url)
     params = HyperParams(
         temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=1

@@ -226,7 +226,10 @@ def test_keys_the_data_held_fixed_come_from_the_task_prior(pinned_head_file: str
     }
     assert attempt.params.temperature == pytest.approx(WARM.temperature, abs=0.05)
     event = propose_event(result)
-    assert "max_tokens from the creative prior (held fixed in its training data)" in event.message
+    assert (
+        "max_tokens from the creative prior (a budget its training data held fixed)"
+        in event.message
+    )
     assert event.data["prior_keys"] == ["max_tokens"]
     assert backend.embedded == [PROMPT]
 

@@ -62,7 +62,7 @@ def test_import_from_the_wheel_outside_the_checkout(wheel: Path, tmp_path: Path)
         "from hag_agent.prompt_templates import prompts_dir, render;"
         "assert hag_agent.__file__.startswith(%r), hag_agent.__file__;"
         "d = prompts_dir(); assert str(d).startswith(str(pathlib.Path(hag_agent.__file__).parent)), d;"
-        "print('Before answering' in render('propose', task='math', example='{}', prompt='2+2'))"
+        "print('Choose the decoding settings' in render('propose', task='math', example='{}', prompt='2+2'))"
     )
     code = code % str(site)
     env = {**os.environ, "PYTHONPATH": str(site)}

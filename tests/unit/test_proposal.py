@@ -2,6 +2,12 @@ import pytest
 
 from hag_agent import DecodingBounds, ParamSource, parse_proposal
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.proposal import (
+    REQUEST_HEAD_CHARS,
+    REQUEST_TAIL_CHARS,
+    proposal_preamble,
+    proposal_prompt,
+)
 from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 PRIOR = TASK_PRIORS[TaskKind.MATH]
@@ -108,3 +114,21 @@ def test_round_trip_of_the_sft_target() -> None:
     text = PRIOR.to_proposal_json()
     parsed = parse(text)
     assert parsed.params == PRIOR and list(HYPERPARAM_KEYS) == list(parsed.params.model_dump())
+
+
+def test_every_proposal_of_a_task_kind_starts_with_its_preamble() -> None:
+    preamble = proposal_preamble(TaskKind.MATH)
+    for request in ("What is 2 + 2?", "  spaced", "x" * 5000):
+        assert proposal_prompt(TaskKind.MATH, request).startswith(preamble)
+    assert "What is 2 + 2?" not in preamble and "---" in preamble
+    assert proposal_preamble(TaskKind.CREATIVE) != preamble
+
+
+def test_a_long_request_is_shown_by_its_start_and_its_end() -> None:
+    request = "START " + "middle " * 1000 + " END"
+    prompt = proposal_prompt(TaskKind.FACTUAL, request)
+    assert "START" in prompt and prompt.endswith("END") and "[...]" in prompt
+    room = len(proposal_preamble(TaskKind.FACTUAL)) + REQUEST_HEAD_CHARS + REQUEST_TAIL_CHARS
+    assert len(prompt) <= room + 10
+    short = "short " * 10
+    assert proposal_prompt(TaskKind.FACTUAL, short).endswith(short.strip())

@@ -48,21 +48,31 @@ def propose_event(result: Any) -> Any:
     return next(e for e in result.trace if e.node == "propose")
 
 
+HELD_NOTE = (
+    "min_p 0 as its training data held it; "
+    "max_tokens from the math prior (a budget its training data held fixed)"
+)
+
+
 @pytest.mark.parametrize("proposer", ["self", "self-tuned"])
-def test_keys_held_fixed_in_training_come_from_the_task_prior(proposer: str) -> None:
-    backend = ScopedBackend(SCOPE)
+def test_a_held_budget_comes_from_the_prior_and_a_held_sampling_value_stays(
+    proposer: str,
+) -> None:
+    backend = ScopedBackend(
+        SCOPE, HyperParams(**{**TUNED.model_dump(), "min_p": 0.3}).to_proposal_json()
+    )
     result = run(backend, proposer=proposer)
     params, sources = result.attempts[0].params, result.attempts[0].sources
     prior = TASK_PRIORS[TaskKind.MATH]
     assert params.max_tokens == prior.max_tokens == 512  # not the 48 the data held
-    assert (params.min_p, params.temperature, params.top_k) == (prior.min_p, 0.4, 10)
-    assert sources["max_tokens"] is sources["min_p"] is ParamSource.PRIOR
+    # min_p is what every training score was measured with, whatever the model wrote.
+    assert (params.min_p, params.temperature, params.top_k) == (0.0, 0.4, 10)
+    assert sources["max_tokens"] is ParamSource.PRIOR
+    assert sources["min_p"] is ParamSource.FIXED
     assert {sources[k] for k in HYPERPARAM_KEYS if k not in HELD} == {ParamSource.MODEL}
     event = propose_event(result)
-    assert event.message == (
-        "proposed by the model; min_p, max_tokens from the math prior (held fixed in training)"
-    )
-    assert "held fixed in training" in event.data["notes"][-1]
+    assert event.message == f"proposed by the model; {HELD_NOTE}"
+    assert event.data["held_keys"] == ["min_p"] and event.data["prior_keys"] == ["max_tokens"]
     # One call, told the values the data held (a skeleton decoder writes them, not decodes them).
     [request] = [r for r in backend.requests if r.purpose == "propose"]
     assert dict(request.given) == HELD
@@ -93,10 +103,11 @@ def test_without_a_scope_nothing_changes() -> None:
 
 def test_a_failed_or_unusable_proposal_still_says_which_keys_were_held() -> None:
     result = run(ScopedBackend(SCOPE, proposal="no idea"))
-    assert result.attempts[0].params == TASK_PRIORS[TaskKind.MATH]
+    prior = TASK_PRIORS[TaskKind.MATH].model_dump()
+    assert result.attempts[0].params == HyperParams(**{**prior, "min_p": 0.0})
     message = propose_event(result).message
     assert message.startswith("fallback to the math prior: ")
-    assert message.endswith("min_p, max_tokens from the math prior (held fixed in training)")
+    assert message.endswith(HELD_NOTE)
 
 
 def test_with_prior_for_replaces_values_sources_and_clamps_of_those_keys_only() -> None:

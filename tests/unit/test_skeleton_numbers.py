@@ -69,10 +69,24 @@ def test_a_value_is_written_as_compact_json_writes_it(text: str, kind: str, writ
 
 def test_the_draft_is_the_prompts_example_with_given_values_written() -> None:
     prompt = proposal_prompt(TaskKind.CREATIVE, "Write a haiku about the moon.")
-    draft = _drafted(prompt, KEYS, {"min_p": 0.0, "max_tokens": 48})
+    draft = _drafted(prompt, KEYS, {"min_p": 0.0})
     example = TASK_PRIORS[TaskKind.CREATIVE].model_dump()
-    expected = {**example, "min_p": 0.0, "max_tokens": 48}
+    expected = {**example, "min_p": 0.0}
     assert json.loads('{"temperature":' + draft) == expected
+
+
+def test_the_draft_ends_after_the_last_value_to_decode() -> None:
+    prompt = proposal_prompt(TaskKind.CREATIVE, "Write a haiku about the moon.")
+    draft = _drafted(prompt, KEYS, {"min_p": 0.0, "max_tokens": 48})
+    # The given max_tokens after the last decoded value needs no logits: it is not drafted.
+    assert draft.endswith('"repetition_penalty":1.15,')
+    assert '"min_p":0.0' in draft and "max_tokens" not in draft
+
+
+def test_a_remembered_value_drafts_before_the_prompts_example() -> None:
+    prompt = proposal_prompt(TaskKind.CREATIVE, "Write a haiku about the moon.")
+    draft = _drafted(prompt, KEYS, {}, {"top_p": "0.8"})
+    assert json.loads('{"temperature":' + draft)["top_p"] == 0.8
 
 
 def test_the_draft_stops_at_the_first_key_the_prompt_shows_no_value_for() -> None:
