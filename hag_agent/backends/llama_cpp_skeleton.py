@@ -7,13 +7,15 @@ may continue with (digits, one decimal point, or a token that ends the value as 
 That is greedy decoding under a number grammar, without llama.cpp's grammar sampler and a
 completion call per key, which cost more than the forward passes themselves on a small model.
 
-Two things make it cheap (measured with `benchmarks/embedded_overhead.py`):
+What makes it cheap (measured with `benchmarks/embedded_overhead.py`):
 
 - Drafting from the prompt (prompt-lookup decoding): the proposal prompt shows an example object,
   so its values are drafted, the whole drafted object is evaluated in one batch, and the
   model's greedy choices are checked against it; the first choice that differs drops the rest
   of the draft. The text is the one token-by-token greedy decoding gives; a model that agrees
-  with the example decides the whole object in one pass.
+  with the example decides the whole object in one pass. After a shared prefix, the last object
+  decoded there drafts first (a tuned proposer that proposes alike for a task kind, unlike its
+  example).
 - Given values (the ones a tuned proposer's training held fixed) are written, never decoded.
 - A prompt's shared prefix (the proposal's instructions and example for one task kind) is
   evaluated once, in one batch, and its state kept (`PrefixStates`); a later prompt that starts
