@@ -24,12 +24,13 @@ from hag_agent.tasks import TASK_PRIORS, TaskKind
 
 IMPLAUSIBLE_CLAMPS = 3
 """A proposal with this many values out of range is replaced by the prior, not clamped."""
-REQUEST_HEAD_CHARS = 800
-REQUEST_TAIL_CHARS = 200
+REQUEST_HEAD_CHARS = 400
+REQUEST_TAIL_CHARS = 100
 """A longer request is shown to the proposer by its start and its end only. The proposal's
 prompt shares nothing with the answer's but the template's start (its instructions come first),
 so every character of the request is read twice; clipped, a long request costs the proposal a
-bounded ~250 tokens. The training data's requests are all shorter (under 300 characters)."""
+bounded ~130 tokens, about what its instructions cost when they came after the request. The
+training data's requests are all shorter (under 300 characters)."""
 
 
 def proposal_prompt(task: TaskKind, prompt: str) -> str:

@@ -164,10 +164,11 @@ def test_the_packaged_head_learns_what_its_data_varied(embedded: EmbeddedBackend
     assert result.task is TaskKind.TRANSLATION
     assert attempt.params.max_tokens == prior.max_tokens == 256  # not the data's 48
     assert attempt.sources["max_tokens"] is ParamSource.PRIOR
-    assert attempt.sources["min_p"] is ParamSource.PRIOR  # the search held it at 0 too
+    # The search held min_p at 0 too: a sampling value, kept at the value it was scored with.
+    assert (attempt.params.min_p, attempt.sources["min_p"]) == (0.0, ParamSource.FIXED)
     learned_keys = {"temperature", "top_p", "top_k", "repetition_penalty"}
     assert {attempt.sources[k] for k in learned_keys} == {ParamSource.LEARNED}
     propose = next(e for e in result.trace if e.node == "propose")
     assert propose.data["similarity"] >= propose.data["threshold"]
-    assert propose.data["prior_keys"] == ["min_p", "max_tokens"]
+    assert propose.data["prior_keys"] == ["max_tokens"] and propose.data["held_keys"] == ["min_p"]
     assert propose.message.startswith("predicted by the learned head")
