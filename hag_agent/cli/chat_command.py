@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def chat(
     from hag_agent.chat.terminal import ChatSession
 
     interactive = sys.stdin.isatty()
+    if interactive:
+        _let_ctrl_c_through()
     settings = {k: v for k, v in {**backend_choice, **strategy}.items() if v is not None}
     store = SessionStore(data_dir or default_data_dir())
     try:
@@ -70,3 +73,14 @@ def chat(
     if session.failures and not interactive:
         # Each failed turn was shown as it happened; the exit code only says some failed.
         raise click.exceptions.Exit(EXIT_BACKEND)
+
+
+def _let_ctrl_c_through() -> None:
+    """Make Ctrl-C cancel a turn even when the chat was started with SIGINT ignored.
+
+    A shell that starts a command as a job (``cmd &``, then ``fg``) hands it SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler: Ctrl-C at the terminal would do nothing.
+    A terminal chat always wants it, so the ignored handler is replaced by Python's default.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -33,9 +33,9 @@ def spawn(data_dir: Path, *args: str) -> pexpect.spawn:
         encoding="utf-8",
         timeout=120,
         dimensions=(60, 140),
-        # A shell that starts a job in the background (`cmd &`) hands it SIGINT ignored, and a
-        # child inherits that: Ctrl-C would never reach the chat. Restore the default here.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # Started as a shell's background job is (`cmd &`): with SIGINT ignored. The chat must
+        # restore it itself, or the Ctrl-C test below finds no KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     child.expect(PROMPT)
     return child
