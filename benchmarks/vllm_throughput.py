@@ -188,11 +188,11 @@ def report(results: dict[str, Figures], max_tokens: int) -> None:
         # Per round (plain and HAG timed back to back), then the median: a load spike from
         # elsewhere on a shared machine moves one round, not the figure.
         ratio = statistics.median(h / p for h, p in zip(figures.rates, plain.rates, strict=True))
-        hit_rate = figures.cache.hits / figures.cache.queries if figures.cache.queries else 0.0
         print(f"{label} throughput {where}: {rate:.2f} turns/s")
         print(f"ratio {label} / raw throughput {where}: {ratio:.2f}")
         latency_ratio = statistics.median(figures.latencies) / plain_p50
         print(f"ratio {label} / raw median latency {where}: {latency_ratio:.2f}")
+        hit_rate = figures.cache.hit_rate
         print(f"prefix cache hit rate of {label}'s prompt tokens {where}: {hit_rate:.2f}")
     print("target: ratio hag / raw throughput >= 0.6")
 
