@@ -6,6 +6,9 @@ mistakes and for a backend that fails after its own retries.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -30,10 +33,15 @@ class InvalidSettingsError(HAGError, ValueError):
         self.field = field
         self.value = value
         self.bound = bound
+        self.detail = detail
         message = f"{field}={value!r} is outside its bound {bound}"
         if detail:
             message = f"{message}: {detail}"
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with the constructor's own arguments (a cluster's worker sends it back)."""
+        return (type(self), (self.field, self.value, self.bound, self.detail))
 
 
 class ConfigurationError(HAGError):
@@ -57,6 +65,7 @@ class BackendError(HAGError):
     """
 
     def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        self.message = message
         self.status = status
         self.body = body[:500]
         detail = message
@@ -65,6 +74,11 @@ class BackendError(HAGError):
         if self.body:
             detail = f"{detail}: {self.body}"
         super().__init__(detail)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with the constructor's own arguments (a cluster's worker sends it back)."""
+        rebuild = functools.partial(type(self), status=self.status, body=self.body)
+        return (rebuild, (self.message,))
 
 
 class BackendTimeoutError(BackendError):
@@ -77,6 +91,10 @@ class BackendUnavailableError(BackendError):
 
 class EmbeddingsUnsupportedError(BackendError):
     """The backend cannot embed text (its `Capabilities.embeddings` is False)."""
+
+
+class WorkerLostError(HAGError):
+    """A cluster's worker died while running a job, and the cluster's own retries ran out."""
 
 
 def first_error(exc: ValidationError, default: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from hag_agent.cli import suite_job
 from hag_agent.cli.backend_options import backend_options
+from hag_agent.cli.executor_options import ExecutorName, chosen_executor, executor_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGGroup
 from hag_agent.cli.grid_command import grid_plan, grid_sample, grid_score
 from hag_agent.cli.option_kinds import defaulted_option
@@ -22,6 +23,7 @@ from hag_agent.errors import HAGInputError
 
 if TYPE_CHECKING:
     from hag_agent.data.suites import SuiteCase
+    from hag_agent.search.executor import Executor
     from hag_agent.search.run import SearchRun
     from hag_agent.search.space import SearchSettings
 
@@ -95,7 +97,8 @@ def make(name: str, size: int | None, seed: int, output: Path) -> None:
 @defaulted_option(
     "--budget", default=40, help="Maximum evaluations per case; one evaluation = K model calls."
 )
-@defaulted_option("--concurrency", default=1, help="Model calls in flight.")
+@defaulted_option("--concurrency", default=1, help="Model calls in flight (per worker on Ray).")
+@executor_options
 @defaulted_option("--seed", default=0, help="Base seed: sample i uses seed+i.")
 @click.option("--max-tokens", type=int, help="Hold max_tokens at this (default: task prior's).")
 @suite_job.limit_option
@@ -106,6 +109,9 @@ def search(
     suite: str,
     output: Path,
     concurrency: int,
+    executor: ExecutorName,
+    ray_address: str | None,
+    workers: int | None,
     limit: int | None,
     backend_choice: dict[str, Any],
     on_bad_line: Literal["skip", "fail"],
@@ -122,6 +128,10 @@ def search(
     case appends one record (prompt, task, best params as proposal JSON, its score, the default
     and prior scores, evaluations spent) to OUTPUT; rerun the same command to resume.
 
+    With --executor ray the cases run on Ray workers (a cluster at --ray-address, else Ray started
+    in this process), each holding one backend; only this process writes OUTPUT, so a rerun
+    resumes it the same way.
+
     Exit codes: 0 all cases done, 2 bad usage or input, 3 a case failed on a backend error.
     """
     from hag_agent.search.space import SearchSettings
@@ -129,6 +139,7 @@ def search(
     err = Console(stderr=True)
     suite_job.require_at_least_one(limit, "--limit")
     suite_job.require_at_least_one(concurrency, "--concurrency")
+    where = chosen_executor(executor, ray_address, workers, concurrency)
     # ``search_options`` holds exactly the settings' fields.
     settings = suite_job.settings_from_options(SearchSettings, **search_options)
     with suite_job.noting_interrupts(f"finished cases are saved in {output}"):
@@ -136,7 +147,7 @@ def search(
             suite, limit=limit, on_bad_line=on_bad_line, warn=suite_job.warner(err)
         )
         run = _run_two_stage(
-            err, cases, output, settings, backend_choice, concurrency, stop_on_error, quiet
+            err, cases, output, settings, backend_choice, where, stop_on_error, quiet
         )
     _print_summary(err, run, cases, output)
     if run.failed:
@@ -150,13 +161,12 @@ def _run_two_stage(
     output: Path,
     settings: SearchSettings,
     chosen: dict[str, Any],
-    concurrency: int,
+    executor: Executor,
     stop_on_error: bool,
     quiet: bool,
 ) -> SearchRun:
     """The paper's search over ``cases`` on the chosen backend, its progress drawn on ``err``."""
     from hag_agent.search.engine import SearchJob
-    from hag_agent.search.executor import LocalExecutor
     from hag_agent.search.run import search_file
     from hag_agent.search.sampling import backend_sampler
     from hag_agent.search.strategies import TwoStageSearch
@@ -167,7 +177,7 @@ def _run_two_stage(
             cases,
             SearchJob(TwoStageSearch(settings), sampler),
             output,
-            executor=LocalExecutor(concurrency),
+            executor=executor,
             stop_on_error=stop_on_error,
             progress=warnings_shown(view, suite_job.warner(err)),
         )

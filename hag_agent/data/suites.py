@@ -17,6 +17,7 @@ proposers never saw, to measure them outside their training distribution.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -47,8 +48,13 @@ class SuiteFormatError(HAGInputError):
     def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
         self.path = path
         self.line = line
+        self.message = message
         where = path if line is None else f"{path}:{line}"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with the constructor's own arguments (a cluster's worker sends it back)."""
+        return (functools.partial(type(self), path=self.path, line=self.line), (self.message,))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ A `Sampler` is anything that makes that sample: `BackendSampler` calls a served 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +38,15 @@ Scorer = Callable[[SuiteCase, Sequence[str]], float]
 """``scorer(case, outputs)``: K samples' outputs -> score in [0, 1]."""
 
 
+class BackendRecipe(NamedTuple):
+    """A backend by registry name and options: what a worker process needs to build it."""
+
+    name: str | None
+    """Registry name (None: ``HAG_BACKEND`` or the default)."""
+    options: dict[str, Any]
+    """The backend's options."""
+
+
 class MissingSample(HAGInputError):
     """A sampler that reads samples made elsewhere has none for this (case, configuration, seed).
 
@@ -51,11 +60,29 @@ class BackendSampler:
     The prompt is sent as one human message, as `HAGRunnable` sends it, with every sampling value
     explicit (`Backend.call_kwargs`) and the sample's seed. No prompt cache is shared between
     calls, so a sample depends only on (prompt, configuration, seed).
+
+    One built by name (`backend_sampler`) travels to another process (a cluster's worker) as that
+    name and those options, and builds its backend there, once per process: a loaded model never
+    travels. One built from a `Backend` object stays in its process.
     """
 
-    def __init__(self, backend: Backend) -> None:
-        """Wrap a resolved backend."""
+    def __init__(self, backend: Backend, recipe: BackendRecipe | None = None) -> None:
+        """Wrap a resolved backend; ``recipe`` is how to build it again elsewhere."""
         self.backend = backend
+        self.recipe = recipe
+
+    def __reduce__(self) -> tuple[Callable[..., BackendSampler], tuple[Any, ...]]:
+        """Pickle as the recipe, so the unpickling process builds its own backend.
+
+        Raises:
+            TypeError: For a sampler built from a `Backend` object, which cannot travel.
+        """
+        if self.recipe is None:
+            raise TypeError(
+                "a BackendSampler built from a Backend object cannot be sent to another process: "
+                "build it by name with backend_sampler(name, options)"
+            )
+        return (backend_sampler, (self.recipe.name, self.recipe.options))
 
     async def __call__(self, case: SuiteCase, params: HyperParams, seed: int) -> SampleResult:
         """Generate once; a failed call raises `BackendError`."""
@@ -97,7 +124,8 @@ def backend_sampler(
             "chat_model": chat_model,
         }
     )
-    return BackendSampler(resolve_backend(context))
+    recipe = None if chat_model is not None else BackendRecipe(backend, dict(options or {}))
+    return BackendSampler(resolve_backend(context), recipe)
 
 
 def default_scorer() -> Scorer:
@@ -108,6 +136,7 @@ def default_scorer() -> Scorer:
 
 
 __all__ = [
+    "BackendRecipe",
     "BackendSampler",
     "MissingSample",
     "SampleResult",

