@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -46,6 +47,24 @@ def local_cpus(requested: int | None) -> int:
     return max(1, min(requested or cores, cores))
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``HOST:PORT`` address (Ray itself retries for minutes).
+
+    Other forms (``auto``, ``ray://...``) are left to Ray.
+
+    Raises:
+        ConfigurationError: When a TCP connection to ``HOST:PORT`` fails.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "/" in address:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"no Ray cluster answers at {address}: {exc}") from None
+
+
 @contextmanager
 def ray_connection(address: str | None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Ray, connected for the duration of the block.
@@ -62,6 +81,8 @@ def ray_connection(address: str | None, *, num_cpus: int | None = None) -> Itera
     if ray.is_initialized():
         yield ray
         return
+    if address is not None:
+        check_reachable(address)
     runtime_env = {"env_vars": hag_environment()}
     # Workers' output would break the driver's progress bar; their failures come back as errors.
     common = {"runtime_env": runtime_env, "log_to_driver": False, "logging_level": logging.WARNING}
@@ -79,4 +100,4 @@ def ray_connection(address: str | None, *, num_cpus: int | None = None) -> Itera
         ray.shutdown()
 
 
-__all__ = ["hag_environment", "import_ray", "local_cpus", "ray_connection"]
+__all__ = ["check_reachable", "hag_environment", "import_ray", "local_cpus", "ray_connection"]

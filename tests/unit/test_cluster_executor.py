@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from test_search_engine import CASES, SMALL, fake_sampler, mean_scorer
 from hag_agent.cli.executor_options import chosen_executor
 from hag_agent.data.search_records import SearchRecord
 from hag_agent.data.suites import SuiteCase, SuiteFormatError
+from hag_agent.dev.server_process import free_port
 from hag_agent.errors import (
     BackendError,
     BackendTimeoutError,
@@ -26,7 +28,12 @@ from hag_agent.errors import (
 from hag_agent.search.case_worker import CaseOutcome, CaseWorker
 from hag_agent.search.engine import SearchJob
 from hag_agent.search.executor import LocalExecutor
-from hag_agent.search.ray_cluster import hag_environment, local_cpus, ray_connection
+from hag_agent.search.ray_cluster import (
+    check_reachable,
+    hag_environment,
+    local_cpus,
+    ray_connection,
+)
 from hag_agent.search.ray_executor import RayCaseRunner, RayExecutor
 from hag_agent.search.run import run_search
 from hag_agent.search.sampling import BackendSampler, SampleResult, backend_sampler
@@ -236,3 +243,13 @@ def test_workers_get_the_hag_environment_and_a_bounded_cpu_count(
     environment = hag_environment()
     assert environment["HAG_N_THREADS"] == "1" and "OTHER_SETTING" not in environment
     assert local_cpus(10_000) == local_cpus(None) >= 1 and local_cpus(1) == 1
+
+
+def test_an_address_nobody_answers_fails_fast() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"127.0.0.1:{listening.getsockname()[1]}")  # answers: no error
+    with pytest.raises(ConfigurationError, match="no Ray cluster answers at"):
+        check_reachable(f"127.0.0.1:{free_port()}")
+    check_reachable("auto")  # Ray's own forms are Ray's business
