@@ -5,7 +5,9 @@
 search, the exhaustive ladder grid; `grid_scoring.PlanGrid`: a grid plan's list), a sampler
 (`sampling.BackendSampler`: a served or embedded model; `grid_samples.PrecomputedSampler`: the GPU
 grid sampler's files) and a scorer. Where the cases run is an executor (`executor`: the local
-asyncio pool); `run` is the resumable run over a case list into a JSONL file. `space` holds the
+asyncio pool; `ray_executor`: Ray actors, each running `case_worker` with one backend, fed by
+`worker_pool`, connected by `ray_cluster`); `run` is the resumable run over a case list into a
+JSONL file, which only the driver writes. `space` holds the
 ladders and settings; `grid_plan` and `grid_sampler` (a standalone script that imports nothing
 from hag_agent) make and sample a grid plan.
 
