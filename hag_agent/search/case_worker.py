@@ -1,10 +1,11 @@
-"""What a cluster's worker runs: search cases one at a time on a job it keeps loaded.
+"""What a cluster's worker runs: search cases one at a time on a job it keeps loaded, or one case.
 
-A `CaseWorker` is created once per worker process with the run's `SearchJob`; its sampler builds
-its backend there (`hag_agent.search.sampling.BackendSampler` travels as a recipe), so an
-embedded model loads once per worker, not once per case. A case's `HAGError` comes back as a
-value, the way `hag_agent.search.executor.OnCaseDone` takes it, never as a Ray task failure
-(which Ray would report, and might retry, as a crash).
+A `CaseWorker` (a Ray actor) is created once per worker process with the run's `SearchJob`; its
+sampler builds its backend there (`hag_agent.search.sampling.BackendSampler` travels as a
+recipe), so an embedded model loads once per worker, not once per case. `run_case` is the plain
+task for a backend that holds nothing heavy (an endpoint's client). A case's `HAGError` comes
+back as a value, the way `hag_agent.search.executor.OnCaseDone` takes it, never as a Ray task
+failure (which Ray would report, and might retry, as a crash).
 """
 
 from __future__ import annotations
@@ -54,4 +55,13 @@ class CaseWorker:
         return os.getpid()
 
 
-__all__ = ["CaseOutcome", "CaseWorker", "case_outcome"]
+def run_case(job: SearchJob, case: SuiteCase, concurrency: int = 1) -> CaseOutcome:
+    """``job`` on ``case`` in an event loop of its own (a plain Ray task: nothing kept)."""
+
+    async def bounded() -> CaseOutcome:
+        return await case_outcome(job, case, asyncio.Semaphore(concurrency))
+
+    return asyncio.run(bounded())
+
+
+__all__ = ["CaseOutcome", "CaseWorker", "case_outcome", "run_case"]

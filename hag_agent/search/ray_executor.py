@@ -1,14 +1,17 @@
-"""The search's cases on a Ray cluster: one actor per worker, each holding one loaded backend.
+"""The search's cases on a Ray cluster: actors that hold one backend each, or plain tasks.
 
-`RayExecutor` is an `hag_agent.search.executor.Executor`: it starts ``workers`` Ray actors
-(`hag_agent.search.case_worker.CaseWorker`, one CPU each), sends each the run's `SearchJob` once
-(so an embedded model loads once per worker), and feeds them the cases one at a time
-(`hag_agent.search.worker_pool.run_on_workers`). Each finished record comes back to the driver,
-whose ``on_done`` alone appends it to the records file, so a killed driver resumes from that file
-as a local run does. Ray restarts a worker that dies (``max_restarts``) and reruns the case it
-was on (``max_task_retries``); a case whose worker is still lost after that fails with
-`WorkerLostError`, and the run goes on. The same seeds give the same records as `LocalExecutor`:
-a record depends only on its case, the strategy and the seeds, not on where it ran.
+`RayExecutor` is an `hag_agent.search.executor.Executor`. With actors (the default, and what an
+embedded model needs) it starts ``workers`` Ray actors (`hag_agent.search.case_worker.CaseWorker`,
+one CPU each), sends each the run's `SearchJob` once (so an embedded model loads once per worker,
+not per case), and feeds them the cases one at a time (`hag_agent.search.worker_pool`). With
+tasks (what ``auto`` picks for an endpoint backend, which holds only a client) each case is a
+plain Ray task (`hag_agent.search.case_worker.run_case`), ``workers`` of them at once, placed by
+Ray. Either way each finished record comes back to the driver, whose ``on_done`` alone appends it
+to the records file, so a killed driver resumes from that file as a local run does. Ray restarts
+a worker that dies (``max_restarts``) and reruns the case it was on (``max_task_retries``); a
+case whose worker is still lost after that fails with `WorkerLostError`, and the run goes on. The
+same seeds give the same records as `LocalExecutor`: a record depends only on its case, the
+strategy and the seeds, not on where it ran.
 """
 
 from __future__ import annotations
@@ -16,15 +19,43 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import WorkerLostError
-from hag_agent.search.case_worker import CaseOutcome, CaseWorker
+from hag_agent.search.case_worker import CaseOutcome, CaseWorker, run_case
 from hag_agent.search.engine import SearchJob
 from hag_agent.search.executor import OnCaseDone
 from hag_agent.search.ray_cluster import ray_connection
-from hag_agent.search.worker_pool import run_on_workers
+from hag_agent.search.sampling import BackendSampler
+from hag_agent.search.worker_pool import CaseRunner, run_on_workers
+
+Placement = Literal["auto", "actors", "tasks"]
+"""How cases run on Ray: ``actors`` holding a backend each, plain ``tasks``, or ``auto``."""
+
+
+async def outcome_of(
+    ref: Any, case: SuiteCase, lost: tuple[type[BaseException], ...]
+) -> CaseOutcome:
+    """The outcome a Ray call returns; a worker lost for good is the case's `WorkerLostError`."""
+    try:
+        outcome: CaseOutcome = await ref
+    except lost as exc:
+        return WorkerLostError(f"case {case.id}: its Ray worker was lost: {exc}")
+    return outcome
+
+
+def placement_for(job: SearchJob, placement: Placement) -> Literal["actors", "tasks"]:
+    """``auto``: tasks for an endpoint backend (it holds only a client), else actors."""
+    if placement != "auto":
+        return placement
+    from hag_agent.backends.openai_compatible import OpenAICompatibleBackend
+
+    sampler = job.sampler
+    endpoint = isinstance(sampler, BackendSampler) and isinstance(
+        sampler.backend, OpenAICompatibleBackend
+    )
+    return "tasks" if endpoint else "actors"
 
 
 @dataclass(frozen=True)
@@ -37,12 +68,26 @@ class RayCaseRunner:
     """Ray's errors for a worker that stayed lost after its restarts."""
 
     async def run(self, case: SuiteCase) -> CaseOutcome:
-        """The case's outcome; a worker lost for good is the case's `WorkerLostError`."""
-        try:
-            outcome: CaseOutcome = await self.actor.run.remote(case)
-        except self.lost as exc:
-            return WorkerLostError(f"case {case.id}: its Ray worker was lost: {exc}")
-        return outcome
+        """The case's outcome on this actor."""
+        return await outcome_of(self.actor.run.remote(case), case, self.lost)
+
+
+@dataclass(frozen=True)
+class RayTaskRunner:
+    """A slot for one plain Ray task at a time, as a `hag_agent.search.worker_pool.CaseRunner`."""
+
+    task: Any
+    """`hag_agent.search.case_worker.run_case` as a Ray remote function, with its options."""
+    job: Any
+    """The job, stored once in Ray's object store (its reference)."""
+    concurrency: int
+    """Samples in flight in the task."""
+    lost: tuple[type[BaseException], ...]
+    """Ray's errors for a task whose worker stayed lost after its retries."""
+
+    async def run(self, case: SuiteCase) -> CaseOutcome:
+        """The case's outcome in a task placed by Ray."""
+        return await outcome_of(self.task.remote(self.job, case, self.concurrency), case, self.lost)
 
 
 @dataclass(frozen=True)
@@ -59,6 +104,8 @@ class RayExecutor:
     """How often Ray restarts a worker that died."""
     max_task_retries: int = 3
     """How often Ray reruns a case whose worker died."""
+    placement: Placement = "auto"
+    """Actors holding a backend each, plain tasks, or ``auto`` (`placement_for`)."""
 
     def __post_init__(self) -> None:
         """Reject a worker count or concurrency below 1."""
@@ -79,10 +126,24 @@ class RayExecutor:
             return
         with ray_connection(self.address, num_cpus=self.workers) as ray:
             count = self.workers or int(ray.cluster_resources().get("CPU", 1))
-            actors = self._start_actors(ray, job, max(1, min(count, len(cases))))
-            lost = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
-            try:
+            count = max(1, min(count, len(cases)))
+            errors = ray.exceptions
+            lost = (
+                errors.RayActorError,
+                errors.ActorUnavailableError,
+                errors.WorkerCrashedError,
+                errors.ObjectLostError,
+            )
+            actors: list[Any] = []
+            runners: list[CaseRunner]
+            if placement_for(job, self.placement) == "tasks":
+                task = ray.remote(run_case).options(num_cpus=1, max_retries=self.max_task_retries)
+                stored = ray.put(job)  # held here until the run ends
+                runners = [RayTaskRunner(task, stored, self.concurrency, lost)] * count
+            else:
+                actors = self._start_actors(ray, job, count)
                 runners = [RayCaseRunner(actor, lost) for actor in actors]
+            try:
                 await run_on_workers(cases, runners, on_done, stop)
             finally:
                 for actor in actors:
@@ -103,4 +164,11 @@ class RayExecutor:
         return [actor_class.remote(job, self.concurrency) for _ in range(count)]
 
 
-__all__ = ["RayCaseRunner", "RayExecutor"]
+__all__ = [
+    "Placement",
+    "RayCaseRunner",
+    "RayExecutor",
+    "RayTaskRunner",
+    "outcome_of",
+    "placement_for",
+]

@@ -31,7 +31,7 @@ from hag_agent.search.engine import SearchJob
 from hag_agent.search.ray_executor import RayExecutor
 from hag_agent.search.run import SearchRun, run_search
 from hag_agent.search.sampling import SampleResult
-from hag_agent.search.space import SearchSettings, SearchSpace
+from hag_agent.search.space import SearchSettings
 from hag_agent.search.strategies import TwoStageSearch
 from hag_agent.tasks import TaskKind
 from hag_agent.testing.extras import skip_reason
@@ -53,20 +53,6 @@ os.environ.update(RAY_ENV)
 THREADS = {"HAG_N_THREADS": "1", "HAG_N_THREADS_BATCH": "1"}
 SEARCH = ["--samples", "1", "--budget", "4", "--max-tokens", "8", "--quiet"]
 
-SPACE = SearchSpace(
-    ladders={
-        "temperature": (0.0, 0.4, 1.0),
-        "top_p": (0.8, 1.0),
-        "top_k": (20, 0),
-        "repetition_penalty": (1.0, 1.1),
-    },
-    coarse={
-        "temperature": (0.0, 1.0),
-        "top_p": (1.0,),
-        "top_k": (0,),
-        "repetition_penalty": (1.0,),
-    },
-)
 CASES = [
     SuiteCase(id=f"c{i}", task=TaskKind.MATH, prompt=f"What is {i}+{i}?", answer=str(2 * i))
     for i in range(6)
@@ -96,7 +82,7 @@ def mean_scorer(case: SuiteCase, outputs: list[str]) -> float:
 
 
 def fake_job(pids: Path, delay_s: float = 0.05) -> SearchJob:
-    settings = SearchSettings(samples=2, budget=6, space=SPACE)
+    settings = SearchSettings(samples=2, budget=6)
     return SearchJob(TwoStageSearch(settings), SlowSampler(pids, delay_s), mean_scorer)
 
 
@@ -224,6 +210,32 @@ def test_a_worker_killed_mid_case_is_restarted_and_its_case_rerun(
     assert killed and not run.failed
     assert sorted(r.id for r in read_records(tmp_path / "out.jsonl")) == [c.id for c in CASES]
     assert len(list(pids.iterdir())) >= 3  # two workers, and the one restarted in a new process
+
+
+def test_plain_tasks_on_the_cluster_give_the_local_executors_records(
+    cluster: str, tmp_path: Path
+) -> None:
+    import ray
+
+    from hag_agent.search.executor import LocalExecutor
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    executor = RayExecutor(address=cluster, workers=2, placement="tasks")
+    on_ray = asyncio.run(
+        run_search(CASES, fake_job(pids), tmp_path / "ray.jsonl", executor=executor)
+    )
+    assert len(on_ray.completed) == len(CASES) and os.getpid() not in {
+        int(p.name) for p in pids.iterdir()
+    }  # ran in Ray's workers, not here
+    local = asyncio.run(
+        run_search(CASES, fake_job(pids), tmp_path / "local.jsonl", executor=LocalExecutor(1))
+    )
+    assert len(local.completed) == len(CASES)
+    assert comparable(read_records(tmp_path / "ray.jsonl")) == comparable(
+        read_records(tmp_path / "local.jsonl")
+    )
 
 
 def test_ray_started_in_process_gives_the_local_executors_records(

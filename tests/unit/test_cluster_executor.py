@@ -34,7 +34,12 @@ from hag_agent.search.ray_cluster import (
     local_cpus,
     ray_connection,
 )
-from hag_agent.search.ray_executor import RayCaseRunner, RayExecutor
+from hag_agent.search.ray_executor import (
+    RayCaseRunner,
+    RayExecutor,
+    RayTaskRunner,
+    placement_for,
+)
 from hag_agent.search.run import run_search
 from hag_agent.search.sampling import BackendSampler, SampleResult, backend_sampler
 from hag_agent.search.space import SearchSettings
@@ -253,3 +258,24 @@ def test_an_address_nobody_answers_fails_fast() -> None:
     with pytest.raises(ConfigurationError, match="no Ray cluster answers at"):
         check_reachable(f"127.0.0.1:{free_port()}")
     check_reachable("auto")  # Ray's own forms are Ray's business
+
+
+async def test_a_task_slot_sends_the_stored_job_and_the_case() -> None:
+    sent: list[tuple[object, str, int]] = []
+
+    class Task:
+        def remote(self, stored: object, case: SuiteCase, concurrency: int) -> object:
+            sent.append((stored, case.id, concurrency))
+            return CaseWorker(job()).run(case)
+
+    outcome = await RayTaskRunner(Task(), "job-ref", 3, ()).run(CASES[0])
+    assert isinstance(outcome, SearchRecord) and sent == [("job-ref", CASES[0].id, 3)]
+
+
+def test_auto_placement_runs_an_endpoint_in_tasks_and_anything_else_in_actors() -> None:
+    endpoint = job(backend_sampler("vllm", {"base_url": "http://127.0.0.1:9/v1", "model": "m"}))
+    assert placement_for(endpoint, "auto") == "tasks"
+    assert placement_for(job(), "auto") == "actors"  # a sampler of unknown weight
+    assert (
+        placement_for(endpoint, "actors") == "actors" and placement_for(job(), "tasks") == "tasks"
+    )
