@@ -25,7 +25,7 @@ import pytest
 
 from hag_agent.data.search_records import SearchRecord, read_records
 from hag_agent.data.suites import SuiteCase
-from hag_agent.dev.server_process import free_port
+from hag_agent.dev.server_process import ServerProcess, free_port
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.search.engine import SearchJob
 from hag_agent.search.ray_executor import RayExecutor
@@ -181,6 +181,29 @@ def test_the_cli_on_a_cluster_resumes_after_a_killed_driver_and_matches_local(
     done = hag("dataset", "search", str(suite), "-o", str(local), *SEARCH)
     assert done.returncode == 0, done.stderr
     assert comparable(found) == comparable(read_records(local))  # the same seeds, the same records
+
+
+def test_an_endpoint_backend_runs_in_plain_tasks_reusing_their_worker_processes(
+    cluster: str, llamacpp_server: ServerProcess, tmp_path: Path
+) -> None:
+    """llama.cpp's server behind plain tasks (what ``auto`` picks for an endpoint): more cases
+    than workers, so Ray's idle worker processes, and the client each built, serve several tasks,
+    each in an event loop of its own."""
+    suite = tmp_path / "suite.jsonl"
+    assert (
+        hag("dataset", "make", "coinflip", "--n", "4", "--seed", "2", "-o", str(suite)).returncode
+        == 0
+    )
+    records = tmp_path / "ray.jsonl"
+    endpoint = [
+        "--backend", "llamacpp-server", "--base-url", f"{llamacpp_server.base_url}/v1",
+        "--model", "smollm2", "--samples", "1", "--budget", "3", "--max-tokens", "4", "--quiet",
+    ]  # fmt: skip
+    done = hag("dataset", "search", str(suite), "-o", str(records), *endpoint,
+               "--executor", "ray", "--ray-address", cluster, "--workers", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = read_records(records)
+    assert len(found) == 4 and all(r.model_calls >= 2 for r in found)
 
 
 def test_a_worker_killed_mid_case_is_restarted_and_its_case_rerun(
