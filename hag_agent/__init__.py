@@ -26,6 +26,7 @@ from hag_agent.errors import (
     HeadMismatchError,
     InvalidSettingsError,
     LearnedHeadError,
+    WorkerLostError,
 )
 from hag_agent.graph import build_graph, graph
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, DecodingBounds, HyperParams, ParamSource
@@ -67,6 +68,7 @@ __all__ = [
     "ProposalRequest",
     "Proposer",
     "TaskKind",
+    "WorkerLostError",
     "__version__",
     "build_graph",
     "graph",

@@ -1,10 +1,11 @@
 """The search on Ray: a real cluster on 127.0.0.1 (``ray start --head``, 2 CPUs) and Ray in process.
 
 The end-to-end test runs ``hag-agent dataset search --executor ray --ray-address`` on the real
-embedded model (a tiny case count, K = 1, a budget of 4), kills the driver once mid-run, resumes,
-and checks that the records equal a local run's on the same seeds (all but the wall time). A
-worker killed mid-case is restarted by Ray and its case rerun; that test, and the one of Ray
-started in process, use a deterministic fake sampler so they take seconds.
+embedded model (6 cases, K = 1, a budget of 4: a real model is fast enough at that size), kills
+the driver once mid-run, resumes, and checks that the records equal a local run's on the same
+seeds (all but the wall time). Another runs llama.cpp's server behind plain Ray tasks. A worker
+killed mid-case (restarted by Ray, its case rerun), plain tasks, and Ray started in process use
+a deterministic fake sampler, so they take seconds and compare exactly with a local run.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def test_the_cli_on_a_cluster_resumes_after_a_killed_driver_and_matches_local(
     assert lines[: len(first)] == first  # what the killed driver wrote stays as it was
     found = read_records(records)
     assert sorted(r.id for r in found) == sorted(ids)  # each case once
+    assert all(r.model_calls <= 4 and r.evaluations <= 4 for r in found)  # the budget held
 
     local = tmp_path / "local.jsonl"
     done = hag("dataset", "search", str(suite), "-o", str(local), *SEARCH)
