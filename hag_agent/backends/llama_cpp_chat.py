@@ -430,21 +430,31 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         queue: asyncio.Queue[ChatGenerationChunk | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        # Set when the consumer stops early (cancelled, or closed): generation stops at the
+        # next token instead of running on for nobody while holding the engine.
+        abandoned = threading.Event()
 
         def produce() -> None:
+            chunks = self._stream(messages, stop, None, **kwargs)
             try:
-                for chunk in self._stream(messages, stop, None, **kwargs):
+                for chunk in chunks:
+                    if abandoned.is_set():
+                        break
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
+                chunks.close()
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         worker = loop.run_in_executor(None, produce)
-        while (item := await queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            if run_manager and item.text:
-                await run_manager.on_llm_new_token(item.text, chunk=item)
-            yield item
-        await worker
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                if run_manager and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+            await worker
+        finally:
+            abandoned.set()
