@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -444,7 +444,8 @@ class ChatLlamaCppEmbedded(BaseChatModel):
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
-                chunks.close()
+                if isinstance(chunks, Generator):  # releases the engine's lock now, not at GC
+                    chunks.close()
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         worker = loop.run_in_executor(None, produce)

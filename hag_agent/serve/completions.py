@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from hag_agent.backend_choice import resolve_backend
 from hag_agent.context import HAGContext
@@ -82,10 +83,12 @@ class Completions:
         try:
             plan, mode = self.prepare(body)
             if body.stream:
-                streaming = True  # the stream gives the slot back when it ends
-                events = self.stream(body, plan, mode, request, start)
-                return StreamingResponse(
-                    events, media_type="text/event-stream", headers={"x-hag-stream": mode}
+                streaming = True  # the response gives the slot back when it ends
+                return SlotStream(
+                    self.stream(body, plan, mode, request, start),
+                    release=self.finished,
+                    media_type="text/event-stream",
+                    headers={"x-hag-stream": mode},
                 )
             response = await self.whole(body, plan, mode, request)
             status = 200
@@ -153,19 +156,21 @@ class Completions:
         request: Request,
         start: float,
     ) -> AsyncIterator[str]:
-        """The completion as server-sent events; the slot is given back when it ends."""
+        """The completion as server-sent events (the response gives the slot back)."""
         request_id = completion_id()
         status = CLIENT_GONE
         try:
             yield sse(chunk_body(request_id, body.model, {"role": "assistant", "content": ""}))
             async with contextlib.aclosing(self.turn(plan, mode)) as parts:
+                watch = DisconnectWatch(request)
                 async for part in parts:
                     if isinstance(part, str):
                         yield sse(chunk_body(request_id, body.model, {"content": part}))
                     elif isinstance(part, Progress):
-                        if await request.is_disconnected():
+                        if await watch.gone(force=part.node is not None):
                             return
-                        yield f": {part.node}\n\n"
+                        if part.node is not None:
+                            yield f": {part.node}\n\n"
                     else:
                         for event in self.closing_events(body, plan, request_id, part):
                             yield event
@@ -176,7 +181,6 @@ class Completions:
             yield sse(error.body())
         finally:
             self.metrics.request_done(ENDPOINT, status, time.perf_counter() - start)
-            self.finished()
 
     def closing_events(
         self, body: ChatCompletionRequest, plan: RunPlan, request_id: str, outcome: TurnOutcome
@@ -195,6 +199,41 @@ class Completions:
             events.append(sse(usage_chunk(request_id, body.model, outcome)))
         events.append("data: [DONE]\n\n")
         return events
+
+
+class SlotStream(StreamingResponse):
+    """A streamed response that gives its request's slot back however it ends.
+
+    Released here rather than in the body's generator: a client gone before the first byte
+    means the generator never starts, and its ``finally`` never runs.
+    """
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; then give the slot back."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+class DisconnectWatch:
+    """Looks for a gone client, at most every ``_DISCONNECT_POLL_S`` unless forced."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.last = time.perf_counter()
+
+    async def gone(self, *, force: bool = False) -> bool:
+        """Whether the client disconnected (checked now if forced or due)."""
+        now = time.perf_counter()
+        if not force and now - self.last < _DISCONNECT_POLL_S:
+            return False
+        self.last = now
+        return await self.request.is_disconnected()
 
 
 def sse(data: Any) -> str:

@@ -74,9 +74,16 @@ class _Sorter:
 
 @dataclass(frozen=True)
 class Progress:
-    """A node finished: the run is alive (a stream sends a comment, so a gone client shows)."""
+    """The run is alive: a node finished, or a token was generated and held back.
 
-    node: str
+    A stream sends a comment per node, and looks for a gone client at either.
+    """
+
+    node: str | None
+    """The node that finished; None for a held-back token."""
+
+
+HELD_TOKEN = Progress(None)
 
 
 async def run_turn(
@@ -108,6 +115,8 @@ async def run_turn(
                 if mode == "live":
                     sent.append(text)
                     yield text
+                else:
+                    yield HELD_TOKEN
     assert sorter.result is not None, "HAGRunnable.astream ends with a result event"
     pieces = sorter.answer_pieces(sorter.result)
     if mode == "live":
@@ -121,4 +130,4 @@ async def run_turn(
     yield TurnOutcome(sorter.result, usage, sorter.node_seconds, mode)
 
 
-__all__ = ["Progress", "StreamMode", "TurnOutcome", "run_turn", "stream_mode"]
+__all__ = ["HELD_TOKEN", "Progress", "StreamMode", "TurnOutcome", "run_turn", "stream_mode"]

@@ -383,3 +383,27 @@ def test_health_ready_metrics_and_schema() -> None:
     schema = c.get("/openapi.json").json()
     assert "/v1/chat/completions" in schema["paths"]
     assert "HagOptions" in json.dumps(schema)
+
+
+async def test_a_stream_whose_client_left_stops_its_run() -> None:
+    from hag_agent.runnable import HAGRunnable
+    from hag_agent.serve.completions import Completions
+    from hag_agent.serve.metrics import ServerMetrics
+    from hag_agent.serve.protocol import ChatCompletionRequest
+
+    class Gone:
+        async def is_disconnected(self) -> bool:
+            return True
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    settings = ServerSettings(run_settings={"proposer": "prior"})
+    completions = Completions(
+        settings, HAGRunnable(model=model, proposer="prior"), Admission(1, 1), ServerMetrics()
+    )
+    body = ChatCompletionRequest(model="hag-agent", messages=USER, stream=True)  # type: ignore[arg-type]
+    plan, mode = completions.prepare(body)
+    sent = [event async for event in completions.stream(body, plan, mode, Gone(), 0.0)]  # type: ignore[arg-type]
+    assert len(sent) == 1 and '"role":"assistant"' in sent[0]  # the opening chunk, then nothing
+    assert not model.calls_for("generate")  # the run stopped at its first node
+    exposition = completions.metrics.exposition().decode()
+    assert 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0' in exposition
