@@ -8,10 +8,9 @@ from typing import Any
 
 import click
 
-from hag_agent.cli.backend_options import backend_options, strategy_options
+from hag_agent.cli.backend_options import backend_options, run_options, strategy_options
 from hag_agent.cli.exit_codes import HAGCommand
 from hag_agent.cli.option_kinds import defaulted_option
-from hag_agent.cli.run_command import parse_pins
 
 KEYS_VARIABLE = "HAG_SERVER_API_KEYS"
 """Comma-separated API keys, read when no --api-key is given."""
@@ -21,12 +20,7 @@ KEYS_VARIABLE = "HAG_SERVER_API_KEYS"
 @defaulted_option("--host", default="127.0.0.1", help="Interface to listen on.")
 @defaulted_option("--port", default=8080, help="TCP port (0: any free one).")
 @backend_options
-@click.option("--task", help="Pin the task kind of every request.")
-@click.option(
-    "--param", "pins", multiple=True, metavar="KEY=VALUE", help="Pin a hyperparameter (repeatable)."
-)
-@click.option("--max-retries", type=int, help="Retries after the first attempt.")
-@click.option("--no-critique", is_flag=True, help="One attempt, no critique: tokens stream live.")
+@run_options
 @strategy_options
 @click.option(
     "--api-key",
@@ -61,10 +55,7 @@ def serve(
     host: str,
     port: int,
     backend_choice: dict[str, Any],
-    task: str | None,
-    pins: tuple[str, ...],
-    max_retries: int | None,
-    no_critique: bool,
+    run_choice: dict[str, Any],
     strategy: dict[str, Any],
     api_keys: tuple[str, ...],
     max_concurrency: int,
@@ -84,14 +75,7 @@ def serve(
 
     Exit codes: 0 stopped, 2 bad usage or settings, 3 backend failure at start.
     """
-    run_settings = {
-        "task": task,
-        "params": parse_pins(pins) or None,
-        "max_retries": max_retries,
-        "critique": False if no_critique else None,
-        **backend_choice,
-        **strategy,
-    }
+    settings_of_runs = {**run_choice, **backend_choice, **strategy}
     keys = api_keys or tuple(k for k in os.environ.get(KEYS_VARIABLE, "").split(",") if k)
     settings = _settings(
         host=host,
@@ -103,7 +87,7 @@ def serve(
         model_name=model_name,
         other_models=other_models,
         drain_s=drain_seconds,
-        run_settings={k: v for k, v in run_settings.items() if v is not None},
+        run_settings={k: v for k, v in settings_of_runs.items() if v is not None},
     )
     _run(settings, log_level)
 

@@ -79,27 +79,31 @@ def _attempt_summary(attempt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _envelope(request_id: str, model: str, kind: str, choices: list[Any]) -> dict[str, Any]:
+    """The fields every completion and chunk starts with."""
+    return {
+        "id": request_id,
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+
+
 def completion_body(
     outcome: TurnOutcome, plan: RunPlan, model: str, request_id: str
 ) -> dict[str, Any]:
     """A whole ``chat.completion`` body."""
     usage, _ = turn_usage(outcome.result.get("attempts") or [], outcome.usage.by_purpose)
-    return {
-        "id": request_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": outcome.result.get("answer", "")},
-                "logprobs": None,
-                "finish_reason": finish_reason(outcome),
-            }
-        ],
-        "usage": usage,
-        "hag": hag_object(outcome, plan),
+    message = {"role": "assistant", "content": outcome.result.get("answer", "")}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": finish_reason(outcome),
     }
+    body = _envelope(request_id, model, "chat.completion", [choice])
+    return {**body, "usage": usage, "hag": hag_object(outcome, plan)}
 
 
 def chunk_body(
@@ -110,28 +114,14 @@ def chunk_body(
     **extra: Any,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` (``extra`` adds top-level fields: usage, hag)."""
-    choices = [{"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish}]
-    return {
-        "id": request_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        **extra,
-    }
+    choice = {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish}
+    return {**_envelope(request_id, model, "chat.completion.chunk", [choice]), **extra}
 
 
 def usage_chunk(request_id: str, model: str, outcome: TurnOutcome) -> dict[str, Any]:
     """The last chunk of a stream asked for usage: no choices, the turn's usage."""
     usage, _ = turn_usage(outcome.result.get("attempts") or [], outcome.usage.by_purpose)
-    return {
-        "id": request_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [],
-        "usage": usage,
-    }
+    return {**_envelope(request_id, model, "chat.completion.chunk", []), "usage": usage}
 
 
 def hag_headers(outcome: TurnOutcome, plan: RunPlan) -> dict[str, str]:
