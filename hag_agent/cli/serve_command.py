@@ -44,6 +44,12 @@ KEYS_VARIABLE = "HAG_SERVER_API_KEYS"
     multiple=True,
     help="Another upstream model a request may name (endpoint backends; repeatable).",
 )
+@click.option(
+    "--passthrough",
+    is_flag=True,
+    help="Forward requests HAG cannot honour (tools, response_format, n > 1 ...) to the "
+    "upstream unchanged, with x-hag-applied: false (endpoint backends).",
+)
 @defaulted_option("--drain-seconds", default=30.0, help="On SIGTERM, time to finish requests.")
 @defaulted_option(
     "--log-level",
@@ -63,6 +69,7 @@ def serve(
     client_params: str,
     model_name: str | None,
     other_models: tuple[str, ...],
+    passthrough: bool,
     drain_seconds: float,
     log_level: str,
 ) -> None:
@@ -86,6 +93,7 @@ def serve(
         client_params=client_params,
         model_name=model_name,
         other_models=other_models,
+        passthrough=passthrough,
         drain_s=drain_seconds,
         run_settings={k: v for k, v in settings_of_runs.items() if v is not None},
     )

@@ -7,6 +7,12 @@ nothing but its place in line, while a 429 tells the client when to come back.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from hag_agent.serve.api_errors import APIError
 
 
@@ -39,4 +45,29 @@ class Admission:
         self.in_flight = max(0, self.in_flight - 1)
 
 
-__all__ = ["Admission"]
+class SlotStream(StreamingResponse):
+    """A streamed response that gives its request's slot back however it ends.
+
+    Released here rather than in the body's generator: a client gone before the first byte
+    means the generator never starts, and its ``finally`` never runs.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterator[str] | AsyncIterator[bytes],
+        *,
+        release: Callable[[], None],
+        **kw: Any,
+    ) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; then give the slot back."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+__all__ = ["Admission", "SlotStream"]

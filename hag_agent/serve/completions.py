@@ -13,22 +13,23 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import JSONResponse, Response
 
 from hag_agent.backend_choice import resolve_backend
 from hag_agent.context import HAGContext
 from hag_agent.errors import HAGError, InvalidSettingsError
 from hag_agent.nodes import last_human_text
 from hag_agent.runnable import HAGRunnable
-from hag_agent.serve.admission import Admission
+from hag_agent.serve.admission import Admission, SlotStream
 from hag_agent.serve.api_errors import APIError, bad_request, from_hag_error
 from hag_agent.serve.metrics import ServerMetrics
+from hag_agent.serve.passthrough import Upstream, forward, forwarded_body
 from hag_agent.serve.protocol import ChatCompletionRequest
 from hag_agent.serve.responses import (
     chunk_body,
@@ -46,6 +47,7 @@ from hag_agent.serve.usage import turn_usage
 
 T = TypeVar("T")
 ENDPOINT = "chat_completions"
+PASSTHROUGH = "chat_completions_passthrough"
 CLIENT_GONE = 499
 """The status recorded (never sent) for a request whose client went away."""
 _DISCONNECT_POLL_S = 0.25
@@ -63,6 +65,8 @@ class Completions:
     runnable: HAGRunnable
     admission: Admission
     metrics: ServerMetrics
+    http: httpx.AsyncClient | None = None
+    """The client of ``--passthrough`` requests, made on the first one."""
 
     async def handle(self, body: ChatCompletionRequest, request: Request) -> Response:
         """Answer one request, whole or as server-sent events.
@@ -81,7 +85,13 @@ class Completions:
         self.metrics.in_flight.inc()
         streaming = False
         try:
-            plan, mode = self.prepare(body)
+            try:
+                plan, mode = self.prepare(body)
+            except APIError as refused:
+                if not self.passes_through(refused):
+                    raise
+                streaming = True  # the forwarded answer gives the slot back when it ends
+                return await self.pass_through(body, request, refused, start)
             if body.stream:
                 streaming = True  # the response gives the slot back when it ends
                 return SlotStream(
@@ -103,6 +113,32 @@ class Completions:
             if not streaming:
                 self.metrics.request_done(ENDPOINT, status, time.perf_counter() - start)
                 self.finished()
+
+    def passes_through(self, refused: APIError) -> bool:
+        """Whether a refused request goes to the upstream instead (``--passthrough``)."""
+        return self.settings.passthrough and refused.code == "unsupported"
+
+    async def pass_through(
+        self, body: ChatCompletionRequest, request: Request, refused: APIError, start: float
+    ) -> Response:
+        """Forward the request to the upstream unchanged; HAG is not applied.
+
+        Raises:
+            APIError: The refusal itself when the backend has no upstream server.
+        """
+        upstream = Upstream.of(resolve_backend(self.runnable.run_context()))
+        if upstream is None:
+            refused.message += " (--passthrough needs an endpoint backend: there is no upstream)"
+            raise refused
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
+
+        def done(status: int) -> None:
+            self.metrics.request_done(PASSTHROUGH, status, time.perf_counter() - start)
+            self.finished()
+
+        raw = forwarded_body(await request.body(), self.settings.served_model(), upstream)
+        return await forward(self.http, upstream, raw, refused.param or "", done)
 
     def finished(self) -> None:
         """Give the slot back."""
@@ -199,25 +235,6 @@ class Completions:
             events.append(sse(usage_chunk(request_id, body.model, outcome)))
         events.append("data: [DONE]\n\n")
         return events
-
-
-class SlotStream(StreamingResponse):
-    """A streamed response that gives its request's slot back however it ends.
-
-    Released here rather than in the body's generator: a client gone before the first byte
-    means the generator never starts, and its ``finally`` never runs.
-    """
-
-    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kw: Any):
-        super().__init__(content, **kw)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the stream; then give the slot back."""
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
 
 
 class DisconnectWatch:

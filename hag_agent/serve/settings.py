@@ -34,6 +34,9 @@ class ServerSettings(BaseModel):
     """Largest request body accepted; larger ones get 413."""
     client_params: ClientParamsPolicy = "pin"
     """What to do with sampling values a client sends explicitly."""
+    passthrough: bool = False
+    """Forward a request HAG cannot honour (tools, response_format, n > 1 ...) to the upstream
+    unchanged instead of refusing it (endpoint backends)."""
     drain_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish before they are cut."""
     run_settings: dict[str, Any] = Field(default_factory=dict)

@@ -247,3 +247,49 @@ def test_serve_help_and_bad_settings() -> None:
         [str(script), "serve", "--max-concurrency", "0"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "max_concurrency" in bad.stderr
+
+
+def test_passthrough_forwards_what_hag_cannot_honour(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    server = serve(
+        tmp_path,
+        "--base-url",
+        fault_server.base_url,
+        "--model",
+        "m",
+        "--model-name",
+        "hag",
+        "--passthrough",
+        health_path="/health",
+    )
+    try:
+        fault_server.reset(["ok"])
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        raw = openai.OpenAI(
+            base_url=f"{server.base_url}/v1", api_key="none", max_retries=0
+        ).chat.completions.with_raw_response.create(
+            model="hag",
+            messages=PROMPT,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+            extra_body={"hag": {"max_retries": 0}},
+        )
+        assert raw.headers["x-hag-applied"] == "false"
+        assert raw.headers["x-hag-passthrough"] == "tools"
+        assert raw.parse().choices[0].message.content == fault_server.reply_text
+        (forwarded,) = fault_server.requests
+        assert forwarded.body["tools"] == tools and forwarded.body["model"] == "m"
+        assert "hag" not in forwarded.body
+        fault_server.reset(["ok"])
+        stream = openai.OpenAI(
+            base_url=f"{server.base_url}/v1", api_key="none", max_retries=0
+        ).chat.completions.create(
+            model="hag",
+            messages=PROMPT,  # type: ignore[arg-type]
+            n=2,
+            stream=True,
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text.strip() == fault_server.reply_text
+    finally:
+        server.stop()

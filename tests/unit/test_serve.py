@@ -407,3 +407,20 @@ async def test_a_stream_whose_client_left_stops_its_run() -> None:
     assert not model.calls_for("generate")  # the run stopped at its first node
     exposition = completions.metrics.exposition().decode()
     assert 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0' in exposition
+
+
+def test_passthrough_needs_an_upstream() -> None:
+    c, _ = client(passthrough=True)
+    r = chat(c, n=2)
+    assert r.status_code == 400 and "needs an endpoint backend" in r.json()["error"]["message"]
+
+
+def test_forwarded_body_drops_hag_and_names_the_upstream_model() -> None:
+    from hag_agent.serve.passthrough import Upstream, forwarded_body
+
+    upstream = Upstream("http://127.0.0.1:1/v1", "k", "real-model")
+    raw = json.dumps({"model": "hag-agent", "tools": [{"x": 1}], "hag": {"max_retries": 0}})
+    assert json.loads(forwarded_body(raw.encode(), "hag-agent", upstream)) == {
+        "model": "real-model",
+        "tools": [{"x": 1}],
+    }
