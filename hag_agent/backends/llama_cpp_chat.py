@@ -430,15 +430,17 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         queue: asyncio.Queue[ChatGenerationChunk | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        # Set when the consumer stops early (cancelled, or closed): generation stops at the
-        # next token instead of running on for nobody while holding the engine.
+        # Generation stops at the next token once its consumer is gone (this generator closed,
+        # or the task iterating it finished: a cancelled caller may leave the generator to the
+        # garbage collector), instead of running on for nobody while holding the engine.
         abandoned = threading.Event()
+        consumer = asyncio.current_task()
 
         def produce() -> None:
             chunks = self._stream(messages, stop, None, **kwargs)
             try:
                 for chunk in chunks:
-                    if abandoned.is_set():
+                    if abandoned.is_set() or (consumer is not None and consumer.done()):
                         break
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except BaseException as exc:  # handed to the consumer, which re-raises it

@@ -129,7 +129,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ClientGone):
             return Response(status_code=204)  # nobody reads it
-        error = from_hag_error(exc) if isinstance(exc, HAGError) else APIError(500, str(exc))
+        assert isinstance(exc, HAGError)
+        error = from_hag_error(exc)
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
@@ -141,6 +142,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         error = APIError(exc.status_code, str(exc.detail), code="not_found")
         return JSONResponse(error.body(), status_code=exc.status_code)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # A bug, not a request's fault: the client still gets OpenAI's format, without the
+        # exception's text (it may quote anything); uvicorn logs the traceback.
+        error = APIError(500, "internal error in hag-agent serve", code="internal_error")
+        return JSONResponse(error.body(), status_code=500)
+
+    app.add_exception_handler(Exception, server_error)
     app.add_exception_handler(HAGError, api_error)
     app.add_exception_handler(ClientGone, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

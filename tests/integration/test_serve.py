@@ -26,6 +26,10 @@ from .fault_server import FaultServer
 QUIET = {"HAG_N_THREADS": "1", "HAG_N_THREADS_BATCH": "1"}
 PROMPT = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 KEY = "test-key-1234"
+LONG = "Write a long story."
+"""With `UNBOUNDED` sampling, an answer that takes the small model minutes (a client leaves it)."""
+UNBOUNDED = {"temperature": 2.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+"""Sampling from the whole vocabulary: the end token is rarely drawn, and each token is slow."""
 
 
 def serve(
@@ -49,6 +53,15 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     server = serve(tmp_path_factory.mktemp("serve"), "--api-key", KEY)
     yield server
     server.stop()
+
+
+def clients_gone(server: ServerProcess) -> float:
+    """How many chat requests the server recorded as abandoned by their client."""
+    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    line = 'hag_requests_total{endpoint="chat_completions",status="499"} '
+    found = [row for row in text.splitlines() if row.startswith(line)]
+    return float(found[0].removeprefix(line)) if found else 0.0
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
@@ -150,11 +163,13 @@ def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) ->
     """A stream closed early stops its generation: the next request does not wait for it."""
     body = {
         "model": "hag-agent",
-        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
-        "max_tokens": 2000,
+        "messages": [{"role": "user", "content": LONG}],
+        "max_tokens": 1500,
         "stream": True,
-        "hag": {"critique": False, "params": {"temperature": 0.9}},
+        "seed": 1,
+        "hag": {"critique": False, "params": UNBOUNDED},
     }
+    gone_before = clients_gone(embedded_server)
     request = urllib.request.Request(
         f"{embedded_server.base_url}/v1/chat/completions",
         data=json.dumps(body).encode(),
@@ -167,15 +182,20 @@ def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) ->
             if seen >= 4:
                 break
     start = time.monotonic()
-    short = client(embedded_server).chat.completions.create(
-        model="hag-agent",
-        messages=PROMPT,  # type: ignore[arg-type]
-        max_tokens=8,
-        extra_body={"hag": {"critique": False}},
+    short = (
+        client(embedded_server)
+        .with_options(timeout=20)
+        .chat.completions.create(
+            model="hag-agent",
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=8,
+            extra_body={"hag": {"critique": False}},
+        )
     )
     assert short.choices[0].message.content
-    # 2000 tokens take minutes here; a short answer after a freed engine takes seconds.
-    assert time.monotonic() - start < 30
+    # 1500 tokens take minutes here; a short answer after a freed engine takes seconds.
+    assert time.monotonic() - start < 15
+    assert clients_gone(embedded_server) == gone_before + 1
 
 
 def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
@@ -293,3 +313,43 @@ def test_passthrough_forwards_what_hag_cannot_honour(
         assert text.strip() == fault_server.reply_text
     finally:
         server.stop()
+
+
+def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: ServerProcess) -> None:
+    """A client that gives up on a whole (not streamed) answer cancels its generation too."""
+    import http.client
+
+    body = {
+        "model": "hag-agent",
+        "messages": [{"role": "user", "content": LONG}],
+        "max_tokens": 1500,
+        "seed": 1,
+        "hag": {"critique": False, "params": UNBOUNDED},
+    }
+    gone_before = clients_gone(embedded_server)
+    host, port = embedded_server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=2)
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+    )
+    with pytest.raises(TimeoutError):
+        answer = connection.getresponse()  # 1500 tokens take minutes: gone before the answer
+        raise AssertionError(f"answered {answer.status}: {answer.read()[:300]!r}")
+    connection.close()
+    start = time.monotonic()
+    short = (
+        client(embedded_server)
+        .with_options(timeout=20)
+        .chat.completions.create(
+            model="hag-agent",
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=8,
+            extra_body={"hag": {"critique": False}},
+        )
+    )
+    assert short.choices[0].message.content
+    assert time.monotonic() - start < 15
+    assert clients_gone(embedded_server) == gone_before + 1
