@@ -114,9 +114,17 @@ def _settings(**values: Any) -> Any:
 
 
 def _run(settings: Any, log_level: str) -> None:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from hag_agent.serve.app import create_app
+        from hag_agent.serve.app import create_app
+    except ImportError as exc:
+        from hag_agent.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"hag-agent serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'hag-agent[serve]'"
+        ) from None
 
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/v1"

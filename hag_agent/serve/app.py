@@ -71,6 +71,13 @@ def create_app(settings: ServerSettings, *, model: Any = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
+    _add_v1_routes(app, settings, completions)
+    _add_service_routes(app, metrics, warm_up, runnable)
+    return app
+
+
+def _add_v1_routes(app: FastAPI, settings: ServerSettings, completions: Completions) -> None:
+    """The OpenAI-compatible routes, behind the API keys."""
     keys = settings.key_values()
 
     def authorized(
@@ -93,9 +100,6 @@ def create_app(settings: ServerSettings, *, model: Any = None) -> FastAPI:
             for name in settings.served_models()
         ]
         return {"object": "list", "data": data}
-
-    _add_service_routes(app, metrics, warm_up, runnable)
-    return app
 
 
 def _add_service_routes(

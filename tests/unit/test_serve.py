@@ -424,3 +424,24 @@ def test_forwarded_body_drops_hag_and_names_the_upstream_model() -> None:
         "model": "real-model",
         "tools": [{"x": 1}],
     }
+
+
+def test_serve_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from click.testing import CliRunner
+
+    from hag_agent.cli.serve_command import serve
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the serve extra were missing
+    done = CliRunner().invoke(serve, ["--port", "0"])
+    assert done.exit_code == 2 and "pip install 'hag-agent[serve]'" in done.output
+
+
+def test_serve_settings_errors_are_usage_errors() -> None:
+    from click.testing import CliRunner
+
+    from hag_agent.cli.serve_command import serve
+
+    done = CliRunner().invoke(serve, ["--max-body-bytes", "10"])
+    assert done.exit_code == 2 and "max_body_bytes" in done.output
