@@ -445,3 +445,19 @@ def test_serve_settings_errors_are_usage_errors() -> None:
 
     done = CliRunner().invoke(serve, ["--max-body-bytes", "10"])
     assert done.exit_code == 2 and "max_body_bytes" in done.output
+
+
+def test_serve_reads_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import hag_agent.cli.serve_command as command
+
+    seen: list[ServerSettings] = []
+    monkeypatch.setattr(command, "_run", lambda settings, log_level: seen.append(settings))
+    monkeypatch.setenv("HAG_SERVER_API_KEYS", "key-one,key-two")
+    done = CliRunner().invoke(command.serve, ["--client-params", "ignore", "--max-retries", "0"])
+    assert done.exit_code == 0, done.output
+    (settings,) = seen
+    assert settings.key_values() == [b"key-one", b"key-two"]
+    assert "key-one" not in repr(settings)  # secrets stay out of reprs and logs
+    assert settings.client_params == "ignore" and settings.run_settings == {"max_retries": 0}
