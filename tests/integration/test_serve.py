@@ -353,3 +353,44 @@ def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: Serve
     assert short.choices[0].message.content
     assert time.monotonic() - start < 15
     assert clients_gone(embedded_server) == gone_before + 1
+
+
+def test_in_front_of_llamacpp_server(llamacpp_server: ServerProcess, tmp_path: Path) -> None:
+    """A real OpenAI-compatible upstream: ready when it lists its models, answers streamed."""
+    server = serve(
+        tmp_path,
+        "--backend",
+        "llamacpp-server",
+        "--base-url",
+        f"{llamacpp_server.base_url}/v1",
+        "--model",
+        "smollm2",
+        env={"HAG_TIMEOUT": "120", "HAG_DEADLINE": "240"},
+    )
+    try:
+        hag = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0)
+        assert [m.id for m in hag.models.list()] == ["smollm2"]
+        whole = hag.chat.completions.create(
+            model="smollm2",
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=24,
+            seed=3,
+            extra_body={"hag": {"max_retries": 0}},
+        )
+        assert whole.choices[0].message.content
+        assert whole.model_extra["hag"]["params"]["max_tokens"]["value"] == 24  # type: ignore[index]
+        stream = hag.chat.completions.create(
+            model="smollm2",
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=24,
+            seed=3,
+            stream=True,
+            extra_body={"hag": {"max_retries": 0}},
+        )
+        chunks = list(stream)
+        pieces = [
+            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+        ]
+        assert len(pieces) > 1 and chunks[-1].model_extra["hag"]["stream"] == "live"  # type: ignore[index]
+    finally:
+        server.stop()
