@@ -51,6 +51,7 @@ PASSTHROUGH = "chat_completions_passthrough"
 CLIENT_GONE = 499
 """The status recorded (never sent) for a request whose client went away."""
 _DISCONNECT_POLL_S = 0.25
+_UNBUFFERED = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class ClientGone(Exception):
@@ -90,15 +91,17 @@ class Completions:
             except APIError as refused:
                 if not self.passes_through(refused):
                     raise
+                forwarded = await self.pass_through(body, request, refused, start)
                 streaming = True  # the forwarded answer gives the slot back when it ends
-                return await self.pass_through(body, request, refused, start)
+                return forwarded
             if body.stream:
                 streaming = True  # the response gives the slot back when it ends
                 return SlotStream(
                     self.stream(body, plan, mode, request, start),
                     release=self.finished,
                     media_type="text/event-stream",
-                    headers={"x-hag-stream": mode},
+                    # Proxies must pass events on as they come, not buffer or cache them.
+                    headers={"x-hag-stream": mode, **_UNBUFFERED},
                 )
             response = await self.whole(body, plan, mode, request)
             status = 200

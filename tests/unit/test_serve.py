@@ -461,3 +461,12 @@ def test_serve_reads_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert settings.key_values() == [b"key-one", b"key-two"]
     assert "key-one" not in repr(settings)  # secrets stay out of reprs and logs
     assert settings.client_params == "ignore" and settings.run_settings == {"max_retries": 0}
+
+
+def test_a_refused_passthrough_gives_its_slot_back() -> None:
+    c, _ = client(passthrough=True, max_concurrency=1)
+    for _ in range(3):  # each refusal frees the one slot for the next request
+        assert chat(c, n=2).status_code == 400
+    assert chat(c).status_code == 200
+    r = chat(c, stream=True)
+    assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
