@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -430,21 +430,34 @@ class ChatLlamaCppEmbedded(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         queue: asyncio.Queue[ChatGenerationChunk | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        # Generation stops at the next token once its consumer is gone (this generator closed,
+        # or the task iterating it finished: a cancelled caller may leave the generator to the
+        # garbage collector), instead of running on for nobody while holding the engine.
+        abandoned = threading.Event()
+        consumer = asyncio.current_task()
 
         def produce() -> None:
+            chunks = self._stream(messages, stop, None, **kwargs)
             try:
-                for chunk in self._stream(messages, stop, None, **kwargs):
+                for chunk in chunks:
+                    if abandoned.is_set() or (consumer is not None and consumer.done()):
+                        break
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
+                if isinstance(chunks, Generator):  # releases the engine's lock now, not at GC
+                    chunks.close()
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         worker = loop.run_in_executor(None, produce)
-        while (item := await queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            if run_manager and item.text:
-                await run_manager.on_llm_new_token(item.text, chunk=item)
-            yield item
-        await worker
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                if run_manager and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+            await worker
+        finally:
+            abandoned.set()

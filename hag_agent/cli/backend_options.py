@@ -1,7 +1,7 @@
 """Options shared by the commands that talk to a model.
 
-The backend (run, chat, eval, search), and the graph's strategies, seed and learned head
-(run, chat).
+The backend (run, chat, eval, search, serve), the graph's strategies, seed and learned head
+(run, chat, serve), and the run's task, pins, retries and critique (run, serve).
 """
 
 from __future__ import annotations
@@ -84,6 +84,23 @@ _STRATEGY_OPTIONS = (
 )
 
 
+_RUN_OPTIONS = (
+    click.option(
+        "--task",
+        help="Pin the task kind (math, reasoning, translation, creative, code, factual, chat).",
+    ),
+    click.option(
+        "--param",
+        "pins",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Pin a hyperparameter (repeatable).",
+    ),
+    click.option("--max-retries", type=int, help="Retries after the first attempt."),
+    click.option("--no-critique", is_flag=True, help="One attempt, no critique."),
+)
+
+
 def _apply(command: F, options: tuple[Callable[[F], F], ...]) -> F:
     for option in reversed(options):
         command = option(command)
@@ -122,6 +139,41 @@ def strategy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """
     names = ("seed", "classifier", "proposer", "critic", "head_path")
     return _apply(_gathered(command, names, "strategy", strategy_settings), _STRATEGY_OPTIONS)
+
+
+def parse_pins(pairs: tuple[str, ...]) -> dict[str, float]:
+    """``--param KEY=VALUE`` pairs, parsed as chat's ``/set`` parses one (bounds come later)."""
+    from hag_agent.chat.settings import parse_assignment
+
+    pins: dict[str, float] = {}
+    for pair in pairs:
+        try:
+            key, value = parse_assignment(pair)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--param") from None
+        pins[key] = value
+    return pins
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --task, --param, --max-retries and --no-critique to a command.
+
+    The command receives them as one ``run_choice`` argument, their `run_settings`.
+    """
+    names = ("task", "pins", "max_retries", "no_critique")
+    return _apply(_gathered(command, names, "run_choice", run_settings), _RUN_OPTIONS)
+
+
+def run_settings(
+    task: str | None, pins: tuple[str, ...], max_retries: int | None, no_critique: bool
+) -> dict[str, Any]:
+    """The `HAGContext` settings of the run options (unset ones are None)."""
+    return {
+        "task": task,
+        "params": parse_pins(pins) or None,
+        "max_retries": max_retries,
+        "critique": False if no_critique else None,
+    }
 
 
 def strategy_settings(

@@ -10,9 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, strategy_options
+from hag_agent.cli.backend_options import backend_options, parse_pins, strategy_options
 from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
-from hag_agent.cli.run_command import parse_pins
 
 
 @click.command("chat", cls=HAGCommand)

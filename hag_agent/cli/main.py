@@ -14,6 +14,7 @@ from hag_agent.cli.eval_command import eval_command
 from hag_agent.cli.exit_codes import HAGGroup
 from hag_agent.cli.graph_command import graph
 from hag_agent.cli.run_command import run
+from hag_agent.cli.serve_command import serve
 from hag_agent.cli.train_command import train
 from hag_agent.cli.train_head_command import head
 
@@ -31,6 +32,7 @@ cli.add_command(eval_command)
 train.add_command(head)
 cli.add_command(train)
 cli.add_command(graph)
+cli.add_command(serve)
 
 
 def main() -> None:

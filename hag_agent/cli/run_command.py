@@ -12,23 +12,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from hag_agent.cli.backend_options import backend_options, strategy_options
+from hag_agent.cli.backend_options import backend_options, run_options, strategy_options
 from hag_agent.cli.exit_codes import HAGCommand
 from hag_agent.errors import HAGInputError
-
-
-def parse_pins(pairs: tuple[str, ...]) -> dict[str, float]:
-    """``--param KEY=VALUE`` pairs, parsed as chat's ``/set`` parses one (bounds come later)."""
-    from hag_agent.chat.settings import parse_assignment
-
-    pins: dict[str, float] = {}
-    for pair in pairs:
-        try:
-            key, value = parse_assignment(pair)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--param") from None
-        pins[key] = value
-    return pins
 
 
 @contextlib.contextmanager
@@ -56,15 +42,7 @@ def spinner(console: Console, message: str) -> Iterator[None]:
     help="Write the run (attempts, trace, path) to this JSON file, for `hag-agent graph --trace`.",
 )
 @backend_options
-@click.option(
-    "--task",
-    help="Pin the task kind (math, reasoning, translation, creative, code, factual, chat).",
-)
-@click.option(
-    "--param", "pins", multiple=True, metavar="KEY=VALUE", help="Pin a hyperparameter (repeatable)."
-)
-@click.option("--max-retries", type=int, help="Retries after the first attempt.")
-@click.option("--no-critique", is_flag=True, help="One attempt, no critique.")
+@run_options
 @strategy_options
 def run(
     prompt: str,
@@ -72,10 +50,7 @@ def run(
     as_json: bool,
     trace_out: Path | None,
     backend_choice: dict[str, Any],
-    task: str | None,
-    pins: tuple[str, ...],
-    max_retries: int | None,
-    no_critique: bool,
+    run_choice: dict[str, Any],
     strategy: dict[str, Any],
 ) -> None:
     """Answer PROMPT (or - for stdin) under decoding settings the model chooses itself.
@@ -87,14 +62,7 @@ def run(
     err = Console(stderr=True)
     out = Console()
     text = sys.stdin.read() if prompt == "-" else prompt
-    settings: dict[str, Any] = {
-        "task": task,
-        "params": parse_pins(pins) or None,
-        "max_retries": max_retries,
-        "critique": False if no_critique else None,
-        **backend_choice,
-        **strategy,
-    }
+    settings: dict[str, Any] = {**run_choice, **backend_choice, **strategy}
     runnable = HAGRunnable()
     with spinner(err, "thinking about how to answer..."):
         result = runnable.invoke({"prompt": text, **settings})

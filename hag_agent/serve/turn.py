@@ -1,0 +1,165 @@
+"""One HAG turn for the server: the graph's stream, its tokens sorted by attempt.
+
+Only text that ends up as the answer is handed on. When the run can make one attempt only
+(critique off, or no retries) that attempt is the answer, so its tokens go out as the model
+generates them (``live``). Otherwise every attempt's tokens are held until the run has chosen
+one, and the chosen attempt's tokens go out then, in the pieces the model generated them
+(``chosen``): the first token arrives once the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from langchain_core.messages import AIMessageChunk, AnyMessage
+
+from hag_agent.context import HAGContext
+from hag_agent.runnable import HAGRunnable
+from hag_agent.serve.usage import DecisionUsage
+
+StreamMode = Literal["live", "chosen"]
+T = TypeVar("T")
+
+
+@dataclass
+class TurnOutcome:
+    """What a finished turn decided, beside its tokens."""
+
+    result: dict[str, Any]
+    """The run as `HAGResult.to_json_dict` gives it."""
+    usage: DecisionUsage
+    """Tokens of the turn's decision calls."""
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each node's last run (``propose``: the proposal's latency)."""
+    stream_mode: StreamMode = "chosen"
+    """How the answer's tokens went out."""
+
+
+def stream_mode(context: HAGContext) -> StreamMode:
+    """``live`` when the run can make one attempt only, so its tokens are the answer's."""
+    return "live" if not context.critique or context.max_retries == 0 else "chosen"
+
+
+class _Sorter:
+    """Sorts the stream's token chunks into attempts as the node events close each one."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[int, list[str]] = {}
+        self.current: list[str] = []
+        self.node_seconds: dict[str, float] = {}
+        self.result: dict[str, Any] | None = None
+        self._last = time.perf_counter()
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        now = time.perf_counter()
+        if event.get("type") == "result":
+            self.result = dict(event["result"])
+            return
+        node = str(event.get("node", ""))
+        self.node_seconds[node] = now - self._last
+        self._last = now
+        if node == "generate" and "attempt" in event:
+            self.attempts[int(event["attempt"])] = self.current
+            self.current = []
+
+    def answer_pieces(self, result: Mapping[str, Any]) -> list[str]:
+        """The chosen attempt's pieces; the answer whole when they do not spell it."""
+        answer = str(result.get("answer", ""))
+        pieces = self.attempts.get(result.get("best_attempt") or 0, [])
+        return pieces if "".join(pieces) == answer else [answer] if answer else []
+
+
+_END = object()
+
+
+async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """``stream`` iterated in a task of its own, which is cancelled when this one is closed.
+
+    Why: a server cancels a gone client's response through its own cancel scope, and the
+    graph's stream, cancelled that way, can leave its running node (a generation) behind.
+    A plain task cancelled outright takes its node tasks with it.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in stream:
+                queue.put_nowait(item)
+        except Exception as exc:  # handed to the consumer, which raises it
+            queue.put_nowait(exc)
+        queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump(), name="hag-turn")
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The run is alive: a node finished, or a token was generated and held back.
+
+    A stream sends a comment per node, and looks for a gone client at either.
+    """
+
+    node: str | None
+    """The node that finished; None for a held-back token."""
+
+
+HELD_TOKEN = Progress(None)
+
+
+async def run_turn(
+    runnable: HAGRunnable,
+    messages: list[AnyMessage],
+    settings: Mapping[str, Any],
+    mode: StreamMode,
+) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
+    """Run one turn: the answer's text pieces and progress, then the `TurnOutcome`.
+
+    Cancelling the iteration (a client gone) cancels the run and its model calls.
+
+    Raises:
+        HAGError: What the run raised (a `BackendError` when the backend failed).
+    """
+    usage = DecisionUsage()
+    sorter = _Sorter()
+    sent: list[str] = []
+    stream = runnable.astream({"messages": messages, **settings}, {"callbacks": [usage]})
+    chunks: AsyncGenerator[AIMessageChunk, None] = _own_task(stream)
+    async with contextlib.aclosing(chunks):  # closing it early cancels the run
+        async for chunk in chunks:
+            for event in chunk.additional_kwargs.get("hag_events", []):
+                sorter.event(event)
+                yield Progress(str(event.get("node") or event.get("type")))
+            text = chunk.text
+            if text:
+                sorter.current.append(text)
+                if mode == "live":
+                    sent.append(text)
+                    yield text
+                else:
+                    yield HELD_TOKEN
+    assert sorter.result is not None, "HAGRunnable.astream ends with a result event"
+    pieces = sorter.answer_pieces(sorter.result)
+    if mode == "live":
+        streamed = "".join(sent)
+        answer = "".join(pieces)
+        # A backend that did not stream (or streamed differently) still gets its whole answer.
+        pieces = [answer[len(streamed) :]] if answer.startswith(streamed) else []
+    for piece in pieces:
+        if piece:
+            yield piece
+    yield TurnOutcome(sorter.result, usage, sorter.node_seconds, mode)
+
+
+__all__ = ["HELD_TOKEN", "Progress", "StreamMode", "TurnOutcome", "run_turn", "stream_mode"]
