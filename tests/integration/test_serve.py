@@ -394,3 +394,55 @@ def test_in_front_of_llamacpp_server(llamacpp_server: ServerProcess, tmp_path: P
         assert len(pieces) > 1 and chunks[-1].model_extra["hag"]["stream"] == "live"  # type: ignore[index]
     finally:
         server.stop()
+
+
+def test_in_front_of_vllm(vllm_server: ServerProcess, tmp_path: Path) -> None:
+    """The mission's production shape: HAG served in front of a vLLM endpoint, the `self`
+    proposer deciding on vLLM, the openai client and ChatOpenAI on the other side."""
+    server = serve(
+        tmp_path,
+        "--base-url",
+        f"{vllm_server.base_url}/v1",
+        "--model",
+        "tiny",
+        "--proposer",
+        "self",
+        env={"HAG_TIMEOUT": "120", "HAG_DEADLINE": "240"},
+    )
+    try:
+        hag = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0)
+        assert [m.id for m in hag.models.list()] == ["tiny"]
+        raw = hag.chat.completions.with_raw_response.create(
+            model="tiny",
+            messages=[
+                {"role": "system", "content": "You answer briefly."},
+                {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": "Blue."},
+                {"role": "user", "content": "Another one?"},
+            ],
+            max_tokens=12,
+            seed=4,
+            extra_body={"hag": {"max_retries": 0}},
+        )
+        whole = raw.parse()
+        meta = whole.model_extra["hag"]  # type: ignore[index]
+        # The proposal ran on vLLM (the random model's values are bounded or fall back), and
+        # the client's max_tokens was pinned over it.
+        assert meta["proposer"] == "self"
+        assert meta["params"]["max_tokens"] == {"value": 12, "source": "client"}
+        assert whole.usage is not None and whole.usage.completion_tokens > 0
+        assert whole.usage.total_tokens > whole.usage.completion_tokens
+        assert raw.headers["x-hag-task"] == meta["task"]
+        chat = ChatOpenAI(
+            base_url=f"{server.base_url}/v1", api_key="none", model="tiny", max_retries=0
+        )
+        pieces = [
+            chunk.content
+            for chunk in chat.stream(
+                "Say something.", max_tokens=12, extra_body={"hag": {"max_retries": 0}}
+            )
+            if chunk.content
+        ]
+        assert len(pieces) > 1  # streamed token by token, not one lump at the end
+    finally:
+        server.stop()
