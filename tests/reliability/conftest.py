@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
+from .figures import FIGURES
+
 settings.register_profile(
     "reliability",
     derandomize=True,
@@ -25,3 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "reliability" in str(item.fspath):
             item.add_marker(pytest.mark.reliability)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the tests gathered (see `figures`)."""
+    if not FIGURES:
+        return
+    terminalreporter.section("reliability figures")
+    for row, counts in sorted(FIGURES.items()):
+        figures = ", ".join(f"{count} {name}" for name, count in counts.items())
+        terminalreporter.write_line(f"{row}: {figures}")
