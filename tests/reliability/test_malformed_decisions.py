@@ -23,6 +23,7 @@ from hag_agent.proposal import parse_proposal
 from hag_agent.tasks import TASK_PRIORS
 from hag_agent.testing import ScriptedChatModel
 
+from .figures import FIGURES
 from .junk import model_texts, objects_with
 
 CASES = 1000
@@ -63,6 +64,12 @@ def assert_within(params: HyperParams, bounds: DecodingBounds) -> None:
         assert rng.low <= value <= rng.high, (key, value, bounds.describe(key))
 
 
+def count(row: str, *, fallback: bool) -> None:
+    """One case of a malformed-decision row, and whether it fell back."""
+    FIGURES[f"malformed decisions, {row}"]["cases"] += 1
+    FIGURES[f"malformed decisions, {row}"]["fallbacks"] += fallback
+
+
 # -- the parsers -----------------------------------------------------------------------------
 
 
@@ -73,6 +80,7 @@ def test_parse_proposal_is_bounded_and_explains_every_fallback(
 ) -> None:
     parsed = parse_proposal(text, prior=TASK_PRIORS[task], bounds=bounds)
     assert_within(parsed.params, bounds)
+    count("parse_proposal", fallback=parsed.fallback_reason is not None)
     from_prior = {k for k, s in parsed.sources.items() if s is ParamSource.PRIOR}
     if parsed.fallback_reason is not None:
         assert parsed.fallback_reason.strip() and from_prior == set(HYPERPARAM_KEYS)
@@ -89,6 +97,7 @@ def test_parse_proposal_is_bounded_and_explains_every_fallback(
 @given(text=CLASSIFY_TEXTS)
 def test_classification_decision_never_raises(text: str) -> None:
     decision = parse_decision(text, TaskChoice, 0.0)
+    count("classification decision", fallback=decision.value is None)
     if decision.value is None:
         assert decision.error
     else:
@@ -100,6 +109,7 @@ def test_classification_decision_never_raises(text: str) -> None:
 @given(text=JUDGE_TEXTS)
 def test_judge_decision_never_raises(text: str) -> None:
     decision = parse_decision(text, JudgeVerdict, 0.0)
+    count("judge decision", fallback=decision.value is None)
     if decision.value is None:
         assert decision.error
     else:
@@ -147,6 +157,7 @@ def test_propose_node_stays_in_bounds(proposing: Scripted, text: str) -> None:
     attempt = result.attempts[0]
     assert_within(attempt.params, DecodingBounds())
     event = next(e for e in result.trace if e.node == "propose")
+    count("propose node", fallback=set(attempt.sources.values()) == {ParamSource.PRIOR})
     if set(attempt.sources.values()) == {ParamSource.PRIOR}:
         assert "fallback to the factual prior: " in attempt.reason, attempt.reason
         assert event.message == attempt.reason
@@ -159,6 +170,7 @@ def test_classify_node_falls_back_with_its_reason(classifying: Scripted, text: s
     result = classifying.invoke(text)
     event = result.trace[0]
     assert event.node == "classify" and isinstance(result.task, TaskKind)
+    count("classify node", fallback=bool(event.data.get("fallback")))
     if event.data.get("fallback"):
         assert event.message.startswith("llm answer unusable (") and "()" not in event.message
         assert result.task is TaskKind.FACTUAL  # the rules' answer for this prompt
@@ -176,6 +188,7 @@ def test_critique_node_falls_back_with_its_reason(judging: Scripted, text: str) 
         critique = attempt.critique
         assert critique is not None and 0.0 <= critique.score <= 1.0
         fallback = critique.source.startswith("signals (judge fallback: ")
+        count("critique node (per attempt)", fallback=fallback)
         assert fallback or critique.source == "signals+judge", critique.source
         if fallback:
             assert critique.source != "signals (judge fallback: )"
