@@ -60,7 +60,7 @@ def model_texts(objects: st.SearchStrategy[Any]) -> st.SearchStrategy[str]:
         lambda pair: pair[0][: pair[1]]
     )
     deep = st.tuples(
-        st.integers(min_value=100, max_value=3_000), st.sampled_from(["[", "{", '{"a":', "[{"])
+        st.integers(min_value=100, max_value=1_500), st.sampled_from(["[", "{", '{"a":', "[{"])
     ).map(lambda pair: _nested(*pair))
     core = st.one_of(
         st.text(max_size=200),

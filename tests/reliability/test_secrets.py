@@ -4,13 +4,14 @@
 on success and on errors (a 400, a 500 after its retries, a refused connection, and a server
 that echoes the key back in its error body, as some gateways do). Every output is searched for
 the key: stdout and stderr with ``--trace``, ``--json`` and ``--trace-out``, the trace file, the
-error messages, the result's JSON and the runnable's repr. Each check also confirms the key did
-reach the server, so a test that never sent it cannot pass.
+error messages, the result's JSON, the runnable's repr and every log record at DEBUG. Each
+check also confirms the key did reach the server, so a test that never sent it cannot pass.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -142,7 +143,10 @@ def _runnable(base_url: str) -> HAGRunnable:
     )
 
 
-def test_library_results_and_errors_never_show_the_key(server: FaultServer) -> None:
+def test_library_results_and_errors_never_show_the_key(
+    server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, openai's and httpx's request logs included
     hag = _runnable(server.base_url)
     result = hag.invoke("What is 2 + 2?")
     assert saw_key(server)
@@ -154,6 +158,8 @@ def test_library_results_and_errors_never_show_the_key(server: FaultServer) -> N
     with pytest.raises(BackendError) as raised:
         hag.invoke("What is 2 + 2?")
     assert_no_key("the error", f"{raised.value} {raised.value!r}")
+    assert caplog.records, "nothing was logged: the log check would prove nothing"
+    assert_no_key("the logs (DEBUG)", caplog.text)
 
 
 def test_library_error_from_an_echoing_server_never_shows_the_key(echo_url: str) -> None:
