@@ -15,7 +15,7 @@ Pinned params merge per key across levels: explicit ``{"top_k": 5}`` over contex
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hag_agent.errors import InvalidSettingsError
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.proposer_registry import ProposerName
+from hag_agent.redaction import masked_options
 from hag_agent.tasks import TaskKind
 
 ClassifierName = Literal["llm", "rules"]
@@ -90,6 +91,13 @@ class HAGContext(BaseModel):
     # The run's proposer with its settings, built (and checked) once by `proposer_for`.
     _proposer_reason: str | None = PrivateAttr(default=None)
     # Why `proposer_for` chose it, when the run named none.
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Pydantic's repr arguments, with secret backend options (an API key) masked."""
+        for name, value in super().__repr_args__():
+            if name == "backend_options" and isinstance(value, Mapping):
+                value = masked_options(value)
+            yield name, value
 
 
 _MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options"})

@@ -42,14 +42,17 @@ def extract_json_object(text: str) -> dict[str, Any]:
     for candidate in candidates:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
             continue
         if isinstance(value, dict):
             return value
     for candidate in candidates:
         if "{" not in candidate:
             continue
-        repaired = json_repair.repair_json(candidate, return_objects=True)
+        try:
+            repaired = json_repair.repair_json(candidate, return_objects=True)
+        except (ValueError, RecursionError):  # json_repair gives up on very deep nesting
+            continue
         if isinstance(repaired, dict) and repaired:
             return repaired
         if isinstance(repaired, list):

@@ -34,6 +34,7 @@ from hag_agent.graph import graph as default_graph
 from hag_agent.hyperparameters import HyperParams
 from hag_agent.nodes import last_human_text
 from hag_agent.proposing import proposer_for
+from hag_agent.redaction import masked_options
 from hag_agent.state import Attempt, TraceEvent
 from hag_agent.tasks import TaskKind
 
@@ -208,6 +209,13 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
             context = {k: getattr(context, k) for k in context.model_fields_set}
         rest["context"] = {**(context or {}), **settings}
         return rest
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Pydantic's repr arguments, with secret backend options (an API key) masked."""
+        for name, value in super().__repr_args__():
+            if name == "context" and isinstance(value, Mapping) and "backend_options" in value:
+                value = {**value, "backend_options": masked_options(value["backend_options"])}
+            yield name, value
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

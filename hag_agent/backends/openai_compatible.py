@@ -51,6 +51,7 @@ from hag_agent.errors import (
     ConfigurationError,
 )
 from hag_agent.hyperparameters import HyperParams
+from hag_agent.redaction import redact
 from hag_agent.training_scope import TrainingScope
 
 
@@ -252,7 +253,10 @@ class OpenAICompatibleBackend(ChatModelBackend):
         return per_loop[name]
 
     def to_backend_error(self, exc: Exception, tries: int = 1) -> BackendError:
-        """Map openai's exceptions onto ours, with status and the start of the body."""
+        """Map openai's exceptions onto ours, with status and the start of the body.
+
+        The API key is masked wherever it would show: some servers quote it in their error.
+        """
         if isinstance(exc, BackendError):
             return exc
         where = f"{self.name} at {self.options.base_url}"
@@ -260,9 +264,9 @@ class OpenAICompatibleBackend(ChatModelBackend):
         if isinstance(exc, openai.APITimeoutError):
             return BackendTimeoutError(f"{where} timed out{after}")
         if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError(f"{where} unreachable{after}: {exc}")
+            return BackendUnavailableError(f"{where} unreachable{after}: {self._shown(str(exc))}")
         if isinstance(exc, openai.APIStatusError):
-            body = _body_text(exc)
+            body = self._shown(_body_text(exc))
             return BackendError(
                 f"{where} answered an error{after}", status=exc.status_code, body=body
             )
@@ -270,9 +274,15 @@ class OpenAICompatibleBackend(ChatModelBackend):
             return BackendError(
                 f"{where} sent a malformed response{after}",
                 status=exc.status_code,
-                body=_body_text(exc),
+                body=self._shown(_body_text(exc)),
             )
-        return BackendError(f"{where} call failed{after}: {type(exc).__name__}: {exc}")
+        return BackendError(
+            f"{where} call failed{after}: {type(exc).__name__}: {self._shown(str(exc))}"
+        )
+
+    def _shown(self, text: str) -> str:
+        """Server or client text as it may be shown: without the API key."""
+        return redact(text, [self.options.api_key.get_secret_value()])
 
 
 # A number of each kind, digits bounded so a confused model stops: every digit it may write is

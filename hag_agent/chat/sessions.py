@@ -115,15 +115,19 @@ class SessionStore:
         ).fetchone()
         return ChatSettings.model_validate_json(row[0]) if row else ChatSettings()
 
-    def save(self, name: str, settings: ChatSettings, *, completed_turn: bool = False) -> None:
-        """Record the session and its settings (and one more completed turn, if one was)."""
+    def save(self, name: str, settings: ChatSettings, *, turns: int | None = None) -> None:
+        """Record the session and its settings, and its completed turns when given.
+
+        The count is set, not added to: a process killed between a turn's last checkpoint and
+        this write leaves it one behind, and the next `ChatTerminal.open` sets it right.
+        """
         now = time.time()
         self.connection.execute(
             "INSERT INTO hag_chat_sessions (name, created, updated, turns, settings)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
             " updated = excluded.updated, settings = excluded.settings,"
-            " turns = hag_chat_sessions.turns + ?",
-            (name, now, now, int(completed_turn), settings.model_dump_json(), int(completed_turn)),
+            " turns = COALESCE(?, hag_chat_sessions.turns)",
+            (name, now, now, turns or 0, settings.model_dump_json(), turns),
         )
         self.connection.commit()
 

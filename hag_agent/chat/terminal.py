@@ -86,13 +86,14 @@ class ChatSession:
         self.settings = self.store.settings(name) if resumed else (settings or ChatSettings())
         self.head: RunnableConfig = self.store.head(self.runnable.graph, name)
         self.last = None
-        self.store.save(name, self.settings)
+        history = self.store.messages(self.runnable.graph, self.head)
+        self.turns = sum(isinstance(m, AIMessage) for m in history)
+        # Counted from the conversation: a kill just after a turn's checkpoint left it behind.
+        self.store.save(name, self.settings, turns=self.turns)
         if not self.interactive:
             return
-        history = self.store.messages(self.runnable.graph, self.head)
         if resumed:
-            turns = sum(isinstance(m, AIMessage) for m in history)
-            self.console.print(f"[bold]resumed session {name}[/bold]: {turns} turn(s)")
+            self.console.print(f"[bold]resumed session {name}[/bold]: {self.turns} turn(s)")
             self._show_recent(history)
         else:
             self.console.print(f"[bold]session {name}[/bold] (type /help for commands)")
@@ -184,7 +185,8 @@ class ChatSession:
         self._stop(status)
         assert result is not None, "a finished stream ends with its result"
         self.head = self.store.head(self.runnable.graph, self.name)
-        self.store.save(self.name, self.settings, completed_turn=True)
+        self.turns += 1
+        self.store.save(self.name, self.settings, turns=self.turns)
         self.last = result
         self._show(result, "".join(streamed), time.perf_counter() - started)
         return result

@@ -138,6 +138,21 @@ def test_a_cancelled_turn_leaves_no_trace(tmp_path: Path) -> None:
     assert reopened.store.sessions()[0].turns == 2
 
 
+def test_a_turn_count_left_behind_by_a_kill_is_set_right_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    chat, _, _ = session(tmp_path)
+    chat.handle("first")
+    chat.handle("second")
+    # what a kill between a turn's last checkpoint and its count leaves behind
+    chat.store.save("s1", chat.settings, turns=1)
+    chat.store.close()
+    again, _, _ = session(tmp_path)
+    assert again.store.sessions()[0].turns == 2
+    again.handle("third")
+    assert again.store.sessions()[0].turns == 3
+
+
 def test_settings_and_turns_survive_a_restart(tmp_path: Path) -> None:
     chat, _, _ = session(tmp_path)
     chat.handle("/set temperature=0.2")

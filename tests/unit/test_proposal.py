@@ -63,6 +63,9 @@ def test_robust_parsing(text: str) -> None:
         "{}",
         '{"foo": 1}',
         '{"temperature": "hot"}',
+        "[" * 5000,  # deeper than Python's recursion limit: json and json_repair both give up
+        "{" * 2000,
+        '{"a":' * 2000,
     ],
 )
 def test_unusable_text_falls_back_to_the_prior(text: str) -> None:
@@ -108,6 +111,14 @@ def test_garbage_value_uses_prior_for_that_key_only() -> None:
     assert parsed.sources["temperature"] is ParamSource.PRIOR
     assert parsed.params.top_p == 0.5
     assert parsed.sources["top_p"] is ParamSource.MODEL
+
+
+def test_an_integer_past_floats_range_uses_prior_for_that_key_only() -> None:
+    parsed = parse('{"temperature": 1' + "0" * 400 + ', "top_p": 0.5}')
+    assert parsed.params.temperature == PRIOR.temperature
+    assert parsed.sources["temperature"] is ParamSource.PRIOR
+    assert parsed.clamps[0].bound.startswith("not a finite number")
+    assert parsed.params.top_p == 0.5
 
 
 def test_round_trip_of_the_sft_target() -> None:
