@@ -103,10 +103,11 @@ class Proposal:
         """
         if scope is None:
             return self
-        held = scope.held_sampling()
-        written = ", ".join(f"{key} {held[key]:g}" for key in HYPERPARAM_KEYS if key in held)
-        note = f"{written} as its training data held {'them' if len(held) > 1 else 'it'}"
-        proposal = self._replaced(held, ParamSource.FIXED, note, "held_keys")
+        proposal, held = self, scope.held_sampling()
+        if held:
+            written = ", ".join(f"{key} {held[key]:g}" for key in HYPERPARAM_KEYS if key in held)
+            note = f"{written} as its training data held {'them' if len(held) > 1 else 'it'}"
+            proposal = self._replaced(held, ParamSource.FIXED, note, "held_keys")
         return proposal.with_prior_for(
             scope.budgets(), task, "a budget its training data held fixed"
         )
