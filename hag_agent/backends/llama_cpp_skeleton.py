@@ -37,7 +37,7 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -125,17 +125,28 @@ class _Number:
         return allowed, bool(self.text)
 
 
+@dataclass
+class _KeptPrefix:
+    """One shared prefix's kept state, and the last object decoded after it."""
+
+    state: Any
+    """llama.cpp's per-sequence state right after the prefix."""
+    last_values: dict[str, str] = field(default_factory=dict)
+    """The values last decoded after this prefix: the first draft for the next decoding."""
+
+
 class PrefixStates:
     """The model's KV state after each of the last few shared prefixes, by their tokens.
 
     Kept with llama.cpp's per-sequence state calls: a copy of the prefix's own cache cells
-    (about 23 kB a token on SmolLM2-135M), not the whole context.
+    (about 23 kB a token on SmolLM2-135M), not the whole context. Each kept prefix also holds the
+    values last decoded after it, so both are dropped together.
     """
 
     def __init__(self, capacity: int = 16) -> None:
         """Keep at most ``capacity`` states, the least recently used dropped first."""
         self.capacity = capacity
-        self._states: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._kept: OrderedDict[tuple[int, ...], _KeptPrefix] = OrderedDict()
 
     def start(self, llama: Llama, prefix: Sequence[int]) -> bool:
         """Bring ``llama``'s cache to exactly ``prefix``: restored if kept, else evaluated.
@@ -147,28 +158,40 @@ class PrefixStates:
         import llama_cpp
 
         key = tuple(prefix)
-        state = self._states.get(key)
+        kept = self._kept.get(key)
         llama._ctx.kv_cache_seq_rm(-1, 0, -1)
         llama.n_tokens = 0
-        if state is not None and llama_cpp.llama_state_seq_set_data(
-            llama.ctx, state, len(state), 0
+        if kept is not None and llama_cpp.llama_state_seq_set_data(
+            llama.ctx, kept.state, len(kept.state), 0
         ):
             llama.input_ids[: len(key)] = key
             llama.n_tokens = len(key)
-            self._states.move_to_end(key)
+            self._kept.move_to_end(key)
             return False
         llama._ctx.kv_cache_seq_rm(-1, 0, -1)  # a failed restore may leave cells behind
         llama.eval(list(prefix))  # not kept (or not restorable): evaluated, then kept
         size = llama_cpp.llama_state_seq_get_size(llama.ctx, 0)
-        self._states[key] = (ctypes.c_uint8 * size)()
-        llama_cpp.llama_state_seq_get_data(llama.ctx, self._states[key], size, 0)
-        self._states.move_to_end(key)
-        if len(self._states) > self.capacity:
-            self._states.popitem(last=False)
+        state = (ctypes.c_uint8 * size)()
+        llama_cpp.llama_state_seq_get_data(llama.ctx, state, size, 0)
+        self._kept[key] = _KeptPrefix(state, kept.last_values if kept else {})
+        self._kept.move_to_end(key)
+        if len(self._kept) > self.capacity:
+            self._kept.popitem(last=False)
         return True
 
+    def last_values(self, prefix: Sequence[int]) -> dict[str, str]:
+        """The values last decoded after ``prefix`` (empty when none or not kept)."""
+        kept = self._kept.get(tuple(prefix))
+        return kept.last_values if kept else {}
+
+    def remember(self, prefix: Sequence[int], values: Mapping[str, str]) -> None:
+        """Keep ``values`` as the last decoded after ``prefix``, when its state is kept."""
+        kept = self._kept.get(tuple(prefix))
+        if kept is not None:
+            kept.last_values = dict(values)
+
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._kept)
 
 
 class SkeletonDecoder:
@@ -198,8 +221,6 @@ class SkeletonDecoder:
         self._current: Any = None
         self.prefixes = PrefixStates()
         """The states of the shared prefixes seen (`decode`'s ``prefix``)."""
-        self._last: dict[str, dict[str, str]] = {}
-        """The last object decoded after each shared prefix: the first draft for the next."""
         self._remembered: Mapping[str, str] = {}
 
     def decode(
@@ -218,10 +239,9 @@ class SkeletonDecoder:
         """
         self.passes = 0
         self._rows = {}
-        if prefix:
-            self._start(prompt, prefix)
+        prefix_tokens = self._start(prompt, prefix) if prefix else ()
         # A model that proposes alike for one task kind is drafted from its last proposal there.
-        self._remembered = self._last.get(prefix, {}) if prefix else {}
+        self._remembered = self.prefixes.last_values(prefix_tokens)
         text, names, values = "{", list(keys), {}
         for i, key in enumerate(names):
             text += f"{json.dumps(key)}:"
@@ -231,21 +251,22 @@ class SkeletonDecoder:
                 self._draft(prompt, text, {name: keys[name] for name in names[i:]}, given)
                 value = values[key] = _canonical(self._number(prompt + text, keys[key]), keys[key])
             text += value + ("," if i < len(names) - 1 else "}")
-        if prefix:
-            self._last.pop(prefix, None)
-            self._last[prefix] = values
-            if len(self._last) > self.prefixes.capacity:
-                del self._last[next(iter(self._last))]
+        self.prefixes.remember(prefix_tokens, values)
         return text
 
-    def _start(self, prompt: str, prefix: str) -> None:
-        """Begin from the kept state of ``prefix`` (its tokens that ``prompt`` tokenizes alike)."""
+    def _start(self, prompt: str, prefix: str) -> tuple[int, ...]:
+        """Begin from the kept state of ``prefix`` (its tokens that ``prompt`` tokenizes alike).
+
+        Returns the prefix tokens started from, or none when the prompt could not use them.
+        """
         tokens = self._tokenized(prompt)
         shared = _common_prefix(self._tokenized(prefix), tokens)
         # At least one token of the prompt's own is left to evaluate, for its logits.
         shared = min(shared, len(tokens) - 1)
-        if shared > 1 and len(tokens) <= self.llama.n_ctx():
-            self.passes += self.prefixes.start(self.llama, tokens[:shared])
+        if shared <= 1 or len(tokens) > self.llama.n_ctx():
+            return ()
+        self.passes += self.prefixes.start(self.llama, tokens[:shared])
+        return tuple(tokens[:shared])
 
     def _number(self, context: str, kind: NumberKind) -> str:
         """Write one number after ``context`` (already evaluated), greedily."""
