@@ -80,6 +80,30 @@ def report_table(report: EvalReport) -> Table:
     return table
 
 
+def differences_table(report: EvalReport) -> Table | None:
+    """Overall, each proposer against the prior and the default, with the 95% interval."""
+    from hag_agent.evaluation.comparison import OVERALL, format_difference, format_record
+
+    overall = [c for c in report.comparisons if c.task == OVERALL]
+    if not overall:
+        return None
+    table = Table(title="overall, paired on case and seed (95% bootstrap interval)")
+    table.add_column("proposer", no_wrap=True)
+    table.add_column("against", no_wrap=True)
+    table.add_column("difference [95% interval]", justify="right")
+    table.add_column("verdict")
+    table.add_column("wins / ties / losses", justify="right")
+    for item in overall:
+        table.add_row(
+            item.proposer,
+            item.baseline,
+            format_difference(item),
+            item.verdict,
+            format_record(item),
+        )
+    return table
+
+
 @click.command("eval", cls=HAGCommand)
 @click.option(
     "--suite",
@@ -181,7 +205,11 @@ def eval_command(
                 progress=warnings_shown(view, warn),
             )
         written = write_reports(report, out_dir, chart=not no_chart)
-    Console().print(report_table(report))
+    console = Console()
+    console.print(report_table(report))
+    differences = differences_table(report)
+    if differences is not None:
+        console.print(differences)
     print_plain(
         err,
         f"{report.rows} runs ({report.reused_rows} reused), {len(report.failures)} failed; "

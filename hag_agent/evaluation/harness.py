@@ -22,6 +22,7 @@ from hag_agent.batch_run import BatchTally, run_each
 from hag_agent.data.jsonl_log import append_line, drop_partial_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGError, HAGInputError
+from hag_agent.evaluation.comparison import compare_all
 from hag_agent.evaluation.proposers import ProposerInputs, run_settings
 from hag_agent.evaluation.report import EvalReport, ReportLabels, aggregate
 from hag_agent.evaluation.rows import (
@@ -246,6 +247,7 @@ def _report(
         metrics=metrics,
         tasks=tasks,
         aggregates=aggregate(rows, runs.settings.proposers, tasks),
+        comparisons=compare_all(rows, runs.settings.proposers, tasks),
         failures=runs.failures,
         rows=len(rows),
         reused_rows=reused,

@@ -14,11 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hag_agent.evaluation.comparison import OVERALL, Comparison
 from hag_agent.evaluation.rows import EvalRow, Failure
 from hag_agent.evaluation.settings import EvalSettings
-
-OVERALL = "overall"
-"""The aggregate over every task."""
 
 
 class Aggregate(BaseModel):
@@ -74,6 +72,8 @@ class EvalReport(ReportLabels):
     """Tasks in report order."""
     aggregates: list[Aggregate]
     """Per task and overall, per proposer."""
+    comparisons: list[Comparison] = Field(default_factory=list)
+    """Each proposer against the prior and the default (where they ran), overall and per task."""
     failures: list[Failure] = Field(default_factory=list)
     """Runs that failed."""
     rows: int
@@ -88,6 +88,10 @@ class EvalReport(ReportLabels):
     def aggregate(self, task: str, proposer: str) -> Aggregate | None:
         """The aggregate of one task (or ``overall``) and proposer."""
         return next((a for a in self.aggregates if a.task == task and a.proposer == proposer), None)
+
+    def comparisons_with(self, baseline: str, task: str) -> list[Comparison]:
+        """The comparisons with ``baseline`` on one task (or ``overall``), in proposer order."""
+        return [c for c in self.comparisons if c.baseline == baseline and c.task == task]
 
 
 def aggregate(

@@ -5,9 +5,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hag_agent.errors import ConfigurationError
+from hag_agent.evaluation.comparison import (
+    BASELINES,
+    CONFIDENCE,
+    RESAMPLES,
+    Comparison,
+    format_difference,
+    format_record,
+)
 from hag_agent.evaluation.report import OVERALL, EvalReport, summary_cells
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -23,6 +35,35 @@ def _markdown_table(report: EvalReport, task: str) -> list[str]:
     for proposer in report.settings.proposers:
         cells = [proposer, *summary_cells(report.aggregate(task, proposer))]
         lines.append(f"| {' | '.join(cells)} |")
+    return lines
+
+
+def _differences_section(report: EvalReport) -> list[str]:
+    """One table per baseline that ran: each proposer's difference, interval and verdict."""
+    baselines = [b for b in BASELINES if b in report.settings.proposers]
+    if not baselines:
+        return []
+    lines = [
+        "## Differences",
+        "",
+        f"Paired on the same case and seed; {CONFIDENCE:.0%} interval from a bootstrap over "
+        f"cases, then seeds within each case ({RESAMPLES} resamples). An interval holding 0 is "
+        "no measurable difference. Wins / ties / losses count cases by their mean over seeds.",
+    ]
+    for baseline in baselines:
+        lines += [
+            "",
+            f"### Against {baseline}",
+            "",
+            "| task | proposer | difference [95% interval] | verdict | wins / ties / losses |",
+            "|---|---|---|---|---|",
+        ]
+        for task in [OVERALL, *report.tasks]:
+            lines += [
+                f"| {task} | {c.proposer} | {format_difference(c)} | {c.verdict} "
+                f"| {format_record(c)} |"
+                for c in report.comparisons_with(baseline, task)
+            ]
     return lines
 
 
@@ -58,6 +99,8 @@ def render_markdown(report: EvalReport) -> str:
         "## Overall",
         "",
         *_markdown_table(report, OVERALL),
+        "",
+        *_differences_section(report),
     ]
     for task in report.tasks:
         metrics = ", ".join(report.metrics.get(task, []))
@@ -84,8 +127,63 @@ def require_matplotlib() -> None:
         ) from exc
 
 
+def _means_panel(axes: Axes, report: EvalReport, groups: list[str]) -> None:
+    """Mean metric per group, one bar per proposer, the std over seeds as error bar."""
+    proposers = report.settings.proposers
+    width = 0.8 / max(len(proposers), 1)
+    for j, proposer in enumerate(proposers):
+        items = [report.aggregate(group, proposer) for group in groups]
+        means = [item.mean if item and item.mean is not None else math.nan for item in items]
+        errors = [item.std if item else 0.0 for item in items]
+        positions = [i - 0.4 + width * (j + 0.5) for i in range(len(groups))]
+        axes.bar(positions, means, width, yerr=errors, capsize=3, label=proposer, color=f"C{j}")
+    axes.set_xticks(range(len(groups)), groups)
+    axes.set_ylim(0.0, 1.05)
+    axes.set_ylabel("mean metric (± std over seeds)")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+def _error_bar(item: Comparison | None) -> tuple[float, float, float]:
+    """A difference's bar height and its interval's distances below and above it."""
+    if item is None or item.difference is None:
+        return math.nan, 0.0, 0.0
+    if item.low is None or item.high is None:
+        return item.difference, 0.0, 0.0
+    return item.difference, item.difference - item.low, item.high - item.difference
+
+
+def _differences_panel(axes: Axes, report: EvalReport, groups: list[str], baseline: str) -> None:
+    """Each proposer's difference to ``baseline`` per group, its 95% interval as error bar."""
+    proposers = [p for p in report.settings.proposers if p != baseline]
+    width = 0.8 / max(len(proposers), 1)
+    for j, proposer in enumerate(proposers):
+        items = [
+            next((c for c in report.comparisons_with(baseline, g) if c.proposer == proposer), None)
+            for g in groups
+        ]
+        values, below, above = zip(*(_error_bar(c) for c in items), strict=True)
+        positions = [i - 0.4 + width * (j + 0.5) for i in range(len(groups))]
+        axes.bar(
+            positions,
+            values,
+            width,
+            yerr=[list(below), list(above)],
+            capsize=3,
+            label=proposer,
+            # The colour each proposer has in the means panel.
+            color=f"C{report.settings.proposers.index(proposer)}",
+        )
+    axes.axhline(0.0, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(groups)), groups)
+    axes.set_ylabel(f"difference to {baseline} ({CONFIDENCE:.0%} interval)")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
 def draw_chart(report: EvalReport, path: str | Path) -> None:
-    """A PNG bar chart: mean metric per task and overall, one bar per proposer, std as error bar.
+    """A PNG chart: mean metric per task and overall, and each proposer's difference to a baseline.
+
+    The top panel has one bar per proposer with the std over seeds as error bar; the bottom one
+    (when the prior or the default ran) the paired difference to it with its 95% interval.
 
     Raises:
         ConfigurationError: When matplotlib is missing.
@@ -94,24 +192,14 @@ def draw_chart(report: EvalReport, path: str | Path) -> None:
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     groups = [*report.tasks, OVERALL]
-    proposers = report.settings.proposers
-    figure = Figure(figsize=(max(7.0, 1.4 * len(groups) + 3), 4.0), dpi=110)
-    axes = figure.add_subplot()
-    width = 0.8 / max(len(proposers), 1)
-    for j, proposer in enumerate(proposers):
-        means: list[float] = []
-        errors: list[float] = []
-        for group in groups:
-            item = report.aggregate(group, proposer)
-            means.append(item.mean if item and item.mean is not None else math.nan)
-            errors.append(item.std if item else 0.0)
-        positions = [i - 0.4 + width * (j + 0.5) for i in range(len(groups))]
-        axes.bar(positions, means, width, yerr=errors, capsize=3, label=proposer)
-    axes.set_xticks(range(len(groups)), groups)
-    axes.set_ylim(0.0, 1.05)
-    axes.set_ylabel("mean metric (± std over seeds)")
-    axes.set_title(f"{report.suite}: {report.backend}")
-    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    baseline = next((b for b in BASELINES if b in report.settings.proposers), None)
+    panels = 2 if baseline and len(report.settings.proposers) > 1 else 1
+    figure = Figure(figsize=(max(7.0, 1.4 * len(groups) + 3), 4.0 * panels), dpi=110)
+    means_axes = figure.add_subplot(panels, 1, 1)
+    _means_panel(means_axes, report, groups)
+    means_axes.set_title(f"{report.suite}: {report.backend}")
+    if panels == 2 and baseline:
+        _differences_panel(figure.add_subplot(2, 1, 2), report, groups, baseline)
     figure.tight_layout()
     figure.savefig(str(path), format="png")
 

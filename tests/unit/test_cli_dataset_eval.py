@@ -167,7 +167,9 @@ def test_eval_prints_a_table_and_writes_reports(tmp_path: Path, suite_file: Path
         assert (out / name).exists()
     assert "overall" in result.stdout and "reasoning (yes_no)" in result.stdout
     assert "± " in result.stdout
+    assert "95% bootstrap interval" in result.stdout and "wins / ties / losses" in result.stdout
     markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Differences" in markdown
     assert f"hag-agent eval --suite {suite_file} --backend {backend}" in markdown
     assert "--seeds 2" in markdown
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

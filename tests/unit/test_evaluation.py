@@ -90,6 +90,16 @@ def test_harness_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert "`hag-agent eval x`" in markdown and "## Overall" in markdown
     assert "## math (metric: number)" in markdown and "## reasoning (metric: yes_no)" in markdown
     assert "seeds: 0, 1" in markdown and "| prior | 1.000 ± 0.000 |" in markdown
+    # Every case is lost by the hot default and tied by self, against the prior.
+    assert "### Against prior" in markdown and "### Against default" in markdown
+    assert "| overall | default | -1.000 [-1.000, -1.000] | worse | 0 / 0 / 3 |" in markdown
+    assert (
+        "| overall | self | +0.000 [+0.000, +0.000] | no measurable difference | 0 / 3 / 0 |"
+        in (markdown)
+    )
+    assert "| math | self | +1.000 [+1.000, +1.000] | better | 2 / 0 / 0 |" in markdown
+    assert "| reasoning | self | +1.000 | too few cases | 1 / 0 / 0 |" in markdown
+    assert len(data["comparisons"]) == 2 * 3 * 3  # baselines x (overall + 2 tasks) x others
     png = (tmp_path / "chart.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE)
     import matplotlib.image
