@@ -6,6 +6,8 @@
 - `hag_agent.evaluation.cases`: restricting the cases to those a file names;
 - `hag_agent.evaluation.rows`: one row per case x proposer x seed, kept for resuming;
 - `hag_agent.evaluation.harness`: the run (`run_eval`, `evaluate`);
+- `hag_agent.evaluation.comparison`: each proposer against the prior and the default, paired,
+  with a bootstrap interval (`Comparison`);
 - `hag_agent.evaluation.report`: the aggregates (`EvalReport`);
 - `hag_agent.evaluation.report_files`: ``report.json``, ``report.md`` and ``chart.png``.
 
@@ -15,6 +17,7 @@ reports progress through a `hag_agent.progress.ProgressCallback`.
 """
 
 from hag_agent.evaluation.cases import case_ids_from
+from hag_agent.evaluation.comparison import Comparison, compare, compare_all
 from hag_agent.evaluation.harness import evaluate, run_eval
 from hag_agent.evaluation.proposers import ProposerInputs, run_settings
 from hag_agent.evaluation.report import (
@@ -53,6 +56,7 @@ __all__ = [
     "REPORT_PNG",
     "ROWS_FILE",
     "Aggregate",
+    "Comparison",
     "EvalReport",
     "EvalRow",
     "EvalSettings",
@@ -61,6 +65,8 @@ __all__ = [
     "ReportLabels",
     "aggregate",
     "case_ids_from",
+    "compare",
+    "compare_all",
     "draw_chart",
     "evaluate",
     "format_mean",
