@@ -31,6 +31,9 @@ from hag_agent.tasks import TaskKind
 DIVERSITY_WEIGHT = 0.2
 """Weight of the diversity term in the score of creative cases (`score_outputs`)."""
 
+OPEN_ENDED_METRICS = frozenset({"coverage", "loop_free_length"})
+"""Metrics of open-ended writing: a creative case scored by one also rewards varied samples."""
+
 NUMBER_TOLERANCE = 1e-6
 """Relative tolerance of the number metric."""
 
@@ -46,6 +49,8 @@ _LETTER_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d"
 _ARTICLES = ("a", "an", "the")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+_LIST_MARKER = re.compile(r"^\s*(?:\(?\d+[.):]|[-*\u2022])\s*")
+_ITEM_TAIL = re.compile(r"\s*(?::|\s[-\u2013\u2014]\s|\().*$")
 
 
 def _missing_sacrebleu(exc: ImportError) -> ConfigurationError:
@@ -113,6 +118,22 @@ def verbatim_match(output: str, answer: str) -> float:
     return float(any(plain(c) == gold for c in _answer_candidates(output)))
 
 
+def accepted_forms(answers: Sequence[str]) -> set[tuple[str, ...]]:
+    """Each answer's words after `normalize_answer`, its last word in every inflection."""
+    accepted: set[tuple[str, ...]] = set()
+    for answer in answers:
+        words = normalize_answer(answer).split()
+        if words:
+            *head, last = words
+            accepted |= {(*head, form) for form in inflections(last)}
+    return accepted
+
+
+def _without_article(words: list[str]) -> tuple[str, ...]:
+    """The words, a leading "a", "an" or "the" dropped."""
+    return tuple(words[1:] if words and words[0] in _ARTICLES else words)
+
+
 def one_of_match(output: str, answers: Sequence[str]) -> float:
     """1.0 for a reply that is one of the accepted answers, 0.5 for one that names it, else 0.0.
 
@@ -125,17 +146,9 @@ def one_of_match(output: str, answers: Sequence[str]) -> float:
       capital of Italy is Rome."): right, but not in one word. Later sentences do not count, so
       a long reply does not earn the credit by listing many words.
     """
-    accepted: set[tuple[str, ...]] = set()
-    for answer in answers:
-        words = normalize_answer(answer).split()
-        if words:
-            *head, last = words
-            accepted |= {(*head, form) for form in inflections(last)}
+    accepted = accepted_forms(answers)
     for candidate in _answer_candidates(output):
-        words = normalize_answer(candidate).split()
-        if words and words[0] in _ARTICLES:
-            words = words[1:]
-        if tuple(words) in accepted:
+        if _without_article(normalize_answer(candidate).split()) in accepted:
             return 1.0
     first = normalize_answer(_SENTENCE_END.split(output.strip(), maxsplit=1)[0]).split()
     named = any(
@@ -144,6 +157,54 @@ def one_of_match(output: str, answers: Sequence[str]) -> float:
         for i in range(len(first) - len(phrase) + 1)
     )
     return ONE_OF_MENTION_CREDIT if named else 0.0
+
+
+def list_items(text: str) -> list[str]:
+    """A list answer's items: its non-empty lines, or a one-line answer's comma-separated parts.
+
+    A leading number or bullet ("1.", "2)", "-", "*") and a trailing description (after ":",
+    " - " or "(") are dropped from each item.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) == 1:
+        lines = lines[0].split(",")
+    items = [_ITEM_TAIL.sub("", _LIST_MARKER.sub("", line)).strip() for line in lines]
+    return [item for item in items if item]
+
+
+def distinct_items(output: str, accepted: Sequence[str], count: int) -> float:
+    """How well a list answer gives ``count`` different accepted items, and nothing else, in [0, 1].
+
+    ``accepted`` entries may name one item in several spellings separated by ``|``
+    ("usa|united states"): those count as one item. The score is the number of different
+    accepted items named (at most ``count``) over ``count`` or the number of items listed,
+    whichever is larger: a repeat, a wrong item, a preamble line or items past ``count`` each
+    cost their share. Items are matched as in `one_of_match` (case, punctuation, a leading
+    article and a regular plural forgiven).
+    """
+    groups = [accepted_forms(entry.split("|")) for entry in accepted]
+    items = list_items(output)
+    named: set[int] = set()
+    for item in items:
+        words = _without_article(normalize_answer(item).split())
+        match = next((i for i, forms in enumerate(groups) if words in forms), None)
+        if match is not None:
+            named.add(match)
+    return min(len(named), count) / max(count, len(items))
+
+
+def loop_free_length(output: str, count: int) -> float:
+    """An open continuation's length against ``count`` words, times its share of distinct 3-grams.
+
+    The length factor is 1 from ``count`` to twice ``count`` words, the share of ``count`` below
+    and ``2 * count`` over the length above; the distinct-3-gram ratio (`distinct_n`) falls as
+    the text loops. 0 for an empty text.
+    """
+    words = len(_words(output))
+    if words == 0:
+        return 0.0
+    length = words / count if words < count else min(1.0, 2 * count / words)
+    return length * distinct_n([output], 3)
 
 
 def final_number(text: str) -> float | None:
@@ -313,6 +374,14 @@ def _metric_one_of(case: SuiteCase, output: str) -> float:
     return one_of_match(output, case.answers or [])
 
 
+def _metric_distinct_items(case: SuiteCase, output: str) -> float:
+    return distinct_items(output, case.answers or [], case.count or 1)
+
+
+def _metric_loop_free_length(case: SuiteCase, output: str) -> float:
+    return loop_free_length(output, case.count or 1)
+
+
 def _metric_number(case: SuiteCase, output: str) -> float:
     predicted = final_number(output)
     if predicted is None:
@@ -344,6 +413,8 @@ METRICS: dict[str, Callable[[SuiteCase, str], float]] = {
     "coverage": _metric_coverage,
     "verbatim": _metric_verbatim,
     "one_of": _metric_one_of,
+    "distinct_items": _metric_distinct_items,
+    "loop_free_length": _metric_loop_free_length,
 }
 """Every metric by name: ``METRICS[name](case, output)`` is one sample's value in [0, 1]."""
 
@@ -356,12 +427,13 @@ def metric_value(case: SuiteCase, output: str) -> float:
 def score_outputs(case: SuiteCase, outputs: Sequence[str]) -> float:
     """The search/eval score of K samples of one case, in [0, 1].
 
-    ``quality`` is the mean `metric_value` of the samples. For a creative case (task creative)
-    with at least two samples the score is
-    ``0.8 * quality + 0.2 * distinct_n(outputs, 2) * (1 - self_bleu(outputs))``
+    ``quality`` is the mean `metric_value` of the samples. For a creative case of open-ended
+    writing (task creative, metric in `OPEN_ENDED_METRICS`) with at least two samples the score
+    is ``0.8 * quality + 0.2 * distinct_n(outputs, 2) * (1 - self_bleu(outputs))``
     (`DIVERSITY_WEIGHT` = 0.2): samples that all use the keywords but repeat each other score
-    below varied ones. Every other case, and a creative case with one sample (whose diversity
-    cannot be measured), scores ``quality``.
+    below varied ones. Every other case (a creative list or exact rewrite included: one right
+    answer is as good as varied ones), and a case with one sample (whose diversity cannot be
+    measured), scores ``quality``.
 
     Raises:
         HAGInputError: No outputs.
@@ -369,7 +441,8 @@ def score_outputs(case: SuiteCase, outputs: Sequence[str]) -> float:
     if not outputs:
         raise HAGInputError(f"case {case.id!r}: no outputs to score")
     quality = sum(metric_value(case, output) for output in outputs) / len(outputs)
-    if case.task is not TaskKind.CREATIVE or len(outputs) < 2:
+    open_ended = case.task is TaskKind.CREATIVE and case.metric_name in OPEN_ENDED_METRICS
+    if not open_ended or len(outputs) < 2:
         return quality
     diversity = distinct_n(outputs, 2) * (1.0 - self_bleu(outputs))
     return _clamp((1.0 - DIVERSITY_WEIGHT) * quality + DIVERSITY_WEIGHT * diversity)

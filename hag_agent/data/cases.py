@@ -1,7 +1,8 @@
 """One case of a task suite: a prompt and what its metric needs (the JSONL line's schema).
 
 A case carries what its metric needs: ``answer`` for ``exact``, ``verbatim``, ``number`` and
-``yes_no``, ``answers`` for ``one_of``, ``reference`` for ``chrf``, ``keywords`` for ``coverage``.
+``yes_no``, ``answers`` for ``one_of``, ``reference`` for ``chrf``, ``keywords`` for ``coverage``,
+``answers`` and ``count`` for ``distinct_items``, ``count`` for ``loop_free_length``.
 Without ``metric`` the metric follows
 from the task and the fields (see `SuiteCase.metric_name`).
 """
@@ -29,6 +30,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "coverage",
     "verbatim",
     "one_of",
+    "distinct_items",
+    "loop_free_length",
 )
 """Every metric name a case may name (`hag_agent.metrics.METRICS` implements each)."""
 
@@ -40,8 +43,13 @@ METRIC_FIELD: dict[str, str] = {
     "coverage": "keywords",
     "verbatim": "answer",
     "one_of": "answers",
+    "distinct_items": "answers",
+    "loop_free_length": "count",
 }
 """The case field each metric scores against."""
+
+COUNTED_METRICS: frozenset[str] = frozenset({"distinct_items", "loop_free_length"})
+"""The metrics that also need ``count``: items asked for, or words asked for."""
 
 TASK_DEFAULT_METRIC: dict[TaskKind, str] = {
     TaskKind.MATH: "number",
@@ -50,7 +58,7 @@ TASK_DEFAULT_METRIC: dict[TaskKind, str] = {
 }
 """The default metric of a task, used when the case has the field it needs."""
 
-_FIELDS = ("answer", "answers", "reference", "keywords")
+_FIELDS = ("answer", "answers", "reference", "keywords", "count")
 """The fields a metric scores against; a case has at least one."""
 
 _VALID_TASKS = ", ".join(kind.value for kind in TaskKind)
@@ -76,6 +84,9 @@ class SuiteCase(BaseModel):
     """The reference text for chrF."""
     keywords: list[str] | None = None
     """The words a creative answer must use (coverage)."""
+    count: int | None = Field(default=None, ge=1, le=10_000)
+    """How many different items a list must give (distinct_items), or about how many words a
+    continuation should have (loop_free_length)."""
     metric: str | None = None
     """A metric name overriding the task/field default."""
 
@@ -103,11 +114,13 @@ class SuiteCase(BaseModel):
     @model_validator(mode="after")
     def _metric_has_its_field(self) -> SuiteCase:
         if all(getattr(self, field) is None for field in _FIELDS):
-            raise ValueError("a case needs one of answer, answers, reference or keywords")
+            raise ValueError("a case needs one of answer, answers, reference, keywords or count")
         name = self.metric_name
         needed = METRIC_FIELD[name]
         if getattr(self, needed) is None:
             raise ValueError(f"metric {name!r} needs the field {needed!r}")
+        if name in COUNTED_METRICS and self.count is None:
+            raise ValueError(f"metric {name!r} needs the field 'count'")
         if name == "yes_no" and (self.answer or "").strip().lower() not in ("yes", "no"):
             raise ValueError(f"metric 'yes_no' needs answer 'yes' or 'no', got {self.answer!r}")
         if name == "number":
@@ -126,7 +139,7 @@ class SuiteCase(BaseModel):
         In order: ``metric`` when set; the task's default (math: number, translation: chrf,
         creative: coverage) when the case has that metric's field; else by field: ``answer`` gives
         yes_no for a yes/no answer and exact otherwise, ``answers`` gives one_of, ``reference``
-        gives chrf, ``keywords`` gives coverage.
+        gives chrf, ``keywords`` gives coverage, ``count`` alone gives loop_free_length.
         """
         if self.metric is not None:
             return self.metric
@@ -139,7 +152,9 @@ class SuiteCase(BaseModel):
             return "one_of"
         if self.reference is not None:
             return "chrf"
+        if self.keywords is None and self.count is not None:
+            return "loop_free_length"
         return "coverage"
 
 
-__all__ = ["METRIC_FIELD", "METRIC_NAMES", "TASK_DEFAULT_METRIC", "SuiteCase"]
+__all__ = ["COUNTED_METRICS", "METRIC_FIELD", "METRIC_NAMES", "TASK_DEFAULT_METRIC", "SuiteCase"]

@@ -140,12 +140,13 @@ class _ChatRequestFile(BaseModel):
         return self
 
 
-def _data_text(name: str) -> str:
+def data_text(name: str) -> str:
+    """The text of a data file shipped in ``hag_agent/data``."""
     return resources.files("hag_agent.data").joinpath(name).read_text("utf-8")
 
 
 def _jsonl_rows(name: str) -> list[object]:
-    return [json.loads(line) for line in _data_text(name).splitlines() if line.strip()]
+    return [json.loads(line) for line in data_text(name).splitlines() if line.strip()]
 
 
 @functools.cache
@@ -163,13 +164,13 @@ def load_short_facts() -> tuple[AcceptedAnswers, ...]:
 @functools.cache
 def load_chat_requests() -> tuple[AcceptedAnswers, ...]:
     """The hand-written requests shipped as ``hag_agent/data/chat_requests.json``."""
-    table = _ChatRequestFile.model_validate_json(_data_text("chat_requests.json"))
+    table = _ChatRequestFile.model_validate_json(data_text("chat_requests.json"))
     return tuple(
         AcceptedAnswers(prompt=r.prompt, answers=table.answers[r.answers]) for r in table.requests
     )
 
 
-def _collect(
+def collect_distinct(
     suite: str,
     n: int,
     seed: int,
@@ -210,7 +211,7 @@ def coinflip(n: int, seed: int = 0) -> list[SuiteCase]:
         answer = "yes" if sum(flips) % 2 == 0 else "no"
         return {"task": TaskKind.REASONING, "prompt": prompt, "answer": answer, "metric": "yes_no"}
 
-    return _collect("coinflip", n, seed, draw)
+    return collect_distinct("coinflip", n, seed, draw)
 
 
 def last_letters(n: int, seed: int = 0) -> list[SuiteCase]:
@@ -228,7 +229,7 @@ def last_letters(n: int, seed: int = 0) -> list[SuiteCase]:
         answer = "".join(word[-1].lower() for word in words)
         return {"task": TaskKind.REASONING, "prompt": prompt, "answer": answer, "metric": "exact"}
 
-    return _collect("last_letters", n, seed, draw)
+    return collect_distinct("last_letters", n, seed, draw)
 
 
 _ITEMS: tuple[str, ...] = ("apples", "marbles", "stickers", "pencils", "cookies", "stamps")
@@ -282,7 +283,7 @@ def arithmetic(n: int, seed: int = 0) -> list[SuiteCase]:
         prompt = f"{prompt} Give the final answer as a number."
         return {"task": TaskKind.MATH, "prompt": prompt, "answer": str(answer), "metric": "number"}
 
-    return _collect("arithmetic", n, seed, draw)
+    return collect_distinct("arithmetic", n, seed, draw)
 
 
 def to_pig_latin(word: str) -> str:
@@ -316,7 +317,7 @@ def pig_latin(n: int, seed: int = 0) -> list[SuiteCase]:
         answer = " ".join(to_pig_latin(word) for word in words)
         return {"task": TaskKind.REASONING, "prompt": prompt, "answer": answer, "metric": "exact"}
 
-    return _collect("pig_latin", n, seed, draw)
+    return collect_distinct("pig_latin", n, seed, draw)
 
 
 def translation(n: int, seed: int = 0) -> list[SuiteCase]:
@@ -355,7 +356,7 @@ def keywords(n: int, seed: int = 0) -> list[SuiteCase]:
             "metric": "coverage",
         }
 
-    return _collect("keywords", n, seed, draw)
+    return collect_distinct("keywords", n, seed, draw)
 
 
 def _accepted_answer_cases(
@@ -442,4 +443,4 @@ def copy_exact(n: int, seed: int = 0) -> list[SuiteCase]:
             "metric": "verbatim",
         }
 
-    return _collect("copy_exact", n, seed, draw)
+    return collect_distinct("copy_exact", n, seed, draw)

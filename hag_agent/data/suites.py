@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from hag_agent.data import decoding_generators as dg
 from hag_agent.data import generators as g
 from hag_agent.data.cases import SuiteCase
 from hag_agent.errors import HAGInputError
@@ -141,6 +142,33 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             "coverage",
             20,
             g.keywords,
+        ),
+        SuiteSpec(
+            "distinct_list",
+            "Decoding decides: list 4-8 different items of a category, one per line",
+            TaskKind.CREATIVE,
+            "distinct_items",
+            60,
+            dg.distinct_list,
+            max_size=len(dg.load_list_categories()) * len(dg.LIST_SIZES) * len(dg.LIST_PROMPTS),
+        ),
+        SuiteSpec(
+            "reformat_exact",
+            "Decoding decides: rewrite a sentence exactly (a word replaced or dropped, "
+            "capitalised, hyphenated)",
+            TaskKind.CREATIVE,
+            "verbatim",
+            60,
+            dg.reformat_exact,
+        ),
+        SuiteSpec(
+            "continuation",
+            "Decoding decides: continue a story in about 40, 60 or 80 words, without loops",
+            TaskKind.CREATIVE,
+            "loop_free_length",
+            60,
+            dg.continuation,
+            max_size=len(dg.OPENINGS) * len(g.NAMES) * len(dg.THINGS) * 3,
         ),
         _held_out_table(
             "short_facts",

@@ -28,8 +28,9 @@ from hag_agent.metrics import ONE_OF_MENTION_CREDIT, metric_value
 from hag_agent.tasks import TaskKind
 
 TRAINING_SUITES = ("coinflip", "last_letters", "arithmetic", "pig_latin", "translation", "keywords")
+DECODING_SUITES = ("distinct_list", "reformat_exact", "continuation")
 HELD_OUT_SUITES = ("short_facts", "copy_exact", "chat_reply")
-SUITES = TRAINING_SUITES + HELD_OUT_SUITES
+SUITES = TRAINING_SUITES + DECODING_SUITES + HELD_OUT_SUITES
 
 
 def test_builtin_names_and_specs() -> None:
@@ -63,9 +64,13 @@ def test_generator_is_reproducible_and_well_formed(name: str) -> None:
 
 
 def test_larger_suites_have_distinct_prompts() -> None:
-    for name in ("coinflip", "last_letters", "arithmetic", "pig_latin", "keywords", "copy_exact"):
-        cases = make_suite(name, 200, seed=11)
-        assert len({c.prompt for c in cases}) == 200
+    for name in (
+        *("coinflip", "last_letters", "arithmetic", "pig_latin", "keywords", "copy_exact"),
+        *DECODING_SUITES,
+    ):
+        size = min(200, builtin_suites()[name].max_size or 200)
+        cases = make_suite(name, size, seed=11)
+        assert len({c.prompt for c in cases}) == size
 
 
 # --- independent checks of the answers -------------------------------------------------------
@@ -341,7 +346,9 @@ def test_held_out_prompts_are_classified_as_their_task(name: str) -> None:
 
 
 def test_held_out_prompts_are_not_training_prompts() -> None:
-    training = {c.prompt for name in TRAINING_SUITES for c in make_suite(name, 60, seed=0)}
+    training = {
+        c.prompt for name in TRAINING_SUITES + DECODING_SUITES for c in make_suite(name, 60, seed=0)
+    }
     for name in HELD_OUT_SUITES:
         assert not training & {c.prompt for c in make_suite(name, 30, seed=0)}
 
@@ -482,6 +489,9 @@ def test_a_file_without_cases_is_an_error(tmp_path: Path) -> None:
         ({"task": "chat", "answers": ["tea"], "answer": "tea"}, "exact"),
         ({"task": "chat", "answer": "Tea.", "metric": "verbatim"}, "verbatim"),
         ({"task": "math", "answer": "x = 2", "metric": "exact"}, "exact"),
+        ({"task": "creative", "count": 40}, "loop_free_length"),
+        ({"task": "creative", "keywords": ["dog"], "count": 40}, "coverage"),
+        ({"task": "creative", "answers": ["oak"], "count": 4}, "one_of"),
     ],
 )
 def test_metric_name_defaults(fields: dict[str, object], metric: str) -> None:
@@ -492,7 +502,9 @@ def test_metric_name_defaults(fields: dict[str, object], metric: str) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"task": "math"}, "one of answer, answers, reference or keywords"),
+        ({"task": "math"}, "one of answer, answers, reference, keywords or count"),
+        ({"task": "creative", "count": 0}, "greater than or equal to 1"),
+        ({"task": "creative", "answers": ["oak"], "metric": "distinct_items"}, "field 'count'"),
         ({"task": "chat", "answers": []}, "answers must be a non-empty list"),
         ({"task": "chat", "answers": ["tea", " "]}, "answers must be a non-empty list"),
         ({"task": "chat", "answer": "tea", "metric": "one_of"}, "needs the field 'answers'"),
@@ -513,7 +525,7 @@ def test_number_answer_may_have_thousands_commas() -> None:
     assert case.metric_name == "number"
 
 
-def test_readme_lists_the_held_out_suites_as_they_are() -> None:
+def test_readme_lists_the_held_out_and_decoding_suites_as_they_are() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     rows = {
         cells[0]: cells[1:4]
@@ -521,7 +533,7 @@ def test_readme_lists_the_held_out_suites_as_they_are() -> None:
         if line.startswith("| ")
         and len(cells := [c.strip() for c in line.strip("|").split("|")]) > 4
     }
-    for name in HELD_OUT_SUITES:
+    for name in HELD_OUT_SUITES + DECODING_SUITES:
         spec = builtin_suites()[name]
         size = "any" if spec.max_size is None else str(spec.max_size)
         assert rows[name] == [spec.task.value, spec.metric, size], name

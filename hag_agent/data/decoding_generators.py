@@ -1,0 +1,204 @@
+"""Seeded generators of the suites where the decoding settings decide the score.
+
+A small model can list, rewrite and continue text; how well it does depends on how it samples.
+The three suites share one task kind, creative, and want different settings from it:
+
+- distinct_list: "List 6 different insects, one per line": greedy decoding repeats itself, so
+  it wants sampling and a repetition penalty (metric distinct_items);
+- reformat_exact: rewrite a given sentence exactly (one word replaced or dropped, every word
+  capitalised, words joined by hyphens): any sampling can only hurt (metric verbatim); the
+  operations differ from the held-out copy_exact suite's (repeat, upper, lower, reverse);
+- continuation: continue a story opening in about 40, 60 or 80 words: a loop or a cut answer
+  scores low, so it wants enough max_tokens and some sampling (metric loop_free_length).
+
+The same rules as `hag_agent.data.generators` hold: ``random.Random(seed)`` only, a larger ``n``
+extends a smaller one, prompts distinct within a suite, ids ``"{suite}-{seed}-{index:03d}"``, and
+every answer computed from what the prompt says.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from hag_agent.data.cases import SuiteCase
+from hag_agent.data.generators import KEYWORDS, NAMES, collect_distinct, data_text
+from hag_agent.errors import HAGInputError
+from hag_agent.tasks import TaskKind
+
+LIST_SIZES = range(4, 9)
+"""How many items a distinct_list case asks for."""
+
+LIST_PROMPTS: tuple[str, ...] = (
+    "List {count} different {plural}, one per line, and nothing else.",
+    "Name {count} different {plural}. Write one per line and nothing else.",
+)
+"""The distinct_list requests; ``{count}`` and ``{plural}`` are filled in."""
+
+SENTENCE_PARTS: dict[str, tuple[str, ...]] = {
+    "verb": ("painted", "cleaned", "fixed", "moved", "sold", "bought", "found", "carried"),
+    "adjective": ("old", "small", "red", "heavy", "wooden", "broken", "new", "green", "tall"),
+    "noun": ("fence", "table", "boat", "door", "box", "bicycle", "chair", "window", "wagon"),
+    "place": (
+        "near the river", "in the garden", "behind the school", "at the market",
+        "by the station", "on the hill", "in the village", "after lunch", "before dinner",
+    ),
+}  # fmt: skip
+"""Parts of the reformat_exact sentences: ``"{name} {verb} the {adjective} {noun} {place}."``."""
+
+REFORMAT_PROMPTS: dict[str, str] = {
+    "replace": 'Rewrite this sentence with the word "{old}" replaced by "{new}", and change '
+    "nothing else: {text}",
+    "drop": 'Rewrite this sentence without the word "{old}", and change nothing else: {text}',
+    "capitalise": "Rewrite this sentence with the first letter of every word in capitals, and "
+    "change nothing else: {text}",
+    "hyphenate": "Join these words with hyphens, in this order, and write nothing else: {text}",
+}
+"""The reformat_exact requests by operation; the text to rewrite comes last."""
+
+CONTINUATION_LENGTHS = (40, 60, 80)
+"""About how many words a continuation case asks for."""
+
+OPENINGS: tuple[str, ...] = (
+    "{name} opened the old {thing} and found a letter addressed to nobody.",
+    "The {thing} on {name}'s desk had started to hum every night at midnight.",
+    "When the train stopped in the middle of the forest, {name} picked up the {thing} and "
+    "stepped outside.",
+    "{name} had never seen a {thing} glow like that before.",
+    "Nobody in the village believed {name} when the {thing} began to talk.",
+    "On the first morning of winter, {name} found a {thing} waiting on the doorstep.",
+)
+"""Story openings for continuation; ``{name}`` and ``{thing}`` are filled in."""
+
+THINGS: tuple[str, ...] = (
+    "box", "lantern", "map", "clock", "radio", "suitcase", "mirror", "key", "book", "compass",
+)  # fmt: skip
+"""Objects in the story openings."""
+
+
+class ListCategory(BaseModel):
+    """One category of ``list_categories.json``: its plural and every accepted item."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plural: str = Field(min_length=1)
+    """The category in the plural, as the prompt names it ("pieces of furniture")."""
+    items: tuple[str, ...] = Field(min_length=12)
+    """Accepted items, lowercase; spellings of one item joined by ``|`` ("usa|united states")."""
+
+
+_CATEGORIES = TypeAdapter(dict[str, ListCategory])
+
+
+@functools.cache
+def load_list_categories() -> dict[str, ListCategory]:
+    """The hand-written categories shipped as ``hag_agent/data/list_categories.json``."""
+    return _CATEGORIES.validate_json(data_text("list_categories.json"))
+
+
+def distinct_list(n: int, seed: int = 0) -> list[SuiteCase]:
+    """List 4 to 8 different items of a category, one per line; creative, distinct_items."""
+    categories = load_list_categories()
+    names = sorted(categories)
+
+    def draw(rng: random.Random) -> dict[str, object]:
+        category = categories[rng.choice(names)]
+        count = rng.choice(LIST_SIZES)
+        template = rng.choice(LIST_PROMPTS)
+        return {
+            "task": TaskKind.CREATIVE,
+            "prompt": template.format(count=count, plural=category.plural),
+            "answers": list(category.items),
+            "count": count,
+            "metric": "distinct_items",
+        }
+
+    return collect_distinct("distinct_list", n, seed, draw)
+
+
+def reformat(operation: str, text: str, old: str = "", new: str = "") -> str:
+    """What a reformat_exact request asks for, computed from its parts.
+
+    Raises:
+        HAGInputError: An operation not in `REFORMAT_PROMPTS`.
+    """
+    words = text.split()
+    if operation == "replace":
+        return " ".join(new if w == old else w for w in words)
+    if operation == "drop":
+        return " ".join(w for w in words if w != old)
+    if operation == "capitalise":
+        return " ".join(w[:1].upper() + w[1:] for w in words)
+    if operation == "hyphenate":
+        return "-".join(words)
+    known = ", ".join(REFORMAT_PROMPTS)
+    raise HAGInputError(f"unknown reformat operation {operation!r}; known: {known}")
+
+
+def _sentence(rng: random.Random) -> tuple[str, dict[str, str]]:
+    parts = {key: rng.choice(values) for key, values in SENTENCE_PARTS.items()}
+    name = rng.choice(NAMES)
+    text = f"{name} {parts['verb']} the {parts['adjective']} {parts['noun']} {parts['place']}."
+    return text, parts
+
+
+def reformat_exact(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Rewrite a sentence exactly: a word replaced or dropped, capitalised, or hyphenated.
+
+    Creative (rewriting text), metric verbatim: case and punctuation count.
+    """
+
+    def draw(rng: random.Random) -> dict[str, object]:
+        operation = rng.choice(tuple(REFORMAT_PROMPTS))
+        text, parts = _sentence(rng)
+        old, new = parts["noun"], rng.choice([k for k in KEYWORDS if k != parts["noun"]])
+        if operation == "drop":
+            old = parts["adjective"]
+        elif operation == "capitalise":
+            text = text.lower()
+        elif operation == "hyphenate":
+            text = " ".join(rng.sample(KEYWORDS, rng.randint(3, 5)))
+        prompt = REFORMAT_PROMPTS[operation].format(old=old, new=new, text=text)
+        return {
+            "task": TaskKind.CREATIVE,
+            "prompt": prompt,
+            "answer": reformat(operation, text, old, new),
+            "metric": "verbatim",
+        }
+
+    return collect_distinct("reformat_exact", n, seed, draw)
+
+
+def continuation(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Continue a story opening in about 40, 60 or 80 words; creative, loop_free_length."""
+
+    def draw(rng: random.Random) -> dict[str, object]:
+        opening = rng.choice(OPENINGS).format(name=rng.choice(NAMES), thing=rng.choice(THINGS))
+        count = rng.choice(CONTINUATION_LENGTHS)
+        return {
+            "task": TaskKind.CREATIVE,
+            "prompt": f"Continue this story in about {count} words: {opening}",
+            "count": count,
+            "metric": "loop_free_length",
+        }
+
+    return collect_distinct("continuation", n, seed, draw)
+
+
+__all__ = [
+    "CONTINUATION_LENGTHS",
+    "LIST_PROMPTS",
+    "LIST_SIZES",
+    "OPENINGS",
+    "REFORMAT_PROMPTS",
+    "SENTENCE_PARTS",
+    "THINGS",
+    "ListCategory",
+    "continuation",
+    "distinct_list",
+    "load_list_categories",
+    "reformat",
+    "reformat_exact",
+]

@@ -1,0 +1,122 @@
+"""The suites where decoding decides: their metrics, and every answer checked from its prompt."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hag_agent.data import decoding_generators as dg
+from hag_agent.data.suites import make_suite
+from hag_agent.metrics import (
+    distinct_items,
+    list_items,
+    loop_free_length,
+    metric_value,
+    score_outputs,
+)
+
+INSECTS = ["ant", "bee|honeybee", "fly|housefly", "beetle", "moth", "ladybug|ladybird"]
+
+
+def test_list_items_strip_numbers_bullets_and_descriptions() -> None:
+    text = "Here they are:\n1. Ant\n2) Bee - it makes honey\n- Moth (at night)\n* beetle: hard\n"
+    assert list_items(text) == ["Here they are", "Ant", "Bee", "Moth", "beetle"]
+    assert list_items("ant, bee, moth.") == ["ant", "bee", "moth."]
+    assert list_items("") == []
+
+
+@pytest.mark.parametrize(
+    ("output", "score"),
+    [
+        ("Ant\nBee\nMoth\nBeetle", 1.0),
+        ("1. Ants\n2. Bees\n3. Moths\n4. Beetles", 1.0),  # plurals
+        ("ant, a bee, the moth, beetle", 1.0),  # one line, commas, articles
+        ("Ant\nBee\nMoth\nMoth", 0.75),  # a repeat
+        ("Bee\nHoneybee\nMoth\nAnt", 0.75),  # two spellings of one item
+        ("Ant\nBee\nMoth\nDog", 0.75),  # not an insect
+        ("Sure! Here are four:\nAnt\nBee\nMoth\nBeetle", 0.8),  # a preamble line
+        ("Ant\nBee\nMoth\nBeetle\nFly\nLadybird", 4 / 6),  # more than asked
+        ("Ant\nBee", 0.5),  # fewer than asked
+        ("", 0.0),
+        ("Insects are small animals with six legs.", 0.0),
+    ],
+)
+def test_distinct_items(output: str, score: float) -> None:
+    assert distinct_items(output, INSECTS, 4) == pytest.approx(score)
+
+
+def test_loop_free_length_rewards_length_and_punishes_loops() -> None:
+    varied = " ".join(f"word{i}" for i in range(50))  # 50 distinct words: no repeated 3-gram
+    assert loop_free_length(varied, 40) == pytest.approx(1.0)
+    assert loop_free_length(varied, 100) == pytest.approx(0.5)  # half the length asked
+    assert loop_free_length(varied, 20) == pytest.approx(0.8)  # 2.5 times the length
+    looped = " ".join(["the cat sat on the mat"] * 10)  # 60 words, 6 distinct 3-grams
+    assert loop_free_length(looped, 60) < 0.15
+    assert loop_free_length("", 40) == 0.0
+
+
+def test_list_category_file_is_well_formed() -> None:
+    categories = dg.load_list_categories()
+    assert len(categories) >= 12
+    for name, category in categories.items():
+        spellings = [s for item in category.items for s in item.split("|")]
+        assert len(spellings) == len(set(spellings)), f"{name}: a spelling in two items"
+        assert all(s == s.lower().strip() and s for s in spellings), name
+        assert len(category.items) >= 25, name
+
+
+def test_distinct_list_cases_ask_for_their_count_of_their_category() -> None:
+    categories = {c.plural: c for c in dg.load_list_categories().values()}
+    for case in make_suite("distinct_list", 180, seed=2):
+        found = re.search(r"(?:List|Name) (\d) different (.+?)[,.]", case.prompt)
+        assert found, case.prompt
+        assert case.count == int(found.group(1))
+        assert case.answers == list(categories[found.group(2)].items)
+        right = "\n".join(item.split("|")[0] for item in categories[found.group(2)].items[:8])
+        assert metric_value(case, right) == pytest.approx(case.count / 8)
+
+
+def _reformat_by_hand(prompt: str) -> str:
+    """The answer read from the prompt alone, by other code than the generator's."""
+    text = prompt.rsplit(": ", 1)[1]
+    if prompt.startswith("Join these words"):
+        return text.replace(" ", "-")
+    if prompt.startswith("Rewrite this sentence with the first letter"):
+        return " ".join(word.capitalize() for word in text.split())
+    replaced = re.match(r'Rewrite this sentence with the word "(\w+)" replaced by "(\w+)"', prompt)
+    if replaced:
+        return re.sub(rf"\b{replaced.group(1)}\b", replaced.group(2), text)
+    dropped = re.match(r'Rewrite this sentence without the word "(\w+)"', prompt)
+    assert dropped, prompt
+    return re.sub(rf" {dropped.group(1)}\b", "", text)
+
+
+def test_reformat_answers_recomputed_from_the_prompt() -> None:
+    cases = make_suite("reformat_exact", 200, seed=4)
+    assert {c.prompt.split(" ", 2)[1] for c in cases} >= {"these", "this"}
+    for case in cases:
+        assert case.answer == _reformat_by_hand(case.prompt), case.prompt
+        assert metric_value(case, f"Here it is: {case.answer}") == 1.0
+        assert metric_value(case, case.prompt.rsplit(": ", 1)[1]) == 0.0  # unchanged is wrong
+
+
+def test_reformat_rejects_an_unknown_operation() -> None:
+    with pytest.raises(Exception, match="unknown reformat operation 'shout'"):
+        dg.reformat("shout", "a b")
+
+
+def test_continuation_cases_ask_for_their_length() -> None:
+    for case in make_suite("continuation", 100, seed=6):
+        found = re.search(r"in about (\d+) words: ", case.prompt)
+        assert found and case.count == int(found.group(1))
+        assert case.count in dg.CONTINUATION_LENGTHS
+
+
+def test_identical_right_samples_of_an_exact_creative_case_score_1() -> None:
+    # Varied samples are rewarded only for open-ended writing, not for an exact rewrite.
+    case = make_suite("reformat_exact", 1, seed=0)[0]
+    assert score_outputs(case, [case.answer or ""] * 4) == 1.0
+    story = make_suite("continuation", 1, seed=0)[0]
+    text = " ".join(f"word{i}" for i in range(story.count or 0))
+    assert score_outputs(story, [text] * 4) < 0.85  # four copies of one story: no diversity
