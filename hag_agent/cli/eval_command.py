@@ -61,7 +61,8 @@ def report_table(report: EvalReport) -> Table:
     from hag_agent.evaluation.report import OVERALL, summary_cells
 
     table = Table(title=f"{report.suite} on {report.backend}")
-    table.add_column("task", no_wrap=True)
+    # A task's metric names may be long: they wrap rather than squeeze the figures away.
+    table.add_column("task", max_width=28)
     table.add_column("proposer", no_wrap=True)
     table.add_column("metric (mean ± std)", justify="right")
     table.add_column("time / case (s)", justify="right")
@@ -165,8 +166,9 @@ def eval_command(
 ) -> None:
     """Compare proposers of decoding settings on a suite: default, random, prior, self, oracle.
 
-    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers, and any
-    plugin's proposer.
+    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers, fixed, and
+    any plugin's proposer; a proposer's own options come from HAG_PROPOSER_OPTIONS, e.g.
+    '{"fixed": {"fixed_params": {"temperature": 0, ...}}}'.
 
     Every case runs once per proposer and seed, with the task pinned to the case's and critique
     off unless asked. Prints a table per task and overall (mean metric ± std across seeds, time
@@ -184,11 +186,12 @@ def eval_command(
     warn = suite_job.warner(err)
     suite_job.require_at_least_one(options["limit"], "--limit")
     with suite_job.noting_interrupts(f"finished runs are saved in {out_dir}"):
-        settings = _settings(options)
+        context = _context(options)
+        settings = _settings(options, context)
         if not no_chart:
             require_matplotlib()
         cases = _cases(suite, options, warn)
-        context, model, tuned_model = _backends(options, settings)
+        model, tuned_model = _backends(context, settings)
         with ProgressView(err, enabled=not quiet) as view:
             report = evaluate(
                 cases,
@@ -220,8 +223,12 @@ def eval_command(
         raise click.exceptions.Exit(EXIT_BACKEND)
 
 
-def _settings(options: dict[str, Any]) -> EvalSettings:
-    """The `EvalSettings` of the options; it checks the proposers and what each needs."""
+def _settings(options: dict[str, Any], context: HAGContext) -> EvalSettings:
+    """The `EvalSettings` of the options; it checks the proposers and what each needs.
+
+    A proposer's options from the environment (``HAG_PROPOSER_OPTIONS``, e.g. ``fixed``'s
+    ``fixed_params``) apply as they do to ``hag-agent run``.
+    """
     from hag_agent.evaluation.settings import EvalSettings
 
     names = [name.strip() for name in options["proposers"].split(",") if name.strip()]
@@ -229,6 +236,7 @@ def _settings(options: dict[str, Any]) -> EvalSettings:
         EvalSettings,
         proposers=names,
         search_file=options["search_file"],
+        proposer_options={k: v for k, v in context.proposer_options.items() if k in names},
         **{k: options[k] for k in _SETTINGS_OPTIONS},
     )
 
@@ -262,14 +270,20 @@ def _cases(suite: str, options: dict[str, Any], warn: Callable[[str], None]) -> 
     return cases
 
 
-def _backends(options: dict[str, Any], settings: EvalSettings) -> tuple[HAGContext, Any, Any]:
-    """The run context, its backend, and for ``self-tuned`` the backend with the tuned proposer."""
+def _context(options: dict[str, Any]) -> HAGContext:
+    """The run context of the backend options and the ``HAG_*`` environment."""
+    from hag_agent.context import resolve_context
+
+    return resolve_context(options["backend_choice"])
+
+
+def _backends(context: HAGContext, settings: EvalSettings) -> tuple[Any, Any]:
+    """The context's backend, and for ``self-tuned`` the backend with the tuned proposer."""
     from hag_agent.backend_choice import resolve_backend
     from hag_agent.context import resolve_context
 
-    context = resolve_context(options["backend_choice"])
     tuned_model = None
     if "self-tuned" in settings.proposers:
         tuned = {"backend_options": {"proposer_model": settings.tuned_proposer}}
         tuned_model = resolve_backend(resolve_context(tuned, context))
-    return context, resolve_backend(context), tuned_model
+    return resolve_backend(context), tuned_model

@@ -251,3 +251,17 @@ def test_several_suites_with_a_limit_each(tmp_path: Path) -> None:
         eval_command, ["--suite", "coinflip,coinflip", "--backend", backend, "--out", str(out)]
     )
     assert clash.exit_code == 2 and "is in both" in clash.stderr
+
+
+def test_eval_fixed_takes_its_params_from_the_environment(tmp_path: Path, suite_file: Path) -> None:
+    out = tmp_path / "eval"
+    fixed = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0}
+    fixed |= {"repetition_penalty": 1.0, "max_tokens": 64}
+    env = {"HAG_PROPOSER_OPTIONS": json.dumps({"fixed": {"fixed_params": fixed}})}
+    result = CliRunner(env=env).invoke(
+        eval_command, eval_args(suite_file, out, fake_backend(), "--proposers", "fixed")
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text("utf-8").splitlines()]
+    assert rows and all(row["params"]["temperature"] == 0.0 for row in rows)
+    assert all(row["params"]["top_p"] == 1.0 for row in rows)
