@@ -59,9 +59,6 @@ _RULES: list[tuple[TaskKind, tuple[str, ...]]] = [
             r"limerick|tale|essay|joke|names?)\b",
             r"\b(?:story|poem|haiku|limerick|fiction|creative|brainstorm|slogan)\b",
             r"\b(?:write|compose)\b.*\b(?:sentence|paragraph)\b.*\b(?:uses?|using|with)\b",
-            # brainstormed lists and rewriting a given text
-            r"\b(?:list|name|suggest) \d+ different\b",
-            r"\brewrite (?:this|the) (?:sentence|text|paragraph)\b|\bjoin these words\b",
         ),
     ),
     (

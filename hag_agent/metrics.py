@@ -431,9 +431,9 @@ def score_outputs(case: SuiteCase, outputs: Sequence[str]) -> float:
     writing (task creative, metric in `OPEN_ENDED_METRICS`) with at least two samples the score
     is ``0.8 * quality + 0.2 * distinct_n(outputs, 2) * (1 - self_bleu(outputs))``
     (`DIVERSITY_WEIGHT` = 0.2): samples that all use the keywords but repeat each other score
-    below varied ones. Every other case (a creative list or exact rewrite included: one right
-    answer is as good as varied ones), and a case with one sample (whose diversity cannot be
-    measured), scores ``quality``.
+    below varied ones. Every other case (a list or an exact copy: one right answer is as good as
+    varied ones), and a case with one sample (whose diversity cannot be measured), scores
+    ``quality``.
 
     Raises:
         HAGInputError: No outputs.

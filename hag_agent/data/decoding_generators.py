@@ -1,15 +1,17 @@
 """Seeded generators of the suites where the decoding settings decide the score.
 
-A small model can list, rewrite and continue text; how well it does depends on how it samples.
-The three suites share one task kind, creative, and want different settings from it:
+A small model can list, repeat and continue text; how well it does depends on how it samples.
+Two of the suites share one task kind, chat, and want opposite settings from it:
 
 - distinct_list: "List 6 different insects, one per line": greedy decoding repeats itself, so
   it wants sampling and a repetition penalty (metric distinct_items);
-- reformat_exact: rewrite a given sentence exactly (one word replaced or dropped, every word
-  capitalised, words joined by hyphens): any sampling can only hurt (metric verbatim); the
-  operations differ from the held-out copy_exact suite's (repeat, upper, lower, reverse);
-- continuation: continue a story opening in about 40, 60 or 80 words: a loop or a cut answer
-  scores low, so it wants enough max_tokens and some sampling (metric loop_free_length).
+- repeat_exact: repeat a sentence word for word: any sampling can only hurt (metric verbatim).
+  It is the one exact rewrite SmolLM2-135M does under greedy decoding (replacing or dropping a
+  word, capitals and hyphens it does not); the held-out copy_exact suite asks the same of
+  hand-written sentences, so a proposer tuned on repeat_exact has seen that kind of request;
+- continuation (creative): continue a story opening in about 40, 60 or 80 words: a loop or a
+  cut answer scores low, so it wants enough max_tokens and some sampling (metric
+  loop_free_length).
 
 The same rules as `hag_agent.data.generators` hold: ``random.Random(seed)`` only, a larger ``n``
 extends a smaller one, prompts distinct within a suite, ids ``"{suite}-{seed}-{index:03d}"``, and
@@ -24,8 +26,7 @@ import random
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from hag_agent.data.cases import SuiteCase
-from hag_agent.data.generators import KEYWORDS, NAMES, collect_distinct, data_text
-from hag_agent.errors import HAGInputError
+from hag_agent.data.generators import NAMES, collect_distinct, data_text
 from hag_agent.tasks import TaskKind
 
 LIST_SIZES = range(4, 9)
@@ -46,17 +47,14 @@ SENTENCE_PARTS: dict[str, tuple[str, ...]] = {
         "by the station", "on the hill", "in the village", "after lunch", "before dinner",
     ),
 }  # fmt: skip
-"""Parts of the reformat_exact sentences: ``"{name} {verb} the {adjective} {noun} {place}."``."""
+"""Parts of the repeat_exact sentences: ``"{name} {verb} the {adjective} {noun} {place}."``."""
 
-REFORMAT_PROMPTS: dict[str, str] = {
-    "replace": 'Rewrite this sentence with the word "{old}" replaced by "{new}", and change '
-    "nothing else: {text}",
-    "drop": 'Rewrite this sentence without the word "{old}", and change nothing else: {text}',
-    "capitalise": "Rewrite this sentence with the first letter of every word in capitals, and "
-    "change nothing else: {text}",
-    "hyphenate": "Join these words with hyphens, in this order, and write nothing else: {text}",
-}
-"""The reformat_exact requests by operation; the text to rewrite comes last."""
+REPEAT_PROMPTS: tuple[str, ...] = (
+    "Repeat this sentence exactly, and write nothing else: {text}",
+    "Write this sentence again exactly as it is, and nothing else: {text}",
+    "Say this sentence again word for word, and nothing else: {text}",
+)
+"""The repeat_exact requests; the sentence comes last."""
 
 CONTINUATION_LENGTHS = (40, 60, 80)
 """About how many words a continuation case asks for."""
@@ -99,7 +97,7 @@ def load_list_categories() -> dict[str, ListCategory]:
 
 
 def distinct_list(n: int, seed: int = 0) -> list[SuiteCase]:
-    """List 4 to 8 different items of a category, one per line; creative, distinct_items."""
+    """List 4 to 8 different items of a category, one per line; chat, distinct_items."""
     categories = load_list_categories()
     names = sorted(categories)
 
@@ -108,7 +106,7 @@ def distinct_list(n: int, seed: int = 0) -> list[SuiteCase]:
         count = rng.choice(LIST_SIZES)
         template = rng.choice(LIST_PROMPTS)
         return {
-            "task": TaskKind.CREATIVE,
+            "task": TaskKind.CHAT,
             "prompt": template.format(count=count, plural=category.plural),
             "answers": list(category.items),
             "count": count,
@@ -118,57 +116,23 @@ def distinct_list(n: int, seed: int = 0) -> list[SuiteCase]:
     return collect_distinct("distinct_list", n, seed, draw)
 
 
-def reformat(operation: str, text: str, old: str = "", new: str = "") -> str:
-    """What a reformat_exact request asks for, computed from its parts.
-
-    Raises:
-        HAGInputError: An operation not in `REFORMAT_PROMPTS`.
-    """
-    words = text.split()
-    if operation == "replace":
-        return " ".join(new if w == old else w for w in words)
-    if operation == "drop":
-        return " ".join(w for w in words if w != old)
-    if operation == "capitalise":
-        return " ".join(w[:1].upper() + w[1:] for w in words)
-    if operation == "hyphenate":
-        return "-".join(words)
-    known = ", ".join(REFORMAT_PROMPTS)
-    raise HAGInputError(f"unknown reformat operation {operation!r}; known: {known}")
-
-
-def _sentence(rng: random.Random) -> tuple[str, dict[str, str]]:
-    parts = {key: rng.choice(values) for key, values in SENTENCE_PARTS.items()}
-    name = rng.choice(NAMES)
-    text = f"{name} {parts['verb']} the {parts['adjective']} {parts['noun']} {parts['place']}."
-    return text, parts
-
-
-def reformat_exact(n: int, seed: int = 0) -> list[SuiteCase]:
-    """Rewrite a sentence exactly: a word replaced or dropped, capitalised, or hyphenated.
-
-    Creative (rewriting text), metric verbatim: case and punctuation count.
-    """
+def repeat_exact(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Repeat a sentence word for word; chat, metric verbatim (case and punctuation count)."""
 
     def draw(rng: random.Random) -> dict[str, object]:
-        operation = rng.choice(tuple(REFORMAT_PROMPTS))
-        text, parts = _sentence(rng)
-        old, new = parts["noun"], rng.choice([k for k in KEYWORDS if k != parts["noun"]])
-        if operation == "drop":
-            old = parts["adjective"]
-        elif operation == "capitalise":
-            text = text.lower()
-        elif operation == "hyphenate":
-            text = " ".join(rng.sample(KEYWORDS, rng.randint(3, 5)))
-        prompt = REFORMAT_PROMPTS[operation].format(old=old, new=new, text=text)
+        parts = {key: rng.choice(values) for key, values in SENTENCE_PARTS.items()}
+        text = (
+            f"{rng.choice(NAMES)} {parts['verb']} the {parts['adjective']} {parts['noun']} "
+            f"{parts['place']}."
+        )
         return {
-            "task": TaskKind.CREATIVE,
-            "prompt": prompt,
-            "answer": reformat(operation, text, old, new),
+            "task": TaskKind.CHAT,
+            "prompt": rng.choice(REPEAT_PROMPTS).format(text=text),
+            "answer": text,
             "metric": "verbatim",
         }
 
-    return collect_distinct("reformat_exact", n, seed, draw)
+    return collect_distinct("repeat_exact", n, seed, draw)
 
 
 def continuation(n: int, seed: int = 0) -> list[SuiteCase]:
@@ -192,13 +156,12 @@ __all__ = [
     "LIST_PROMPTS",
     "LIST_SIZES",
     "OPENINGS",
-    "REFORMAT_PROMPTS",
+    "REPEAT_PROMPTS",
     "SENTENCE_PARTS",
     "THINGS",
     "ListCategory",
     "continuation",
     "distinct_list",
     "load_list_categories",
-    "reformat",
-    "reformat_exact",
+    "repeat_exact",
 ]

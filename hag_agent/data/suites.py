@@ -146,20 +146,19 @@ def builtin_suites() -> dict[str, SuiteSpec]:
         SuiteSpec(
             "distinct_list",
             "Decoding decides: list 4-8 different items of a category, one per line",
-            TaskKind.CREATIVE,
+            TaskKind.CHAT,
             "distinct_items",
             60,
             dg.distinct_list,
             max_size=len(dg.load_list_categories()) * len(dg.LIST_SIZES) * len(dg.LIST_PROMPTS),
         ),
         SuiteSpec(
-            "reformat_exact",
-            "Decoding decides: rewrite a sentence exactly (a word replaced or dropped, "
-            "capitalised, hyphenated)",
-            TaskKind.CREATIVE,
+            "repeat_exact",
+            "Decoding decides: repeat a sentence word for word",
+            TaskKind.CHAT,
             "verbatim",
             60,
-            dg.reformat_exact,
+            dg.repeat_exact,
         ),
         SuiteSpec(
             "continuation",

@@ -77,33 +77,16 @@ def test_distinct_list_cases_ask_for_their_count_of_their_category() -> None:
         assert metric_value(case, right) == pytest.approx(case.count / 8)
 
 
-def _reformat_by_hand(prompt: str) -> str:
-    """The answer read from the prompt alone, by other code than the generator's."""
-    text = prompt.rsplit(": ", 1)[1]
-    if prompt.startswith("Join these words"):
-        return text.replace(" ", "-")
-    if prompt.startswith("Rewrite this sentence with the first letter"):
-        return " ".join(word.capitalize() for word in text.split())
-    replaced = re.match(r'Rewrite this sentence with the word "(\w+)" replaced by "(\w+)"', prompt)
-    if replaced:
-        return re.sub(rf"\b{replaced.group(1)}\b", replaced.group(2), text)
-    dropped = re.match(r'Rewrite this sentence without the word "(\w+)"', prompt)
-    assert dropped, prompt
-    return re.sub(rf" {dropped.group(1)}\b", "", text)
-
-
-def test_reformat_answers_recomputed_from_the_prompt() -> None:
-    cases = make_suite("reformat_exact", 200, seed=4)
-    assert {c.prompt.split(" ", 2)[1] for c in cases} >= {"these", "this"}
+def test_repeat_answers_are_the_sentence_in_the_prompt() -> None:
+    cases = make_suite("repeat_exact", 200, seed=4)
+    assert {c.prompt.split(" ", 1)[0] for c in cases} == {"Repeat", "Write", "Say"}
     for case in cases:
-        assert case.answer == _reformat_by_hand(case.prompt), case.prompt
+        sentence = case.prompt.split(", and write nothing else: ")[-1]
+        sentence = sentence.split(", and nothing else: ")[-1]
+        assert case.answer == sentence and sentence.endswith("."), case.prompt
         assert metric_value(case, f"Here it is: {case.answer}") == 1.0
-        assert metric_value(case, case.prompt.rsplit(": ", 1)[1]) == 0.0  # unchanged is wrong
-
-
-def test_reformat_rejects_an_unknown_operation() -> None:
-    with pytest.raises(Exception, match="unknown reformat operation 'shout'"):
-        dg.reformat("shout", "a b")
+        assert metric_value(case, sentence.lower()) == 0.0  # case counts
+        assert metric_value(case, sentence[:-1]) == 0.0  # so does the full stop
 
 
 def test_continuation_cases_ask_for_their_length() -> None:
@@ -113,10 +96,13 @@ def test_continuation_cases_ask_for_their_length() -> None:
         assert case.count in dg.CONTINUATION_LENGTHS
 
 
-def test_identical_right_samples_of_an_exact_creative_case_score_1() -> None:
-    # Varied samples are rewarded only for open-ended writing, not for an exact rewrite.
-    case = make_suite("reformat_exact", 1, seed=0)[0]
+def test_identical_right_samples_of_an_exact_case_score_1() -> None:
+    # Varied samples are rewarded only for open-ended writing, not for an exact copy or a list.
+    case = make_suite("repeat_exact", 1, seed=0)[0]
     assert score_outputs(case, [case.answer or ""] * 4) == 1.0
+    listing = make_suite("distinct_list", 1, seed=0)[0]
+    right = "\n".join(item.split("|")[0] for item in (listing.answers or [])[: listing.count])
+    assert score_outputs(listing, [right] * 4) == 1.0
     story = make_suite("continuation", 1, seed=0)[0]
     text = " ".join(f"word{i}" for i in range(story.count or 0))
     assert score_outputs(story, [text] * 4) < 0.85  # four copies of one story: no diversity
