@@ -11,10 +11,10 @@ from rich.console import Console
 
 from hag_agent import HAGInputError, InvalidSettingsError, TaskKind
 from hag_agent.chat.commands import CommandError, is_command, parse_command
-from hag_agent.chat.sessions import SessionStore, check_session_name, default_data_dir
 from hag_agent.chat.settings import ChatSettings, parse_assignment
 from hag_agent.chat.terminal import ChatSession
 from hag_agent.chat.turn_view import transcript_markdown
+from hag_agent.sessions import SessionStore, check_session_name, default_data_dir
 from hag_agent.testing import ScriptedChatModel
 
 PROPOSAL = '{"temperature": 0.4, "top_p": 0.85, "top_k": 30, "min_p": 0.0, "repetition_penalty": 1.05, "max_tokens": 300}'
