@@ -160,7 +160,7 @@ class ChatSession:
         try:
             lock = self.store.turn_lock(self.name)
             # Another process (a server on the same sessions) may have added turns meanwhile.
-            self.head = self.store.head(self.runnable.graph, self.name)
+            self.head = self.store.next_turn(self.runnable.graph, self.name)
             chunks = self.runnable.stream(
                 {"prompt": prompt, **self.settings.run_settings()}, config=self.head
             )

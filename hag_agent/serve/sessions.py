@@ -156,7 +156,7 @@ class ServerSessions:
                 headers={"Retry-After": str(RETRY_BUSY_S)},
             ) from None
         try:
-            head = await store.ahead(runnable.graph, plan.session)
+            head = await store.anext_turn(runnable.graph, plan.session)
             history = await store.amessages(runnable.graph, head)
             messages = new_part(history, plan.messages)
         except BaseException:

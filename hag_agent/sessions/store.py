@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
@@ -128,6 +129,27 @@ class SessionStore:
     async def ahead(self, graph: CompiledHAGGraph, name: str) -> RunnableConfig:
         """`head`, for a graph with an asynchronous checkpointer."""
         return await alast_completed(graph.aget_state_history(thread(name)), name)
+
+    def next_turn(self, graph: CompiledHAGGraph, name: str) -> RunnableConfig:
+        """Where the session's next turn starts; call it holding the session's `turn_lock`.
+
+        Before a first completed turn there is no checkpoint to fork from: a config without
+        one would continue the unfinished turn's state (its question would stay in the
+        conversation), so those leftovers are deleted first.
+        """
+        head = self.head(graph, name)
+        saver = graph.checkpointer
+        if "checkpoint_id" not in head["configurable"] and isinstance(saver, BaseCheckpointSaver):
+            saver.delete_thread(name)
+        return head
+
+    async def anext_turn(self, graph: CompiledHAGGraph, name: str) -> RunnableConfig:
+        """`next_turn`, for a graph with an asynchronous checkpointer."""
+        head = await self.ahead(graph, name)
+        saver = graph.checkpointer
+        if "checkpoint_id" not in head["configurable"] and isinstance(saver, BaseCheckpointSaver):
+            await saver.adelete_thread(name)
+        return head
 
     def messages(self, graph: CompiledHAGGraph, head: RunnableConfig) -> list[Any]:
         """The conversation up to ``head``."""

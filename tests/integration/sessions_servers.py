@@ -3,6 +3,8 @@ scriptable upstream): the helpers the SQLite and PostgreSQL session tests share.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,24 @@ def sessions_server(
     command += ["--base-url", upstream.base_url, "--model", "m", *ONE_CALL]
     command += ["--sessions", sessions]
     return start_server(command, port=port, health_path="/health", deadline=60, log_path=tmp / log)
+
+
+def chat_turn(
+    upstream: FaultServer, session: str, text: str, *args: str, env: dict[str, str] | None = None
+) -> str:
+    """One turn of ``hag-agent chat --session`` (piped), in front of ``upstream``: its answer."""
+    command = [str(Path(sys.executable).with_name("hag-agent")), "chat", "--session", session]
+    command += ["--proposer", "prior", "--base-url", upstream.base_url, "--model", "m", *args]
+    chat = subprocess.run(
+        command,
+        input=f"/critique off\n{text}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    assert chat.returncode == 0, chat.stderr
+    return chat.stdout.strip()
 
 
 def client(server: ServerProcess, retries: int = 0) -> openai.OpenAI:

@@ -3,8 +3,6 @@ in a real SQLite file, continued by a restarted server and by ``hag-agent chat``
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from hag_agent.runnable import HAGRunnable
 from hag_agent.sessions import SessionStore
 
 from .fault_server import FaultServer
-from .sessions_servers import echo, say, sessions_server
+from .sessions_servers import chat_turn, echo, say, sessions_server
 
 
 def stored(directory: Path, name: str = "s1") -> list[str]:
@@ -53,18 +51,8 @@ def test_a_session_over_http_survives_a_restart_and_the_chat_continues_it(
         assert say(again, "four") == "four (seen 7)"
     finally:
         again.stop()
-    command = [str(Path(sys.executable).with_name("hag-agent")), "chat", "--session", "s1"]
-    command += ["--sessions", str(directory), "--proposer", "prior"]
-    command += ["--base-url", fault_server.base_url, "--model", "m"]
-    chat = subprocess.run(
-        command,
-        input="/critique off\nfive\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert chat.returncode == 0, chat.stderr
-    assert chat.stdout.strip() == "five (seen 9)"
+    answer = chat_turn(fault_server, "s1", "five", "--sessions", str(directory))
+    assert answer == "five (seen 9)"
     assert stored(directory)[::2] == ["one", "two", "three", "four", "five"]
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from hag_agent.sessions import SessionStore
 
 from .fault_server import FaultServer
 from .postgres_process import running_postgres
-from .sessions_servers import echo, say, sessions_server
+from .sessions_servers import chat_turn, echo, say, sessions_server
 
 KILLS = 3
 
@@ -59,18 +57,9 @@ def test_one_session_across_two_servers_and_the_chat(
     finally:
         a.stop()
         b.stop()
-    command = [str(Path(sys.executable).with_name("hag-agent")), "chat", "--session", "shared"]
-    command += ["--proposer", "prior", "--base-url", fault_server.base_url, "--model", "m"]
-    chat = subprocess.run(
-        command,
-        input="/critique off\nfour\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HAG_SESSIONS_URL": postgres_url},  # instead of --sessions
-    )
-    assert chat.returncode == 0, chat.stderr
-    assert chat.stdout.strip() == "four (seen 7)"
+    # $HAG_SESSIONS_URL instead of --sessions
+    answer = chat_turn(fault_server, "shared", "four", env={"HAG_SESSIONS_URL": postgres_url})
+    assert answer == "four (seen 7)"
     assert stored(postgres_url, "shared") == (
         ["one", "two", "three", "four"],
         ["one (seen 1)", "two (seen 3)", "three (seen 5)", "four (seen 7)"],

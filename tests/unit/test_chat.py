@@ -138,6 +138,18 @@ def test_a_cancelled_turn_leaves_no_trace(tmp_path: Path) -> None:
     assert reopened.store.sessions()[0].turns == 2
 
 
+def test_a_cancelled_first_turn_leaves_no_trace(tmp_path: Path) -> None:
+    chat, _, _ = session(tmp_path)
+    assert chat.turn("CANCEL this one") is None  # no completed turn to fork from yet
+    chat.store.close()
+    again, _, model = session(tmp_path)  # as after a kill in the middle of the first turn
+    again.handle("first")
+    last_generate = [c for c in model.calls if c.purpose == "generate"][-1]
+    assert [m.text for m in last_generate.messages] == ["first"]
+    history = again.store.messages(again.runnable.graph, again.head)
+    assert [m.type for m in history] == ["human", "ai"]
+
+
 def test_a_turn_count_left_behind_by_a_kill_is_set_right_on_the_next_start(
     tmp_path: Path,
 ) -> None:

@@ -152,6 +152,14 @@ def test_a_failed_or_streamed_turn(tmp_path: Path) -> None:
     assert SessionStore(tmp_path).sessions()[0].turns == 2
 
 
+def test_a_failed_first_turn_leaves_nothing(tmp_path: Path) -> None:
+    with server(tmp_path)[0] as c:
+        assert say(c, "FAIL first").status_code == 502
+        after = say(c, "one")
+        assert after.json()["choices"][0]["message"]["content"] == "one: seen 1 messages"
+    assert history(tmp_path) == [("human", "one"), ("ai", "one: seen 1 messages")]
+
+
 def test_a_session_running_a_turn_elsewhere_is_409(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
     held = store.turn_lock("s1")  # as another process in the middle of a turn would
