@@ -3,6 +3,12 @@
 Used by ``hag-agent chat`` and by ``hag-agent serve`` (``hag.session``): both keep a session in
 the same place, a SQLite file in the data directory by default, or PostgreSQL
 (``--sessions postgresql://...`` or ``$HAG_SESSIONS_URL``) so that several processes share them.
+One module per concept: where sessions are (`location`), what a name may be (`names`), the two
+databases (`databases`), one turn at a time per session (`turn_locks`), and the store the chat
+and the server use (`store`).
+
+A layer above the core (it imports `graph` for the checkpoint serializer) and below the front
+ends; psycopg and the PostgreSQL checkpointer are imported only when a URL names PostgreSQL.
 """
 
 from hag_agent.sessions.location import (
