@@ -14,7 +14,9 @@ other's sessions. The rules:
   with Retry-After (the OpenAI SDKs retry it). The lock dies with its holder.
 - A turn is kept once its run finished (before its last chunk is sent); one that fails, is
   cancelled or whose server dies leaves the session as it was: the next turn continues from the
-  last finished one.
+  last finished one. So a client never misses a turn it saw completed; but a server that dies
+  in the moment between storing a turn and sending its end leaves it stored, and a client that
+  retries that request adds the turn a second time.
 """
 
 from __future__ import annotations
