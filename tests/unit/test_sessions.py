@@ -75,3 +75,14 @@ def test_postgres_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'hag-agent\[postgres\]'"):
         SessionStore("postgresql://127.0.0.1:1/none")
+
+
+def test_chat_takes_sessions_or_data_dir_not_both(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hag_agent.cli.chat_command import chat
+
+    done = CliRunner().invoke(
+        chat, ["--sessions", str(tmp_path / "a"), "--data-dir", str(tmp_path / "b")], input=""
+    )
+    assert done.exit_code == 2 and "not both" in done.output
