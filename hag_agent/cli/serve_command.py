@@ -147,6 +147,11 @@ def _run(settings: Any, log_level: str) -> None:
     )
     if settings.api_keys:
         click.echo(f"{len(settings.api_keys)} API key(s) required on /v1")
+    from hag_agent.sessions import sessions_location
+
+    click.echo(
+        f"hag.session conversations are kept in {sessions_location(settings.sessions).describe()}"
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

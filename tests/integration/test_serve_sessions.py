@@ -32,6 +32,7 @@ def test_a_session_over_http_survives_a_restart_and_the_chat_continues_it(
     directory = tmp_path / "sessions"
     server = sessions_server(tmp_path, fault_server, str(directory))
     try:
+        assert f"conversations are kept in {directory / 'sessions.sqlite'}" in server.log_tail()
         assert say(server, "one") == "one (seen 1)"
         assert say(server, "two", stream=False) == "two (seen 3)"
         stream = openai.OpenAI(
