@@ -43,7 +43,8 @@ RETRY_BUSY_S = 1
 
 
 def _same(a: BaseMessage, b: BaseMessage) -> bool:
-    return a.type == b.type and a.text == b.text
+    # Leading and trailing white space aside: some clients strip the answers they send back.
+    return a.type == b.type and a.text.strip() == b.text.strip()
 
 
 def new_part(history: Sequence[BaseMessage], sent: Sequence[AnyMessage]) -> list[AnyMessage]:
