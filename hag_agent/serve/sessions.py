@@ -8,8 +8,8 @@ other's sessions. The rules:
   anything a conversation may (a system prompt, earlier turns); later system prompts or
   assistant messages are refused (400), since the session already has its history.
 - A client that sends the whole conversation instead (as OpenAI clients do) is understood: when
-  the messages start with the session's history, exactly (roles and texts, in order), that part
-  is dropped and the rest is the new part.
+  the messages start with the session's history (the same roles and texts, in order, white
+  space around a text aside), that part is dropped and the rest is the new part.
 - One turn at a time per session, across processes: a second request while one runs gets 409
   with Retry-After (the OpenAI SDKs retry it). The lock dies with its holder.
 - A turn is kept once its run finished (before its last chunk is sent); one that fails, is

@@ -70,7 +70,7 @@ def test_a_new_session_takes_the_messages_as_they_are() -> None:
 def test_only_the_new_part_of_a_whole_conversation_is_added() -> None:
     history = [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello!")]
     assert new_part(history, [HumanMessage("More")]) == [HumanMessage("More")]
-    resent = [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello!")]
+    resent = [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello! ")]
     assert new_part(history, [*resent, HumanMessage("More")]) == [HumanMessage("More")]
     two = [HumanMessage("a"), HumanMessage("b")]
     assert new_part(history, two) == two
