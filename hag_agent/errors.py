@@ -20,6 +20,19 @@ class HAGInputError(HAGError, ValueError):
     """The input is unusable: empty prompt, wrong type, missing field."""
 
 
+class SessionBusyError(HAGInputError):
+    """Another turn of the same session is running (in this process or another)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"session {name} is running another turn; a session runs one turn at a time"
+        )
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (type(self), (self.name,))
+
+
 class InvalidSettingsError(HAGError, ValueError):
     """A setting or pinned hyperparameter is invalid or outside its bound.
 

@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from hag_agent.chat.commands import COMMANDS, Command, CommandError, is_command, parse_command
-from hag_agent.chat.sessions import SessionStore, check_session_name, new_session_name
 from hag_agent.chat.settings import ChatSettings, parse_assignment
 from hag_agent.errors import BackendError, HAGError, HAGInputError
 from hag_agent.runnable import HAGResult, HAGRunnable
+from hag_agent.sessions import SessionStore, check_session_name, new_session_name
 from hag_agent.tasks import TaskKind
 from hag_agent.visualization.topology import result_from_record
 
@@ -83,7 +83,9 @@ class ChatSession:
         """Switch to session ``name`` (resuming what was saved under it)."""
         self.name = check_session_name(name)
         resumed = self.store.exists(name)
-        self.settings = self.store.settings(name) if resumed else (settings or ChatSettings())
+        self.settings = (
+            self.store.settings(name, ChatSettings) if resumed else (settings or ChatSettings())
+        )
         self.head: RunnableConfig = self.store.head(self.runnable.graph, name)
         self.last = None
         history = self.store.messages(self.runnable.graph, self.head)
@@ -154,7 +156,11 @@ class ChatSession:
         result: HAGResult | None = None
         streamed: list[str] = []
         status = self._status()
+        lock = None
         try:
+            lock = self.store.turn_lock(self.name)
+            # Another process (a server on the same sessions) may have added turns meanwhile.
+            self.head = self.store.next_turn(self.runnable.graph, self.name)
             chunks = self.runnable.stream(
                 {"prompt": prompt, **self.settings.run_settings()}, config=self.head
             )
@@ -182,10 +188,14 @@ class ChatSession:
             self.failures += 1
             self._error(str(exc), newline=bool(streamed))
             return None
+        finally:
+            if lock is not None:
+                lock.release()
         self._stop(status)
         assert result is not None, "a finished stream ends with its result"
         self.head = self.store.head(self.runnable.graph, self.name)
-        self.turns += 1
+        history = self.store.messages(self.runnable.graph, self.head)
+        self.turns = sum(isinstance(m, AIMessage) for m in history)
         self.store.save(self.name, self.settings, turns=self.turns)
         self.last = result
         self._show(result, "".join(streamed), time.perf_counter() - started)

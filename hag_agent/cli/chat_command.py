@@ -19,7 +19,14 @@ from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where sessions are kept [default: $HAG_DATA_DIR or ~/.local/share/hag-agent].",
+    help="The directory of the sessions file [default: $HAG_DATA_DIR or ~/.local/share/hag-agent].",
+)
+@click.option(
+    "--sessions",
+    "sessions",
+    metavar="DIR|FILE|URL",
+    help="Where sessions are kept: a directory, a .sqlite file or a postgresql:// URL "
+    "[default: $HAG_SESSIONS_URL, else --data-dir].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Piped input: print each turn as JSON.")
 @click.option(
@@ -34,6 +41,7 @@ from hag_agent.cli.exit_codes import EXIT_BACKEND, HAGCommand
 def chat(
     session_name: str | None,
     data_dir: Path | None,
+    sessions: str | None,
     as_json: bool,
     pins: tuple[str, ...],
     backend_choice: dict[str, Any],
@@ -48,14 +56,16 @@ def chat(
 
     Exit codes: 0 done, 2 bad usage, 3 a turn failed in the backend (piped input), 130 Ctrl-C.
     """
-    from hag_agent.chat.sessions import SessionStore, default_data_dir, new_session_name
     from hag_agent.chat.terminal import ChatSession
+    from hag_agent.sessions import SessionStore, new_session_name
 
     interactive = sys.stdin.isatty()
     if interactive:
         _let_ctrl_c_through()
     settings = {k: v for k, v in {**backend_choice, **strategy}.items() if v is not None}
-    store = SessionStore(data_dir or default_data_dir())
+    if sessions and data_dir:
+        raise click.UsageError("give --sessions or --data-dir, not both")
+    store = SessionStore(data_dir or sessions)
     try:
         session = ChatSession(
             store,

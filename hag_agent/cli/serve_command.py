@@ -50,6 +50,12 @@ KEYS_VARIABLE = "HAG_SERVER_API_KEYS"
     help="Forward requests HAG cannot honour (tools, response_format, n > 1 ...) to the "
     "upstream unchanged, with x-hag-applied: false (endpoint backends).",
 )
+@click.option(
+    "--sessions",
+    metavar="DIR|FILE|URL",
+    help="Where hag.session conversations are kept: a directory, a .sqlite file or a "
+    "postgresql:// URL [default: $HAG_SESSIONS_URL, else the chat's data directory].",
+)
 @defaulted_option("--drain-seconds", default=30.0, help="On SIGTERM, time to finish requests.")
 @defaulted_option(
     "--log-level",
@@ -70,6 +76,7 @@ def serve(
     model_name: str | None,
     other_models: tuple[str, ...],
     passthrough: bool,
+    sessions: str | None,
     drain_seconds: float,
     log_level: str,
 ) -> None:
@@ -94,6 +101,7 @@ def serve(
         model_name=model_name,
         other_models=other_models,
         passthrough=passthrough,
+        sessions=sessions,
         drain_s=drain_seconds,
         run_settings={k: v for k, v in settings_of_runs.items() if v is not None},
     )
@@ -139,6 +147,11 @@ def _run(settings: Any, log_level: str) -> None:
     )
     if settings.api_keys:
         click.echo(f"{len(settings.api_keys)} API key(s) required on /v1")
+    from hag_agent.sessions import sessions_location
+
+    click.echo(
+        f"hag.session conversations are kept in {sessions_location(settings.sessions).describe()}"
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -81,8 +81,9 @@ def start_server(
     deadline: float,
     log_path: Path,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> ServerProcess:
-    """Start ``command`` in its own process group; wait for ``health_path`` to answer 200."""
+    """Start ``command`` (in ``cwd``) in its own process group; wait for ``health_path``."""
     log = log_path.open("wb")
     start = time.monotonic()
     process = subprocess.Popen(
@@ -91,6 +92,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path, 0.0)
     url = f"http://127.0.0.1:{port}{health_path}"

@@ -5,9 +5,9 @@ Any client that speaks the chat completions protocol (the official SDKs, LangCha
 its base URL. One module per concept: the server's settings (`settings`), the protocol it
 accepts (`protocol`) and the per-request HAG options (`hag_options`), how a request becomes a
 run (`translation`), one turn of the graph with its tokens sorted by attempt (`turn`), usage
-(`usage`), the response bodies (`responses`), errors in OpenAI's format (`api_errors`), the
-request guards (`auth`, `admission`, `body_limit`), readiness (`readiness`), metrics
-(`metrics`) and the app that wires them (`app`).
+(`usage`), server-side conversations (`sessions`), the response bodies (`responses`), errors in
+OpenAI's format (`api_errors`), the request guards (`auth`, `admission`, `body_limit`),
+readiness (`readiness`), metrics (`metrics`) and the app that wires them (`app`).
 
 A front end: it may import any layer below the command line; the command line imports it.
 It never prints: ``hag-agent serve`` does.

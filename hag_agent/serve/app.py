@@ -59,6 +59,7 @@ def create_app(settings: ServerSettings, *, model: Any = None) -> FastAPI:
         warm_up["task"] = asyncio.create_task(probe(resolve_backend(runnable.run_context())))
         yield
         warm_up["task"].cancel()
+        await completions.sessions.close()
         if completions.http is not None:
             await completions.http.aclose()
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +41,7 @@ from hag_agent.serve.responses import (
     hag_object,
     usage_chunk,
 )
+from hag_agent.serve.sessions import ServerSessions, SessionTurn
 from hag_agent.serve.settings import ServerSettings
 from hag_agent.serve.translation import RunPlan, plan_run
 from hag_agent.serve.turn import Progress, StreamMode, TurnOutcome, run_turn, stream_mode
@@ -68,6 +70,11 @@ class Completions:
     metrics: ServerMetrics
     http: httpx.AsyncClient | None = None
     """The client of ``--passthrough`` requests, made on the first one."""
+    sessions: ServerSessions = field(init=False)
+    """``hag.session`` conversations, opened on the first request that names one."""
+
+    def __post_init__(self) -> None:
+        self.sessions = ServerSessions(self.settings.sessions, self.runnable)
 
     async def handle(self, body: ChatCompletionRequest, request: Request) -> Response:
         """Answer one request, whole or as server-sent events.
@@ -85,6 +92,7 @@ class Completions:
             raise
         self.metrics.in_flight.inc()
         streaming = False
+        session: SessionTurn | None = None
         try:
             try:
                 plan, mode = self.prepare(body)
@@ -94,16 +102,18 @@ class Completions:
                 forwarded = await self.pass_through(body, request, refused, start)
                 streaming = True  # the forwarded answer gives the slot back when it ends
                 return forwarded
+            if plan.session is not None:
+                session = await self.sessions.claim(plan)
             if body.stream:
                 streaming = True  # the response gives the slot back when it ends
                 return SlotStream(
-                    self.stream(body, plan, mode, request, start),
-                    release=self.finished,
+                    self.stream(body, plan, mode, request, start, session),
+                    release=functools.partial(self.finished, session),
                     media_type="text/event-stream",
                     # Proxies must pass events on as they come, not buffer or cache them.
-                    headers={"x-hag-stream": mode, **_UNBUFFERED},
+                    headers={"x-hag-stream": mode, **session_header(plan), **_UNBUFFERED},
                 )
-            response = await self.whole(body, plan, mode, request)
+            response = await self.whole(body, plan, mode, request, session)
             status = 200
             return response
         except HAGError as exc:
@@ -115,7 +125,7 @@ class Completions:
         finally:
             if not streaming:
                 self.metrics.request_done(ENDPOINT, status, time.perf_counter() - start)
-                self.finished()
+                self.finished(session)
 
     def passes_through(self, refused: APIError) -> bool:
         """Whether a refused request goes to the upstream instead (``--passthrough``)."""
@@ -143,8 +153,10 @@ class Completions:
         raw = forwarded_body(await request.body(), self.settings.served_model(), upstream)
         return await forward(self.http, upstream, raw, refused.param or "", done)
 
-    def finished(self) -> None:
-        """Give the slot back."""
+    def finished(self, session: SessionTurn | None = None) -> None:
+        """Give the slot back (and the session's turn, if any)."""
+        if session is not None:
+            session.release()
         self.admission.leave()
         self.metrics.in_flight.dec()
 
@@ -165,20 +177,27 @@ class Completions:
         return plan, stream_mode(context)
 
     async def whole(
-        self, body: ChatCompletionRequest, plan: RunPlan, mode: StreamMode, request: Request
+        self,
+        body: ChatCompletionRequest,
+        plan: RunPlan,
+        mode: StreamMode,
+        request: Request,
+        session: SessionTurn | None = None,
     ) -> Response:
         """The whole completion, once the run is done."""
-        outcome = await until_disconnect(request, collect(self.turn(plan, mode)))
+        outcome = await until_disconnect(request, collect(self.turn(plan, mode, session)))
         self.turn_metrics(outcome)
         request_id = completion_id()
         content = completion_body(outcome, plan, body.model, request_id)
-        headers = {**hag_headers(outcome, plan), "x-hag-stream": mode}
+        headers = {**hag_headers(outcome, plan), "x-hag-stream": mode, **session_header(plan)}
         return JSONResponse(content, headers=headers)
 
     def turn(
-        self, plan: RunPlan, mode: StreamMode
+        self, plan: RunPlan, mode: StreamMode, session: SessionTurn | None = None
     ) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
-        """The run of one plan."""
+        """The run of one plan (on its session, if it names one)."""
+        if session is not None:
+            return session.run(plan.settings, mode)
         return run_turn(self.runnable, plan.messages, plan.settings, mode)
 
     def turn_metrics(self, outcome: TurnOutcome) -> None:
@@ -194,13 +213,14 @@ class Completions:
         mode: StreamMode,
         request: Request,
         start: float,
+        session: SessionTurn | None = None,
     ) -> AsyncIterator[str]:
         """The completion as server-sent events (the response gives the slot back)."""
         request_id = completion_id()
         status = CLIENT_GONE
         try:
             yield sse(chunk_body(request_id, body.model, {"role": "assistant", "content": ""}))
-            async with contextlib.aclosing(self.turn(plan, mode)) as parts:
+            async with contextlib.aclosing(self.turn(plan, mode, session)) as parts:
                 watch = DisconnectWatch(request)
                 async for part in parts:
                     if isinstance(part, str):
@@ -254,6 +274,11 @@ class DisconnectWatch:
             return False
         self.last = now
         return await self.request.is_disconnected()
+
+
+def session_header(plan: RunPlan) -> dict[str, str]:
+    """``x-hag-session`` for a request that names a session."""
+    return {} if plan.session is None else {"x-hag-session": plan.session}
 
 
 def sse(data: Any) -> str:

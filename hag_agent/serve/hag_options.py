@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hag_agent.context import ClassifierName, CriticName
 from hag_agent.proposer_registry import ProposerName
+from hag_agent.sessions.names import NAME_PATTERN
 from hag_agent.tasks import TaskKind
 
 
@@ -37,10 +38,13 @@ class HagOptions(BaseModel):
     """Pin the task kind (skips classification)."""
     params: dict[str, float] = Field(default_factory=dict)
     """Hyperparameters to pin (over the client's sampling fields and any proposal)."""
+    session: str | None = Field(default=None, pattern=NAME_PATTERN)
+    """Keep the conversation on the server under this name: send only the new user
+    message(s) (see `hag_agent.serve.sessions` for the rules)."""
 
     def run_settings(self) -> dict[str, Any]:
         """The `HAGContext` settings these options stand for (unset ones left out)."""
-        settings = self.model_dump(exclude_none=True, exclude={"params"})
+        settings = self.model_dump(exclude_none=True, exclude={"params", "session"})
         if self.params:
             settings["params"] = dict(self.params)
         return settings

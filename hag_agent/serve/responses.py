@@ -60,6 +60,7 @@ def hag_object(outcome: TurnOutcome, plan: RunPlan) -> dict[str, Any]:
         "stop_reason": result.get("stop_reason"),
         "stream": outcome.stream_mode,
         "ignored_client_params": plan.ignored,
+        "session": plan.session,
         "usage": breakdown,
     }
 

@@ -39,6 +39,9 @@ class ServerSettings(BaseModel):
     unchanged instead of refusing it (endpoint backends)."""
     drain_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish before they are cut."""
+    sessions: str | None = None
+    """Where ``hag.session`` conversations are kept: a directory, a ``.sqlite`` file or a
+    ``postgresql://`` URL; None: ``$HAG_SESSIONS_URL``, else the chat's data directory."""
     run_settings: dict[str, Any] = Field(default_factory=dict)
     """`HAGContext` settings of every run (backend, backend_options, proposer ...); a request's
     ``hag`` options override them."""

@@ -73,6 +73,8 @@ class RunPlan:
     """Hyperparameters pinned by the client's sampling fields."""
     ignored: list[str] = field(default_factory=list)
     """Sampling fields the server ignored (``--client-params ignore``)."""
+    session: str | None = None
+    """The session the conversation continues (``hag.session``), if any."""
 
 
 def plan_run(request: ChatCompletionRequest, server: ServerSettings) -> RunPlan:
@@ -97,6 +99,7 @@ def plan_run(request: ChatCompletionRequest, server: ServerSettings) -> RunPlan:
         param_fields=fields,
         client_pins=frozenset(pins) - frozenset(hag_pins),
         ignored=ignored,
+        session=request.hag.session,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from langchain_core.messages import AIMessageChunk, AnyMessage
+from langchain_core.runnables import RunnableConfig
 
 from hag_agent.context import HAGContext
 from hag_agent.runnable import HAGRunnable
@@ -123,8 +124,11 @@ async def run_turn(
     messages: list[AnyMessage],
     settings: Mapping[str, Any],
     mode: StreamMode,
+    config: RunnableConfig | None = None,
 ) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
     """Run one turn: the answer's text pieces and progress, then the `TurnOutcome`.
+
+    ``config`` names a session's thread and the checkpoint the turn starts from.
 
     Cancelling the iteration (a client gone) cancels the run and its model calls.
 
@@ -134,7 +138,8 @@ async def run_turn(
     usage = DecisionUsage()
     sorter = _Sorter()
     sent: list[str] = []
-    stream = runnable.astream({"messages": messages, **settings}, {"callbacks": [usage]})
+    run_config: RunnableConfig = {**(config or {}), "callbacks": [usage]}
+    stream = runnable.astream({"messages": messages, **settings}, run_config)
     chunks: AsyncGenerator[AIMessageChunk, None] = _own_task(stream)
     async with contextlib.aclosing(chunks):  # closing it early cancels the run
         async for chunk in chunks:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +29,8 @@ class Recorded:
 class FaultServer:
     script: list[str] = field(default_factory=lambda: ["ok"])
     reply_text: str = "The answer is 4."
+    reply: Callable[[dict[str, Any]], str] | None = None
+    """Makes each answer from the request body, instead of ``reply_text``."""
     retry_after: str = "1"
     slow_seconds: float = 5.0
     requests: list[Recorded] = field(default_factory=list)
@@ -108,7 +111,7 @@ class FaultServer:
                     return self._send_raw(
                         200, b"<html><body>Bad Gateway</body></html>", "text/html"
                     )
-                content = server.reply_text
+                content = server.reply(body) if server.reply else server.reply_text
                 regex = (body.get("structured_outputs") or {}).get("regex")
                 if regex:  # the whole proposal object, as the regex allows it
                     content = _structured_reply({})

@@ -24,7 +24,7 @@ from pathlib import Path
 from langchain_core.messages import AIMessage, HumanMessage
 
 from hag_agent import HAGRunnable
-from hag_agent.chat.sessions import DATABASE_NAME, SessionStore
+from hag_agent.sessions import DATABASE_NAME, SessionStore
 
 from .figures import FIGURES
 

@@ -11,10 +11,10 @@ from rich.console import Console
 
 from hag_agent import HAGInputError, InvalidSettingsError, TaskKind
 from hag_agent.chat.commands import CommandError, is_command, parse_command
-from hag_agent.chat.sessions import SessionStore, check_session_name, default_data_dir
 from hag_agent.chat.settings import ChatSettings, parse_assignment
 from hag_agent.chat.terminal import ChatSession
 from hag_agent.chat.turn_view import transcript_markdown
+from hag_agent.sessions import SessionStore, check_session_name, default_data_dir
 from hag_agent.testing import ScriptedChatModel
 
 PROPOSAL = '{"temperature": 0.4, "top_p": 0.85, "top_k": 30, "min_p": 0.0, "repetition_penalty": 1.05, "max_tokens": 300}'
@@ -136,6 +136,18 @@ def test_a_cancelled_turn_leaves_no_trace(tmp_path: Path) -> None:
     history = reopened.store.messages(reopened.runnable.graph, reopened.head)
     assert [m.text for m in history][::2] == ["first", "second"]
     assert reopened.store.sessions()[0].turns == 2
+
+
+def test_a_cancelled_first_turn_leaves_no_trace(tmp_path: Path) -> None:
+    chat, _, _ = session(tmp_path)
+    assert chat.turn("CANCEL this one") is None  # no completed turn to fork from yet
+    chat.store.close()
+    again, _, model = session(tmp_path)  # as after a kill in the middle of the first turn
+    again.handle("first")
+    last_generate = [c for c in model.calls if c.purpose == "generate"][-1]
+    assert [m.text for m in last_generate.messages] == ["first"]
+    history = again.store.messages(again.runnable.graph, again.head)
+    assert [m.type for m in history] == ["human", "ai"]
 
 
 def test_a_turn_count_left_behind_by_a_kill_is_set_right_on_the_next_start(

@@ -1,5 +1,7 @@
 """Property-based requests from the server's own OpenAPI schema (Schemathesis): never a 5xx."""
 
+import tempfile
+
 import pytest
 
 pytestmark = pytest.mark.needs_extra("dev")
@@ -11,8 +13,12 @@ from hag_agent.serve.app import create_app  # noqa: E402
 from hag_agent.serve.settings import ServerSettings  # noqa: E402
 from hag_agent.testing import ScriptedChatModel  # noqa: E402
 
+SESSIONS = tempfile.TemporaryDirectory(prefix="hag-schema-sessions-")  # removed at exit
 APP = create_app(
-    ServerSettings(run_settings={"proposer": "prior", "max_retries": 1}),
+    ServerSettings(
+        run_settings={"proposer": "prior", "max_retries": 1},
+        sessions=SESSIONS.name,  # where a generated hag.session is kept
+    ),
     model=ScriptedChatModel(default="A short and plain answer."),
 )
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
