@@ -15,10 +15,8 @@ from hag_agent.data.jsonl_log import append_line
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import HAGInputError
 from hag_agent.evaluation import (
-    EvalRow,
     EvalSettings,
     ReportLabels,
-    aggregate,
     evaluate,
     read_rows,
     write_reports,
@@ -356,46 +354,6 @@ def test_a_partial_last_row_is_dropped(tmp_path: Path) -> None:
     report = evaluate(tiny_suite(), ChatModelBackend(model), tmp_path, settings)
     assert report.rows == 3 and len(model.calls_for("generate")) == 1
     assert all(json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines())
-
-
-def row(case_id: str, task: str, proposer: str, seed: int, metric: float) -> EvalRow:
-    return EvalRow(
-        case_id=case_id,
-        task=task,
-        metric_name="number",
-        proposer=proposer,
-        seed=seed,
-        prompt_sha="x",
-        critique=False,
-        setup="s",
-        metric=metric,
-        time_s=1.0 + seed,
-        tokens=10 * (seed + 1),
-        attempts=1,
-        params=None,
-        output="",
-    )
-
-
-def test_aggregate_mean_and_spread_across_seeds() -> None:
-    rows = [
-        row("a", "math", "self", 0, 1.0),
-        row("b", "math", "self", 0, 0.0),  # seed 0 mean 0.5
-        row("a", "math", "self", 1, 1.0),
-        row("b", "math", "self", 1, 1.0),  # seed 1 mean 1.0
-        row("c", "creative", "self", 0, 0.2),
-        row("c", "creative", "self", 1, 0.4),
-    ]
-    by = {(a.task, a.proposer): a for a in aggregate(rows, ["self", "prior"], ["math", "creative"])}
-    math_self = by["math", "self"]
-    assert math_self.mean == pytest.approx(0.75)
-    assert math_self.std == pytest.approx(0.35355339, rel=1e-6)  # stdev(0.5, 1.0)
-    assert math_self.cases == 2 and math_self.runs == 4
-    assert math_self.time_s == pytest.approx(1.5) and math_self.tokens == pytest.approx(15)
-    overall = by["overall", "self"]
-    # seed 0: (1 + 0 + 0.2) / 3 = 0.4; seed 1: (1 + 1 + 0.4) / 3 = 0.8
-    assert overall.mean == pytest.approx(0.6) and overall.std == pytest.approx(0.28284271)
-    assert by["math", "prior"].mean is None and by["math", "prior"].runs == 0
 
 
 def test_critique_option_allows_retries(tmp_path: Path) -> None:

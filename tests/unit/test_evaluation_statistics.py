@@ -1,4 +1,4 @@
-"""Paired comparisons: differences, bootstrap intervals, verdicts, wins and losses."""
+"""Statistics of evaluation rows: aggregates per seed, and paired comparisons with intervals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from hag_agent.evaluation import EvalRow
+from hag_agent.evaluation import EvalRow, aggregate
 from hag_agent.evaluation.comparison import (
     case_differences,
     compare,
@@ -18,23 +18,44 @@ from hag_agent.evaluation.comparison import (
 )
 
 
-def row(case: str, proposer: str, seed: int, metric: float, task: str = "math") -> EvalRow:
+def row(case_id: str, task: str, proposer: str, seed: int, metric: float) -> EvalRow:
     return EvalRow(
-        case_id=case,
+        case_id=case_id,
         task=task,
         metric_name="number",
         proposer=proposer,
         seed=seed,
-        prompt_sha="p",
+        prompt_sha="x",
         critique=False,
         setup="s",
         metric=metric,
-        time_s=1.0,
-        tokens=None,
+        time_s=1.0 + seed,
+        tokens=10 * (seed + 1),
         attempts=1,
         params=None,
         output="",
     )
+
+
+def test_aggregate_mean_and_spread_across_seeds() -> None:
+    rows = [
+        row("a", "math", "self", 0, 1.0),
+        row("b", "math", "self", 0, 0.0),  # seed 0 mean 0.5
+        row("a", "math", "self", 1, 1.0),
+        row("b", "math", "self", 1, 1.0),  # seed 1 mean 1.0
+        row("c", "creative", "self", 0, 0.2),
+        row("c", "creative", "self", 1, 0.4),
+    ]
+    by = {(a.task, a.proposer): a for a in aggregate(rows, ["self", "prior"], ["math", "creative"])}
+    math_self = by["math", "self"]
+    assert math_self.mean == pytest.approx(0.75)
+    assert math_self.std == pytest.approx(0.35355339, rel=1e-6)  # stdev(0.5, 1.0)
+    assert math_self.cases == 2 and math_self.runs == 4
+    assert math_self.time_s == pytest.approx(1.5) and math_self.tokens == pytest.approx(15)
+    overall = by["overall", "self"]
+    # seed 0: (1 + 0 + 0.2) / 3 = 0.4; seed 1: (1 + 1 + 0.4) / 3 = 0.8
+    assert overall.mean == pytest.approx(0.6) and overall.std == pytest.approx(0.28284271)
+    assert by["math", "prior"].mean is None and by["math", "prior"].runs == 0
 
 
 def pairs(values: dict[str, list[tuple[float, float]]]) -> list[EvalRow]:
@@ -42,7 +63,10 @@ def pairs(values: dict[str, list[tuple[float, float]]]) -> list[EvalRow]:
     rows: list[EvalRow] = []
     for case, per_seed in values.items():
         for seed, (mine, theirs) in enumerate(per_seed):
-            rows += [row(case, "self", seed, mine), row(case, "prior", seed, theirs)]
+            rows += [
+                row(case, "math", "self", seed, mine),
+                row(case, "math", "prior", seed, theirs),
+            ]
     return rows
 
 
@@ -76,7 +100,7 @@ def test_a_consistent_loss_is_worse() -> None:
 
 def test_only_runs_both_made_are_paired() -> None:
     rows = pairs({"a": [(1.0, 0.0)], "b": [(0.0, 0.0)]})
-    rows += [row("a", "self", 7, 0.0), row("c", "prior", 0, 1.0)]  # no partner: ignored
+    rows += [row("a", "math", "self", 7, 0.0), row("c", "math", "prior", 0, 1.0)]  # no partner
     assert case_differences(rows, "self", "prior") == {"a": [1.0], "b": [0.0]}
     item = compare(rows, "self", "prior")
     assert (item.cases, item.pairs) == (2, 2)
@@ -118,7 +142,7 @@ def test_the_interval_repeats_for_the_same_rows() -> None:
 
 def test_every_proposer_is_compared_with_each_baseline_that_ran() -> None:
     rows = [
-        row(c, p, 0, 0.5, task=t)
+        row(c, t, p, 0, 0.5)
         for c, t in (("a", "math"), ("b", "creative"))
         for p in ("default", "prior", "self")
     ]
