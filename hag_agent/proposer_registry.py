@@ -30,6 +30,7 @@ PROPOSERS: PluginRegistry[Any] = PluginRegistry(
         "learned": "hag_agent.proposers.learned:LearnedProposer",
         "oracle": "hag_agent.proposers.oracle:OracleProposer",
         "fixed": "hag_agent.proposers.fixed:FixedProposer",
+        "min-p": "hag_agent.proposers.min_p:MinPProposer",
     },
 )
 """Every proposer class by name (typed loosely here; `hag_agent.proposing.proposer_class` gives

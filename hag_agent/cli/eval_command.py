@@ -116,8 +116,8 @@ def differences_table(report: EvalReport) -> Table | None:
     "--proposers",
     default="default,random,prior,self",
     show_default=True,
-    help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle, fixed, or "
-    "a plugin's.",
+    help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle, fixed, "
+    "min-p, or a plugin's.",
 )
 @file_option(
     "--search",

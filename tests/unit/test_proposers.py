@@ -86,10 +86,10 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtins_are_listed_in_report_order() -> None:
-    assert proposer_names()[:8] == [
-        "default", "random", "prior", "self", "self-tuned", "learned", "oracle", "fixed"
+    assert proposer_names()[:9] == [
+        "default", "random", "prior", "self", "self-tuned", "learned", "oracle", "fixed", "min-p"
     ]  # fmt: skip
-    for name in proposer_names()[:8]:
+    for name in proposer_names()[:9]:
         assert proposer_class(name).name == name
 
 
@@ -99,7 +99,8 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         resolve_context({"proposer": "magic"})
     assert caught.value.field == "proposer"
-    assert "default, random, prior, self, self-tuned, learned, oracle, fixed" in str(caught.value)
+    names = "default, random, prior, self, self-tuned, learned, oracle, fixed, min-p"
+    assert names in str(caught.value)
 
 
 def test_options_are_checked_by_the_proposers_settings_type() -> None:
@@ -266,7 +267,7 @@ def test_oracle_by_case_id_or_prompt_and_falls_back(tmp_path: Path) -> None:
 
 def test_every_builtin_proposes_every_key() -> None:
     request = ProposalRequest(prompt=PROMPT, task=TaskKind.MATH, bounds=DecodingBounds(), seed=1)
-    for name in ("default", "random", "prior", "fixed"):
+    for name in ("default", "random", "prior", "fixed", "min-p"):
         steps = proposer_class(name)().propose(request)
         with pytest.raises(StopIteration) as stop:
             next(steps)
@@ -312,3 +313,21 @@ def test_a_fixed_configuration_out_of_bounds_is_refused_from_either_source() -> 
     ):
         with pytest.raises(InvalidSettingsError, match="temperature"):
             proposer_for(resolve_context({**settings, "bounds": bounds}))
+
+
+def test_min_p_is_min_p_sampling_with_the_task_priors_budget() -> None:
+    for task in (TaskKind.MATH, TaskKind.CREATIVE):
+        request = ProposalRequest(prompt="p", task=task, bounds=DecodingBounds())
+        with pytest.raises(StopIteration) as stop:
+            next(proposer_for(resolve_context({"proposer": "min-p"})).propose(request))
+        proposal = stop.value.value
+        assert proposal.values == {
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "top_k": 0,
+            "min_p": 0.1,
+            "repetition_penalty": 1.0,
+            "max_tokens": TASK_PRIORS[task].max_tokens,
+        }
+        assert proposal.sources["min_p"] is ParamSource.FIXED
+        assert proposal.sources["max_tokens"] is ParamSource.PRIOR
