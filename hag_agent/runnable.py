@@ -153,6 +153,8 @@ def _summarize(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
         event["message"] = trace[-1].message
     if node == "classify" and update.get("task") is not None:
         event["task"] = TaskKind(update["task"]).value
+    if node == "propose" and trace:
+        event["proposer"] = trace[-1].data.get("proposer")
     pending = update.get("pending")
     if pending is not None:
         event["params"] = pending.params.model_dump()

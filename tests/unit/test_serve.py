@@ -106,6 +106,28 @@ def test_stream_is_live_when_one_attempt_is_all_there_can_be() -> None:
     assert streamed_text(r) == GOOD
 
 
+def test_a_stream_sends_the_proposal_in_its_headers() -> None:
+    c, _ = client(run_settings={"critique": False})
+    r = chat(c, stream=True, temperature=0.2)
+    hag = events(r)[-2]["hag"]
+    assert r.headers["x-hag-task"] == hag["task"]
+    assert r.headers["x-hag-proposer"] == hag["proposer"] == "prior"
+    # One attempt possible: the proposed configuration is the answer's.
+    proposed = json.loads(r.headers["x-hag-proposed-params"])
+    assert proposed == {key: entry["value"] for key, entry in hag["params"].items()}
+    sources = json.loads(r.headers["x-hag-param-sources"])
+    assert sources == {key: entry["source"] for key, entry in hag["params"].items()}
+    assert sources["temperature"] == "client"
+
+    c, _ = client(ScriptedChatModel(script={"generate": [BAD, GOOD]}))
+    r = chat(c, stream=True)
+    hag = events(r)[-2]["hag"]
+    # With retries, the headers say what was proposed; the last chunk what was chosen.
+    assert json.loads(r.headers["x-hag-proposed-params"]) == hag["attempts"][0]["params"]
+    assert hag["attempts"][1]["params"] == {k: v["value"] for k, v in hag["params"].items()}
+    assert hag["attempts"][0]["params"] != hag["attempts"][1]["params"]
+
+
 def test_per_request_hag_options_reach_the_run() -> None:
     c, _ = client(ScriptedChatModel(script={"generate": [BAD, GOOD]}))
     body = chat(c, hag={"max_retries": 0, "task": "creative"}).json()
@@ -385,28 +407,52 @@ def test_health_ready_metrics_and_schema() -> None:
     assert "HagOptions" in json.dumps(schema)
 
 
-async def test_a_stream_whose_client_left_stops_its_run() -> None:
+def stream_completions(model: ScriptedChatModel) -> Any:
     from hag_agent.runnable import HAGRunnable
     from hag_agent.serve.completions import Completions
     from hag_agent.serve.metrics import ServerMetrics
-    from hag_agent.serve.protocol import ChatCompletionRequest
 
-    class Gone:
-        async def is_disconnected(self) -> bool:
-            return True
-
-    model = ScriptedChatModel(script={"generate": [GOOD]})
     settings = ServerSettings(run_settings={"proposer": "prior"})
-    completions = Completions(
+    return Completions(
         settings, HAGRunnable(model=model, proposer="prior"), Admission(1, 1), ServerMetrics()
     )
+
+
+class Gone:
+    """A request whose client has gone."""
+
+    async def is_disconnected(self) -> bool:
+        return True
+
+
+GONE_COUNT = 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0'
+
+
+async def test_a_stream_whose_client_left_stops_its_run() -> None:
+    from hag_agent.serve.protocol import ChatCompletionRequest
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    completions = stream_completions(model)
     body = ChatCompletionRequest(model="hag-agent", messages=USER, stream=True)  # type: ignore[arg-type]
     plan, mode = completions.prepare(body)
-    sent = [event async for event in completions.stream(body, plan, mode, Gone(), 0.0)]  # type: ignore[arg-type]
-    assert len(sent) == 1 and '"role":"assistant"' in sent[0]  # the opening chunk, then nothing
+    parts = completions.turn(plan, mode)
+    sent = [event async for event in completions.stream(body, plan, Gone(), 0.0, parts)]  # type: ignore[arg-type]
+    assert sent == []  # gone at the first node: nothing written
     assert not model.calls_for("generate")  # the run stopped at its first node
-    exposition = completions.metrics.exposition().decode()
-    assert 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0' in exposition
+    assert GONE_COUNT in completions.metrics.exposition().decode()
+
+
+async def test_a_stream_whose_client_left_before_it_opened_stops_its_run() -> None:
+    from hag_agent.serve.protocol import ChatCompletionRequest
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    completions = stream_completions(model)
+    body = ChatCompletionRequest(model="hag-agent", messages=USER, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(ClientGone):
+        await completions.handle(body, Gone())  # type: ignore[arg-type]
+    assert not model.calls_for("generate")  # the run stopped at its first node
+    assert GONE_COUNT in completions.metrics.exposition().decode()
+    assert completions.admission.in_flight == 0  # the slot is given back
 
 
 def test_passthrough_needs_an_upstream() -> None:
