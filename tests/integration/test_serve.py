@@ -12,8 +12,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -86,7 +87,7 @@ def test_openai_client_whole_answer(embedded_server: ServerProcess) -> None:
 
 
 def test_openai_client_streams_the_chosen_attempt(embedded_server: ServerProcess) -> None:
-    stream = client(embedded_server).chat.completions.create(
+    raw = client(embedded_server).chat.completions.with_raw_response.create(
         model="hag-agent",
         messages=PROMPT,  # type: ignore[arg-type]
         max_tokens=32,
@@ -94,12 +95,18 @@ def test_openai_client_streams_the_chosen_attempt(embedded_server: ServerProcess
         stream=True,
         stream_options={"include_usage": True},
     )
-    chunks = list(stream)
+    chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     pieces = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert text and len(pieces) > 1  # token by token, not one final lump
     last = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
-    assert last.model_extra["hag"]["stream"] == "chosen"  # type: ignore[index]
+    hag = last.model_extra["hag"]  # type: ignore[index]
+    assert hag["stream"] == "chosen" == raw.headers["x-hag-stream"]
+    # The headers, sent before the first token, say what the proposal decided.
+    assert raw.headers["x-hag-task"] == hag["task"]
+    assert raw.headers["x-hag-proposer"] == hag["proposer"]
+    assert json.loads(raw.headers["x-hag-proposed-params"]) == hag["attempts"][0]["params"]
+    assert json.loads(raw.headers["x-hag-param-sources"])["max_tokens"] == "client"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     # The same request, whole: the streamed text is the answer the run chose.
     whole = client(embedded_server).chat.completions.create(
@@ -159,31 +166,24 @@ def test_langchain_chat_openai_invoke_and_stream(embedded_server: ServerProcess)
     assert "".join(pieces) and len([p for p in pieces if p]) > 1
 
 
-def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) -> None:
-    """A stream closed early stops its generation: the next request does not wait for it."""
-    body = {
+def leave_then_ask(server: ServerProcess, leave: Callable[[dict[str, Any]], None]) -> None:
+    """``leave`` starts a long generation and drops its client; the model must be free again.
+
+    The next request is answered in seconds (the long one would hold the model for minutes),
+    and the server counted one request whose client went away.
+    """
+    long_body = {
         "model": "hag-agent",
         "messages": [{"role": "user", "content": LONG}],
         "max_tokens": 1500,
-        "stream": True,
         "seed": 1,
         "hag": {"critique": False, "params": UNBOUNDED},
     }
-    gone_before = clients_gone(embedded_server)
-    request = urllib.request.Request(
-        f"{embedded_server.base_url}/v1/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        seen = 0
-        for line in response:
-            seen += line.startswith(b"data: ")
-            if seen >= 4:
-                break
+    gone_before = clients_gone(server)
+    leave(long_body)
     start = time.monotonic()
     short = (
-        client(embedded_server)
+        client(server)
         .with_options(timeout=20)
         .chat.completions.create(
             model="hag-agent",
@@ -195,7 +195,47 @@ def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) ->
     assert short.choices[0].message.content
     # 1500 tokens take minutes here; a short answer after a freed engine takes seconds.
     assert time.monotonic() - start < 15
-    assert clients_gone(embedded_server) == gone_before + 1
+    assert clients_gone(server) == gone_before + 1
+
+
+def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) -> None:
+    """A stream closed early stops its generation: the next request does not wait for it."""
+
+    def read_a_little_then_leave(body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{embedded_server.base_url}/v1/chat/completions",
+            data=json.dumps({**body, "stream": True}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            seen = 0
+            for line in response:
+                seen += line.startswith(b"data: ")
+                if seen >= 4:
+                    break
+
+    leave_then_ask(embedded_server, read_a_little_then_leave)
+
+
+def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: ServerProcess) -> None:
+    """A client that gives up on a whole (not streamed) answer cancels its generation too."""
+    import http.client
+
+    def give_up_waiting(body: dict[str, Any]) -> None:
+        host, port = embedded_server.base_url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+        )
+        with pytest.raises(TimeoutError):
+            answer = connection.getresponse()  # 1500 tokens take minutes: gone before it
+            raise AssertionError(f"answered {answer.status}: {answer.read()[:300]!r}")
+        connection.close()
+
+    leave_then_ask(embedded_server, give_up_waiting)
 
 
 def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
@@ -313,46 +353,6 @@ def test_passthrough_forwards_what_hag_cannot_honour(
         assert text.strip() == fault_server.reply_text
     finally:
         server.stop()
-
-
-def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: ServerProcess) -> None:
-    """A client that gives up on a whole (not streamed) answer cancels its generation too."""
-    import http.client
-
-    body = {
-        "model": "hag-agent",
-        "messages": [{"role": "user", "content": LONG}],
-        "max_tokens": 1500,
-        "seed": 1,
-        "hag": {"critique": False, "params": UNBOUNDED},
-    }
-    gone_before = clients_gone(embedded_server)
-    host, port = embedded_server.base_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=2)
-    connection.request(
-        "POST",
-        "/v1/chat/completions",
-        body=json.dumps(body),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    with pytest.raises(TimeoutError):
-        answer = connection.getresponse()  # 1500 tokens take minutes: gone before the answer
-        raise AssertionError(f"answered {answer.status}: {answer.read()[:300]!r}")
-    connection.close()
-    start = time.monotonic()
-    short = (
-        client(embedded_server)
-        .with_options(timeout=20)
-        .chat.completions.create(
-            model="hag-agent",
-            messages=PROMPT,  # type: ignore[arg-type]
-            max_tokens=8,
-            extra_body={"hag": {"critique": False}},
-        )
-    )
-    assert short.choices[0].message.content
-    assert time.monotonic() - start < 15
-    assert clients_gone(embedded_server) == gone_before + 1
 
 
 def test_in_front_of_llamacpp_server(llamacpp_server: ServerProcess, tmp_path: Path) -> None:
