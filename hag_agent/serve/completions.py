@@ -113,6 +113,7 @@ class Completions:
                 return SlotStream(
                     self.stream(body, plan, request, start, _chain(opening, parts)),
                     release=self.finished,
+                    run=parts,
                     media_type="text/event-stream",
                     # Proxies must pass events on as they come, not buffer or cache them.
                     headers={**self.stream_headers(plan, mode, opening), **_UNBUFFERED},

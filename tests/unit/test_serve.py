@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hag_agent.errors import BackendError, BackendTimeoutError, BackendUnavailableError
-from hag_agent.serve.admission import Admission
+from hag_agent.serve.admission import Admission, SlotStream
 from hag_agent.serve.api_errors import APIError
 from hag_agent.serve.app import create_app
 from hag_agent.serve.auth import check_bearer
@@ -516,3 +516,33 @@ def test_a_refused_passthrough_gives_its_slot_back() -> None:
     assert chat(c).status_code == 200
     r = chat(c, stream=True)
     assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
+
+
+async def test_a_stream_whose_client_left_before_its_first_byte_closes_its_run() -> None:
+    """The run behind a stream starts before the response; the response closes it anyway."""
+    closed: list[bool] = []
+
+    async def run() -> Any:
+        try:
+            yield "proposal"
+            await asyncio.sleep(3600)  # a generation nobody will read
+        finally:
+            closed.append(True)
+
+    turn = run()
+    await turn.__anext__()  # started, as a stream's opening leaves it
+
+    async def body() -> Any:
+        yield "never sent"
+
+    released: list[bool] = []
+    response = SlotStream(body(), release=lambda: released.append(True), run=turn)
+
+    async def receive() -> dict[str, str]:
+        return {"type": "http.disconnect"}  # gone before the first byte
+
+    async def send(message: Any) -> None:
+        pass
+
+    await response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)
+    assert closed == [True] and released == [True]
