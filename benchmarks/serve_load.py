@@ -25,7 +25,8 @@ Upstreams:
 
 Besides latency it prints the CPU time per request of the HAG server process, the upstream's
 process group and this load generator (from /proc, so less sensitive to other load than wall
-times), and what it implies: a single Python server process uses one core at most, so N
+times; vLLM's engine spends CPU while idle too, so its figure is per request only under full
+load), and what it implies: a single Python server process uses one core at most, so N
 closed-loop clients wait about N times its CPU per request once it is the bottleneck
 (Little's law); the figures say how far the target is from that floor.
 
@@ -239,10 +240,9 @@ def explain(clients: int, hag: Phase) -> None:
     done = max(len(hag.latencies), 1)
     server_ms = 1000 * hag.cpu.get("hag server", 0.0) / done
     print(
-        f"  floor: the HAG server process spends {server_ms:.2f} ms of CPU per request; one "
-        f"process uses one core at most, so {clients} closed-loop clients queue about "
-        f"{clients} x {server_ms:.2f} = {clients * server_ms:.0f} ms per request once it is "
-        "the bottleneck"
+        f"  floor: the HAG server process spends {server_ms:.2f} ms of CPU per request and uses "
+        f"one core at most: {clients} closed-loop client(s) wait about {clients} x "
+        f"{server_ms:.2f} = {clients * server_ms:.0f} ms per request once it is the bottleneck"
     )
 
 
