@@ -4,8 +4,8 @@ Everything that can be refused is refused before the first byte (settings, pins 
 unsupported fields, a prompt over ``max_prompt_chars``, no free slot), so a stream only starts
 for a run that can go. A stream's response starts once the run has proposed its configuration,
 so that its headers carry the task, the proposer and the proposed values; a failure before that
-(a proposal call that failed) is an HTTP error, one after it ends the stream with an ``error``
-event, which the SDKs raise. A client that goes away cancels its run: a whole response (and a
+is an HTTP error status, one after it ends the stream with an ``error`` event, which the SDKs
+raise. A client that goes away cancels its run: a whole response (and a
 stream until it starts) is watched for the disconnect while it runs; a stream notices on its
 next event, or when the server sees the connection close.
 """
