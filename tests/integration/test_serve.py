@@ -56,13 +56,17 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     server.stop()
 
 
-def clients_gone(server: ServerProcess) -> float:
-    """How many chat requests the server recorded as abandoned by their client."""
+def metric(server: ServerProcess, line: str) -> float:
+    """The value of one line of the server's Prometheus metrics (0 when absent)."""
     with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    line = 'hag_requests_total{endpoint="chat_completions",status="499"} '
-    found = [row for row in text.splitlines() if row.startswith(line)]
-    return float(found[0].removeprefix(line)) if found else 0.0
+    found = [row for row in text.splitlines() if row.startswith(line + " ")]
+    return float(found[0].removeprefix(line + " ")) if found else 0.0
+
+
+def clients_gone(server: ServerProcess) -> float:
+    """How many chat requests the server recorded as abandoned by their client."""
+    return metric(server, 'hag_requests_total{endpoint="chat_completions",status="499"}')
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
@@ -255,7 +259,10 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=ask)
         worker.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        # Signalled once the request is in flight (a loaded machine may take a while to send it).
+        while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         server.process.send_signal(signal.SIGTERM)
         worker.join(60)
         assert results and results[0]
