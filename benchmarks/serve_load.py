@@ -246,6 +246,16 @@ def explain(clients: int, hag: Phase) -> None:
     )
 
 
+def verdict(clients: int, added50: float, added99: float, hag: Phase) -> None:
+    """The issue's target, met or missed (it is set at 32 streams)."""
+    server_errors = sum(n for status, n in hag.errors.items() if status.startswith("5"))
+    met = added50 <= 5 and added99 <= 20 and hag.lost == 0 and server_errors == 0
+    at = "" if clients == 32 else f" (measured at {clients} streams; the target is set at 32)"
+    print(
+        f"target: added p50 <= 5 ms, p99 <= 20 ms, 0 lost, 0 5xx: {'met' if met else 'missed'}{at}"
+    )
+
+
 def start(command: list[str], port: int, log: Path, health: str, **env: str) -> ServerProcess:
     """A server process, healthy."""
     return start_server(command, port=port, health_path=health, deadline=300, log_path=log, env=env)
@@ -343,8 +353,11 @@ def main() -> None:
         hag_phase = asyncio.run(load(through, args.clients, args.seconds, meters))
         d50, d99 = report("direct", direct_phase)
         h50, h99 = report("hag", hag_phase)
-        print(f" added: p50 {(h50 - d50) * 1000:.1f} ms  p99 {(h99 - d99) * 1000:.1f} ms")
+        added50, added99 = (h50 - d50) * 1000, (h99 - d99) * 1000
+        print(f" added: p50 {added50:.1f} ms  p99 {added99:.1f} ms")
         explain(args.clients, hag_phase)
+        if upstream is not None and args.upstream == "fake":
+            verdict(args.clients, added50, added99, hag_phase)
     finally:
         hag.stop()
         if upstream is not None:
