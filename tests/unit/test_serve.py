@@ -546,3 +546,30 @@ async def test_a_stream_whose_client_left_before_its_first_byte_closes_its_run()
 
     await response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)
     assert closed == [True] and released == [True]
+
+
+def test_workers_get_their_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from hag_agent.errors import ConfigurationError
+    from hag_agent.serve.workers import (
+        SETTINGS_VARIABLE,
+        app_from_environment,
+        worker_environment,
+    )
+
+    endpoint = {"base_url": "http://127.0.0.1:1/v1", "model": "m"}
+    settings = ServerSettings(
+        api_keys=("key-one", "key-two"),  # type: ignore[arg-type]
+        run_settings={"backend": "vllm", "backend_options": endpoint},
+    )
+    environment = worker_environment(settings, str(tmp_path))
+    assert "key-one" not in environment[SETTINGS_VARIABLE]  # keys travel apart
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    worker = TestClient(app_from_environment())
+    answer = worker.get("/v1/models", headers={"Authorization": "Bearer key-two"})
+    assert answer.status_code == 200 and [m["id"] for m in answer.json()["data"]] == ["m"]
+    assert worker.get("/v1/models").status_code == 401
+    with pytest.raises(ConfigurationError, match="comma"):
+        worker_environment(ServerSettings(api_keys=("a,b",)), str(tmp_path))  # type: ignore[arg-type]
