@@ -64,6 +64,13 @@ def metric(server: ServerProcess, line: str) -> float:
     return float(found[0].removeprefix(line + " ")) if found else 0.0
 
 
+def until_in_flight(server: ServerProcess) -> None:
+    """Wait (30 s at most) until a request is in flight: a loaded machine may be slow to send it."""
+    deadline = time.monotonic() + 30
+    while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def clients_gone(server: ServerProcess) -> float:
     """How many chat requests the server recorded as abandoned by their client."""
     return metric(server, 'hag_requests_total{endpoint="chat_completions",status="499"}')
@@ -259,10 +266,7 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=ask)
         worker.start()
-        deadline = time.monotonic() + 30
-        # Signalled once the request is in flight (a loaded machine may take a while to send it).
-        while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until_in_flight(server)
         server.process.send_signal(signal.SIGTERM)
         worker.join(60)
         assert results and results[0]
@@ -354,9 +358,7 @@ def test_workers_add_up_their_metrics_and_drain(fault_server: FaultServer, tmp_p
         answers: list[str] = []
         worker = threading.Thread(target=lambda: answers.append(ask()))
         worker.start()
-        deadline = time.monotonic() + 30
-        while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until_in_flight(server)
         server.process.send_signal(signal.SIGTERM)
         worker.join(60)
         assert [a.strip() for a in answers] == [fault_server.reply_text]
