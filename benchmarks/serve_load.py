@@ -328,8 +328,8 @@ def main() -> None:
     hag_command = [
         sys.executable, "-m", "hag_agent.cli", "serve", "--port", str(hag_port),
         "--base-url", base_url, "--model", model,
-        "--max-concurrency", str(args.clients * 2), "--workers", str(args.workers),
-        "--log-level", "warning", *args.serve_arg,
+        "--max-concurrency", str(args.clients * 2), "--log-level", "warning", *args.serve_arg,
+        *(["--workers", str(args.workers)] if args.workers > 1 else []),
     ]  # fmt: skip
     hag = start(hag_command, hag_port, tmp / "serve_load_hag.log", "/ready", HAG_TIMEOUT="300")
     body: dict[str, Any] = {"model": model, "messages": PROMPT, "stream": True}
