@@ -80,6 +80,8 @@ class Completions:
     metrics: ServerMetrics
     http: httpx.AsyncClient | None = None
     """The client of ``--passthrough`` requests, made on the first one."""
+    tokenless: HAGRunnable | None = None
+    """The runnable without token streaming, for whole answers (made on the first one)."""
 
     async def handle(self, body: ChatCompletionRequest, request: Request) -> Response:
         """Answer one request, whole or as server-sent events.
@@ -183,7 +185,8 @@ class Completions:
         self, body: ChatCompletionRequest, plan: RunPlan, mode: StreamMode, request: Request
     ) -> Response:
         """The whole completion, once the run is done."""
-        outcome = await until_disconnect(request, collect(self.turn(plan, mode)))
+        turn = run_turn(self.whole_runnable(plan), plan.messages, plan.settings, mode)
+        outcome = await until_disconnect(request, collect(turn))
         self.turn_metrics(outcome)
         request_id = completion_id()
         content = completion_body(outcome, plan, body.model, request_id)
@@ -193,6 +196,20 @@ class Completions:
     def turn(self, plan: RunPlan, mode: StreamMode) -> AsyncGenerator[list[Part], None]:
         """The run of one plan."""
         return run_turn(self.runnable, plan.messages, plan.settings, mode)
+
+    def whole_runnable(self, plan: RunPlan) -> HAGRunnable:
+        """The runnable of a whole answer: one that does not stream the model where it can.
+
+        Nobody reads a whole answer's tokens, and streaming them costs CPU per token. A backend
+        over an OpenAI client stops a generation that is not streamed when its run is cancelled
+        (the HTTP request is closed); the embedded model stops only at a streamed token, so it,
+        and any other backend, keeps streaming.
+        """
+        if Upstream.of(resolve_backend(self.runnable.run_context(plan.settings))) is None:
+            return self.runnable
+        if self.tokenless is None:
+            self.tokenless = self.runnable.model_copy(update={"stream_tokens": "none"})
+        return self.tokenless
 
     @staticmethod
     def stream_headers(

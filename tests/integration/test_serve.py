@@ -367,6 +367,30 @@ def test_workers_add_up_their_metrics_and_drain(fault_server: FaultServer, tmp_p
         server.stop()
 
 
+def test_only_a_stream_streams_from_the_upstream(fault_server: FaultServer, tmp_path: Path) -> None:
+    """A whole answer's tokens are read by nobody: its upstream call is not streamed (cheaper,
+    and closing the request still stops it); a stream's is."""
+    server = serve(
+        tmp_path, "--base-url", fault_server.base_url, "--model", "m", health_path="/health"
+    )
+    try:
+        hag = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0)
+        once = {"model": "m", "messages": PROMPT, "extra_body": {"hag": {"max_retries": 0}}}
+        fault_server.reset(["ok"])
+        whole = hag.chat.completions.create(**once)  # type: ignore[call-overload]
+        assert (whole.choices[0].message.content or "").strip() == fault_server.reply_text
+        (call,) = fault_server.requests
+        assert not call.body.get("stream")
+        fault_server.reset(["ok"])
+        chunks = list(hag.chat.completions.create(**once, stream=True))  # type: ignore[call-overload]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.strip() == fault_server.reply_text
+        (call,) = fault_server.requests
+        assert call.body.get("stream") is True
+    finally:
+        server.stop()
+
+
 def test_serve_help_and_bad_settings() -> None:
     script = Path(sys.executable).with_name("hag-agent")
     done = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True)
