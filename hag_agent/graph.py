@@ -11,8 +11,10 @@ as the run context (`HAGContext`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -63,6 +65,28 @@ def checkpoint_serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
 
 
+class _Router(Runnable[HAGState, str]):
+    """A routing function run in place on the sync and the async path.
+
+    LangGraph runs a plain function of an async run in a worker thread: a thread hop on every
+    run, for a function that only reads the state.
+    """
+
+    def __init__(self, route: Callable[[HAGState], str]) -> None:
+        self.name = route.__name__
+        self._route = route
+
+    def invoke(self, input: HAGState, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        """The next node."""
+        return self._route(input)
+
+    async def ainvoke(
+        self, input: HAGState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> str:
+        """The next node (nothing to await)."""
+        return self._route(input)
+
+
 # Input typed loosely: callers pass plain dicts as well as InputState.
 CompiledHAGGraph = CompiledStateGraph[HAGState, HAGContext, Any, OutputState]
 
@@ -88,8 +112,12 @@ def build_graph(checkpointer: Checkpointer = None) -> CompiledHAGGraph:
     builder.add_edge("classify", "propose")
     builder.add_edge("propose", "generate")
     builder.add_edge("generate", "critique")
-    builder.add_conditional_edges("critique", route_after_critique, {"adjust": "adjust", END: END})
-    builder.add_conditional_edges("adjust", route_after_adjust, {"generate": "generate", END: END})
+    builder.add_conditional_edges(
+        "critique", _Router(route_after_critique), {"adjust": "adjust", END: END}
+    )
+    builder.add_conditional_edges(
+        "adjust", _Router(route_after_adjust), {"generate": "generate", END: END}
+    )
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
 
 

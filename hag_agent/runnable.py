@@ -42,6 +42,8 @@ HAGInput = str | PromptValue | BaseMessage | Sequence[Any] | Mapping[str, Any]
 
 _PROMPT_KEYS = ("prompt", "messages", "input", "question")
 _STREAM_MODES: list[StreamMode] = ["messages", "updates", "values"]
+_EVENT_MODES: list[StreamMode] = ["updates", "values"]
+"""Without ``messages`` LangGraph attaches no token handler, so the model is not streamed."""
 
 
 class HAGResult(AIMessage):
@@ -153,6 +155,8 @@ def _summarize(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
         event["message"] = trace[-1].message
     if node == "classify" and update.get("task") is not None:
         event["task"] = TaskKind(update["task"]).value
+    if node == "propose" and trace:
+        event["proposer"] = trace[-1].data.get("proposer")
     pending = update.get("pending")
     if pending is not None:
         event["params"] = pending.params.model_dump()
@@ -183,9 +187,12 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     """A `Backend` or LangChain chat model; None uses the backend named in the settings."""
     context: dict[str, Any] = Field(default_factory=dict)
     """Run-context settings (`HAGContext` fields), below per-call settings."""
-    stream_tokens: Literal["live", "final"] = "live"
+    stream_tokens: Literal["live", "final", "none"] = "live"
     """``live`` streams every attempt's tokens as generated (a retry follows a ``retry`` event);
-    ``final`` streams only the chosen answer, once the run is done."""
+    ``final`` streams only the chosen answer, once the run is done; ``none`` streams no text
+    (the answer is in the ``result`` event) and calls the model without streaming, as
+    ``ainvoke`` does, which costs less (a backend that stops a generation only at a streamed
+    token then cannot stop it when the run is cancelled)."""
     checkpointer: Any = None
     """A LangGraph checkpointer to keep conversations by ``thread_id`` (build it with
     `hag_agent.graph.checkpoint_serializer` so it can read our state back)."""
@@ -281,7 +288,7 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         """Yield the answer's tokens and node events, then a ``result`` event."""
         state, config, options = self._graph_call(input, config, kwargs)
         final: Mapping[str, Any] = {}
-        parts = self.graph.stream(state, config, stream_mode=_STREAM_MODES, **options)
+        parts = self.graph.stream(state, config, stream_mode=self._stream_modes(), **options)
         for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)
             if chunk is not None:
@@ -294,13 +301,16 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
         """Async `stream`."""
         state, config, options = self._graph_call(input, config, kwargs)
         final: Mapping[str, Any] = {}
-        parts = self.graph.astream(state, config, stream_mode=_STREAM_MODES, **options)
+        parts = self.graph.astream(state, config, stream_mode=self._stream_modes(), **options)
         async for mode, data in parts:
             chunk, final = self._stream_part(mode, data, final)
             if chunk is not None:
                 yield chunk
         for chunk in self._closing_chunks(final):
             yield chunk
+
+    def _stream_modes(self) -> list[StreamMode]:
+        return _EVENT_MODES if self.stream_tokens == "none" else _STREAM_MODES
 
     def _stream_part(
         self, mode: str, data: Any, final: Mapping[str, Any]

@@ -1,3 +1,4 @@
 from hag_agent.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a worker process re-imports it (serve --workers)
+    main()

@@ -30,6 +30,11 @@ KEYS_VARIABLE = "HAG_SERVER_API_KEYS"
     "comma-separated; none: no authentication).",
 )
 @defaulted_option("--max-concurrency", default=8, help="Requests in flight; more get 429.")
+@defaulted_option(
+    "--workers",
+    default=1,
+    help="Server processes sharing the port (each its own backend and --max-concurrency).",
+)
 @defaulted_option("--max-body-bytes", default=4 * 2**20, help="Largest request body; 413 above.")
 @defaulted_option(
     "--client-params",
@@ -71,6 +76,7 @@ def serve(
     strategy: dict[str, Any],
     api_keys: tuple[str, ...],
     max_concurrency: int,
+    workers: int,
     max_body_bytes: int,
     client_params: str,
     model_name: str | None,
@@ -96,6 +102,7 @@ def serve(
         port=port or _free_port(host),
         api_keys=keys,
         max_concurrency=max_concurrency,
+        workers=workers,
         max_body_bytes=max_body_bytes,
         client_params=client_params,
         model_name=model_name,
@@ -134,7 +141,38 @@ def _run(settings: Any, log_level: str) -> None:
             "pip install 'hag-agent[serve]'"
         ) from None
 
-    app = create_app(settings)
+    app = create_app(settings)  # checks every setting before anything starts
+    _announce(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": settings.drain_s,
+    }
+    if settings.workers == 1:
+        uvicorn.Server(uvicorn.Config(app, **options)).run()
+        return
+    _run_workers(settings, options)
+
+
+def _run_workers(settings: Any, options: dict[str, Any]) -> None:
+    """Run uvicorn's worker processes, their settings and metrics directory in the environment."""
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from hag_agent.serve.workers import FACTORY, worker_environment
+
+    metrics_dir = tempfile.mkdtemp(prefix="hag-serve-metrics-")
+    os.environ.update(worker_environment(settings, metrics_dir))
+    try:
+        uvicorn.run(FACTORY, factory=True, workers=settings.workers, **options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _announce(settings: Any) -> None:
     url = f"http://{settings.host}:{settings.port}/v1"
     auth = ' -H "Authorization: Bearer $KEY"' if settings.api_keys else ""
     body = (
@@ -147,19 +185,13 @@ def _run(settings: Any, log_level: str) -> None:
     )
     if settings.api_keys:
         click.echo(f"{len(settings.api_keys)} API key(s) required on /v1")
+    if settings.workers > 1:
+        click.echo(f"{settings.workers} worker processes")
     from hag_agent.sessions import sessions_location
 
     click.echo(
         f"hag.session conversations are kept in {sessions_location(settings.sessions).describe()}"
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        timeout_graceful_shutdown=settings.drain_s,
-    )
-    uvicorn.Server(config).run()
 
 
 def _free_port(host: str) -> int:

@@ -7,7 +7,7 @@ nothing but its place in line, while a 429 tells the client when to come back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -49,7 +49,8 @@ class SlotStream(StreamingResponse):
     """A streamed response that gives its request's slot back however it ends.
 
     Released here rather than in the body's generator: a client gone before the first byte
-    means the generator never starts, and its ``finally`` never runs.
+    means the generator never starts, and its ``finally`` never runs. For the same reason a
+    run already started behind the stream (``run``) is closed here.
     """
 
     def __init__(
@@ -57,17 +58,23 @@ class SlotStream(StreamingResponse):
         content: AsyncIterator[str] | AsyncIterator[bytes],
         *,
         release: Callable[[], None],
+        run: AsyncGenerator[Any, None] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(content, **kw)
         self._release = release
+        self._run = run
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the stream; then give the slot back."""
+        """Send the stream; then close its run and give the slot back."""
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._release()
+            try:
+                if self._run is not None:
+                    await self._run.aclose()  # a no-op when the body closed it
+            finally:
+                self._release()
 
 
 __all__ = ["Admission", "SlotStream"]

@@ -2,9 +2,12 @@
 
 Everything that can be refused is refused before the first byte (settings, pins out of bounds,
 unsupported fields, a prompt over ``max_prompt_chars``, no free slot), so a stream only starts
-for a run that can go. A failure after that ends the stream with an ``error`` event, which the
-SDKs raise. A client that goes away cancels its run: a whole response is watched for the
-disconnect while it runs; a stream notices on its next event.
+for a run that can go. A stream's response starts once the run has proposed its configuration,
+so that its headers carry the task, the proposer and the proposed values; a failure before that
+is an HTTP error status, one after it ends the stream with an ``error`` event, which the SDKs
+raise. A client that goes away cancels its run: a whole response (and a
+stream until it starts) is watched for the disconnect while it runs; a stream notices on its
+next event, or when the server sees the connection close.
 """
 
 from __future__ import annotations
@@ -39,12 +42,21 @@ from hag_agent.serve.responses import (
     finish_reason,
     hag_headers,
     hag_object,
+    proposal_headers,
     usage_chunk,
 )
 from hag_agent.serve.sessions import ServerSessions, SessionTurn
 from hag_agent.serve.settings import ServerSettings
 from hag_agent.serve.translation import RunPlan, plan_run
-from hag_agent.serve.turn import Progress, StreamMode, TurnOutcome, run_turn, stream_mode
+from hag_agent.serve.turn import (
+    Part,
+    Progress,
+    Proposal,
+    StreamMode,
+    TurnOutcome,
+    run_turn,
+    stream_mode,
+)
 from hag_agent.serve.usage import turn_usage
 
 T = TypeVar("T")
@@ -70,6 +82,8 @@ class Completions:
     metrics: ServerMetrics
     http: httpx.AsyncClient | None = None
     """The client of ``--passthrough`` requests, made on the first one."""
+    tokenless: HAGRunnable | None = None
+    """The runnable without token streaming, for whole answers (made on the first one)."""
     sessions: ServerSessions = field(init=False)
     """``hag.session`` conversations, opened on the first request that names one."""
 
@@ -105,13 +119,20 @@ class Completions:
             if plan.session is not None:
                 session = await self.sessions.claim(plan)
             if body.stream:
+                parts = self.turn(plan, mode, session)
+                opening = await opened(parts, request)
                 streaming = True  # the response gives the slot back when it ends
                 return SlotStream(
-                    self.stream(body, plan, mode, request, start, session),
+                    self.stream(body, plan, request, start, _chain(opening, parts)),
                     release=functools.partial(self.finished, session),
+                    run=parts,
                     media_type="text/event-stream",
                     # Proxies must pass events on as they come, not buffer or cache them.
-                    headers={"x-hag-stream": mode, **session_header(plan), **_UNBUFFERED},
+                    headers={
+                        **self.stream_headers(plan, mode, opening),
+                        **session_header(plan),
+                        **_UNBUFFERED,
+                    },
                 )
             response = await self.whole(body, plan, mode, request, session)
             status = 200
@@ -185,7 +206,8 @@ class Completions:
         session: SessionTurn | None = None,
     ) -> Response:
         """The whole completion, once the run is done."""
-        outcome = await until_disconnect(request, collect(self.turn(plan, mode, session)))
+        turn = self.turn(plan, mode, session, whole=True)
+        outcome = await until_disconnect(request, collect(turn))
         self.turn_metrics(outcome)
         request_id = completion_id()
         content = completion_body(outcome, plan, body.model, request_id)
@@ -193,12 +215,47 @@ class Completions:
         return JSONResponse(content, headers=headers)
 
     def turn(
-        self, plan: RunPlan, mode: StreamMode, session: SessionTurn | None = None
-    ) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
-        """The run of one plan (on its session, if it names one)."""
+        self,
+        plan: RunPlan,
+        mode: StreamMode,
+        session: SessionTurn | None = None,
+        *,
+        whole: bool = False,
+    ) -> AsyncGenerator[list[Part], None]:
+        """The run of one plan: on its session if it names one, else on the server's runnable.
+
+        A whole answer without a session runs on one that does not stream the model where it
+        can (`whole_runnable`).
+        """
         if session is not None:
             return session.run(plan.settings, mode)
-        return run_turn(self.runnable, plan.messages, plan.settings, mode)
+        runnable = self.whole_runnable(plan) if whole else self.runnable
+        return run_turn(runnable, plan.messages, plan.settings, mode)
+
+    def whole_runnable(self, plan: RunPlan) -> HAGRunnable:
+        """The runnable of a whole answer: one that does not stream the model where it can.
+
+        Nobody reads a whole answer's tokens, and streaming them costs CPU per token. A backend
+        over an OpenAI client stops a generation that is not streamed when its run is cancelled
+        (the HTTP request is closed); the embedded model stops only at a streamed token, so it,
+        and any other backend, keeps streaming.
+        """
+        if Upstream.of(resolve_backend(self.runnable.run_context(plan.settings))) is None:
+            return self.runnable
+        if self.tokenless is None:
+            self.tokenless = self.runnable.model_copy(update={"stream_tokens": "none"})
+        return self.tokenless
+
+    @staticmethod
+    def stream_headers(
+        plan: RunPlan, mode: StreamMode, opening: list[list[Part]]
+    ) -> dict[str, str]:
+        """A stream's headers: its mode, and what the proposal decided."""
+        headers: dict[str, str] = {"x-hag-stream": mode}
+        proposal = next((p for b in opening for p in b if isinstance(p, Proposal)), None)
+        if proposal is not None:
+            headers.update(proposal_headers(proposal, plan))
+        return headers
 
     def turn_metrics(self, outcome: TurnOutcome) -> None:
         """Record a finished turn."""
@@ -210,36 +267,53 @@ class Completions:
         self,
         body: ChatCompletionRequest,
         plan: RunPlan,
-        mode: StreamMode,
         request: Request,
         start: float,
-        session: SessionTurn | None = None,
+        parts: AsyncGenerator[list[Part], None],
     ) -> AsyncIterator[str]:
-        """The completion as server-sent events (the response gives the slot back)."""
+        """The completion as server-sent events, one write per batch of the turn's parts.
+
+        The response gives the slot back.
+        """
         request_id = completion_id()
         status = CLIENT_GONE
+        events = [sse(chunk_body(request_id, body.model, {"role": "assistant", "content": ""}))]
         try:
-            yield sse(chunk_body(request_id, body.model, {"role": "assistant", "content": ""}))
-            async with contextlib.aclosing(self.turn(plan, mode, session)) as parts:
+            async with contextlib.aclosing(parts):
                 watch = DisconnectWatch(request)
-                async for part in parts:
-                    if isinstance(part, str):
-                        yield sse(chunk_body(request_id, body.model, {"content": part}))
-                    elif isinstance(part, Progress):
-                        if await watch.gone(force=part.node is not None):
-                            return
-                        if part.node is not None:
-                            yield f": {part.node}\n\n"
-                    else:
-                        for event in self.closing_events(body, plan, request_id, part):
-                            yield event
+                async for batch in parts:
+                    progress = [p for p in batch if isinstance(p, Progress)]
+                    if progress and await watch.gone(force=any(p.node for p in progress)):
+                        return
+                    events.extend(self.batch_events(body, plan, request_id, batch))
+                    if events:  # held-back tokens write nothing
+                        yield "".join(events)
+                        events = []
             status = 200
         except HAGError as exc:
             error = from_hag_error(exc)
             status = error.status
-            yield sse(error.body())
+            yield "".join([*events, sse(error.body())])
         finally:
             self.metrics.request_done(ENDPOINT, status, time.perf_counter() - start)
+
+    def batch_events(
+        self, body: ChatCompletionRequest, plan: RunPlan, request_id: str, batch: list[Part]
+    ) -> list[str]:
+        """The events of one batch: a chunk per piece, a comment per node, the closing events.
+
+        The proposal sends nothing here: it went out in the headers.
+        """
+        events: list[str] = []
+        for part in batch:
+            if isinstance(part, str):
+                events.append(sse(chunk_body(request_id, body.model, {"content": part})))
+            elif isinstance(part, Progress):
+                if part.node is not None:
+                    events.append(f": {part.node}\n\n")
+            elif isinstance(part, TurnOutcome):
+                events.extend(self.closing_events(body, plan, request_id, part))
+        return events
 
     def closing_events(
         self, body: ChatCompletionRequest, plan: RunPlan, request_id: str, outcome: TurnOutcome
@@ -304,13 +378,54 @@ def check_prompt(plan: RunPlan, context: HAGContext) -> None:
         )
 
 
-async def collect(parts: AsyncGenerator[str | Progress | TurnOutcome, None]) -> TurnOutcome:
+async def collect(parts: AsyncGenerator[list[Part], None]) -> TurnOutcome:
     """The outcome of a turn whose pieces nobody streams."""
     async with contextlib.aclosing(parts):
-        async for part in parts:
-            if isinstance(part, TurnOutcome):
-                return part
+        async for batch in parts:
+            for part in batch:
+                if isinstance(part, TurnOutcome):
+                    return part
     raise RuntimeError("a turn ends with its outcome")
+
+
+async def opened(parts: AsyncGenerator[list[Part], None], request: Request) -> list[list[Part]]:
+    """A stream's first batches, up to the one with the proposal (or the outcome).
+
+    The client is watched meanwhile: at each node, and every `_DISCONNECT_POLL_S` while a node
+    (a proposal call) runs.
+
+    Raises:
+        HAGError: What the run raised before its proposal was made.
+        ClientGone: When the client went away first (the run is cancelled).
+    """
+    watch = DisconnectWatch(request)
+
+    async def until_proposal() -> list[list[Part]]:
+        read: list[list[Part]] = []
+        async for batch in parts:
+            if await watch.gone(force=any(isinstance(p, Progress) and p.node for p in batch)):
+                raise ClientGone
+            read.append(batch)
+            if any(isinstance(part, Proposal | TurnOutcome) for part in batch):
+                return read
+        return read
+
+    try:
+        return await until_disconnect(request, until_proposal())
+    except BaseException:
+        await parts.aclose()  # cancels the run
+        raise
+
+
+async def _chain(
+    first: list[list[Part]], rest: AsyncGenerator[list[Part], None]
+) -> AsyncGenerator[list[Part], None]:
+    """The batches already read, then the rest (closing this closes ``rest``)."""
+    async with contextlib.aclosing(rest):
+        for batch in first:
+            yield batch
+        async for batch in rest:
+            yield batch
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -2,15 +2,19 @@
 
 Requests by endpoint and status, their latency, attempts per turn, the proposal's latency,
 fallbacks (a decision replaced by its rule or prior), tokens by call, and the values chosen for
-each task kind.
+each task kind. With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before
+prometheus_client is imported), every process writes its values to that directory and the
+exposition adds up all of them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 
@@ -24,6 +28,8 @@ _VALUE_BUCKETS: dict[str, tuple[float, ...]] = {
 }
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess mode: the directory every worker writes its values to."""
 
 
 class ServerMetrics:
@@ -38,7 +44,12 @@ class ServerMetrics:
         self.latency = Histogram(
             "hag_request_seconds", "Request latency, to the last byte.", ["endpoint"], registry=r
         )
-        self.in_flight = Gauge("hag_requests_in_flight", "Chat requests running.", registry=r)
+        self.in_flight = Gauge(
+            "hag_requests_in_flight",
+            "Chat requests running.",
+            registry=r,
+            multiprocess_mode="livesum",  # the live workers' requests, added up
+        )
         self.attempts = Histogram(
             "hag_attempts", "Attempts per turn.", buckets=(1, 2, 3, 4, 6, 11), registry=r
         )
@@ -93,8 +104,13 @@ class ServerMetrics:
             self.tokens.labels(call, "completion").inc(tokens["completion_tokens"])
 
     def exposition(self) -> bytes:
-        """The metrics in Prometheus' text format."""
-        return generate_latest(self.registry)
+        """The metrics in Prometheus' text format (every worker's, added up, when several)."""
+        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not directory:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
 
 
-__all__ = ["CONTENT_TYPE", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_DIR_VARIABLE", "ServerMetrics"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hag_agent.serve.translation import RunPlan
-from hag_agent.serve.turn import TurnOutcome
+from hag_agent.serve.turn import Proposal, TurnOutcome
 from hag_agent.serve.usage import turn_usage
 
 
@@ -142,6 +142,25 @@ def hag_headers(outcome: TurnOutcome, plan: RunPlan) -> dict[str, str]:
     return headers
 
 
+def proposal_headers(proposal: Proposal, plan: RunPlan) -> dict[str, str]:
+    """The ``x-hag-*`` headers of a stream, sent before its first token: what was proposed.
+
+    ``x-hag-proposed-params`` is the first attempt's configuration (the answer's when the run
+    can make one attempt); a retry may change it, and the last chunk's ``hag`` object has the
+    chosen attempt's, with the attempts and the stop reason.
+    """
+    sources = {**proposal.sources, **dict.fromkeys(plan.client_pins, "client")}
+    headers = {
+        "x-hag-task": str(proposal.task),
+        "x-hag-proposer": str(proposal.proposer),
+        "x-hag-proposed-params": json.dumps(proposal.params, separators=(",", ":")),
+        "x-hag-param-sources": json.dumps(sources, separators=(",", ":")),
+    }
+    if plan.ignored:
+        headers["x-hag-ignored-params"] = ",".join(plan.ignored)
+    return headers
+
+
 def _header_text(text: str) -> str:
     """Header-safe: ASCII, one line."""
     return text.encode("ascii", "replace").decode().replace("\n", " ")[:200]
@@ -154,5 +173,6 @@ __all__ = [
     "finish_reason",
     "hag_headers",
     "hag_object",
+    "proposal_headers",
     "usage_chunk",
 ]

@@ -34,7 +34,7 @@ from hag_agent.errors import HAGError, SessionBusyError
 from hag_agent.runnable import HAGRunnable
 from hag_agent.serve.api_errors import APIError, bad_request
 from hag_agent.serve.translation import RunPlan
-from hag_agent.serve.turn import Progress, StreamMode, TurnOutcome, run_turn
+from hag_agent.serve.turn import Part, StreamMode, TurnOutcome, run_turn
 from hag_agent.sessions import SessionStore
 from hag_agent.sessions.turn_locks import TurnLock
 
@@ -87,14 +87,14 @@ class SessionTurn:
 
     async def run(
         self, settings: Mapping[str, Any], mode: StreamMode
-    ) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
+    ) -> AsyncGenerator[list[Part], None]:
         """`run_turn` on the session; the turn is recorded before its outcome is handed on."""
-        parts = run_turn(self.runnable, self.messages, settings, mode, config=self.head)
-        async with contextlib.aclosing(parts):
-            async for part in parts:
-                if isinstance(part, TurnOutcome):
+        batches = run_turn(self.runnable, self.messages, settings, mode, config=self.head)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                if any(isinstance(part, TurnOutcome) for part in batch):
                     await asyncio.to_thread(self.store.save, self.name, turns=self.turns + 1)
-                yield part
+                yield batch
 
     def release(self) -> None:
         """Let the session's next turn in (again: no effect)."""

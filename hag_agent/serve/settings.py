@@ -37,6 +37,9 @@ class ServerSettings(BaseModel):
     passthrough: bool = False
     """Forward a request HAG cannot honour (tools, response_format, n > 1 ...) to the upstream
     unchanged instead of refusing it (endpoint backends)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes sharing the port, each with its own event loop, backend (an embedded
+    model each) and ``max_concurrency``; their metrics are added up."""
     drain_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish before they are cut."""
     sessions: str | None = None

@@ -5,6 +5,10 @@ Only text that ends up as the answer is handed on. When the run can make one att
 generates them (``live``). Otherwise every attempt's tokens are held until the run has chosen
 one, and the chosen attempt's tokens go out then, in the pieces the model generated them
 (``chosen``): the first token arrives once the run ends.
+
+The turn hands its parts on in batches: whatever is ready at once (tokens the model sent while
+the last batch was being written, the answer's pieces and the outcome at the end) goes together,
+so a stream writes it to the socket in one send.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +45,20 @@ class TurnOutcome:
     """How the answer's tokens went out."""
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """The first configuration, as the propose node chose it (before any token).
+
+    With one attempt possible (``live``) it is the answer's configuration; otherwise a retry
+    may change it, and the outcome has the chosen attempt's.
+    """
+
+    task: str | None
+    proposer: str | None
+    params: dict[str, Any]
+    sources: dict[str, str]
+
+
 def stream_mode(context: HAGContext) -> StreamMode:
     """``live`` when the run can make one attempt only, so its tokens are the answer's."""
     return "live" if not context.critique or context.max_retries == 0 else "chosen"
@@ -54,19 +72,27 @@ class _Sorter:
         self.current: list[str] = []
         self.node_seconds: dict[str, float] = {}
         self.result: dict[str, Any] | None = None
+        self.task: str | None = None
         self._last = time.perf_counter()
 
-    def event(self, event: Mapping[str, Any]) -> None:
+    def event(self, event: Mapping[str, Any]) -> Proposal | None:
+        """Take one node event; the `Proposal` when it is the propose node's."""
         now = time.perf_counter()
         if event.get("type") == "result":
             self.result = dict(event["result"])
-            return
+            return None
         node = str(event.get("node", ""))
         self.node_seconds[node] = now - self._last
         self._last = now
-        if node == "generate" and "attempt" in event:
+        if node == "classify":
+            self.task = event.get("task")
+        elif node == "propose":
+            params, sources = event.get("params") or {}, event.get("sources") or {}
+            return Proposal(self.task, event.get("proposer"), dict(params), dict(sources))
+        elif node == "generate" and "attempt" in event:
             self.attempts[int(event["attempt"])] = self.current
             self.current = []
+        return None
 
     def answer_pieces(self, result: Mapping[str, Any]) -> list[str]:
         """The chosen attempt's pieces; the answer whole when they do not spell it."""
@@ -78,12 +104,13 @@ class _Sorter:
 _END = object()
 
 
-async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """``stream`` iterated in a task of its own, which is cancelled when this one is closed.
+async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
+    """``stream`` in batches of whatever is ready at once, iterated in a task of its own.
 
-    Why: a server cancels a gone client's response through its own cancel scope, and the
-    graph's stream, cancelled that way, can leave its running node (a generation) behind.
-    A plain task cancelled outright takes its node tasks with it.
+    The task is cancelled when this generator is closed. Why a task: a server cancels a gone
+    client's response through its own cancel scope, and the graph's stream, cancelled that
+    way, can leave its running node (a generation) behind. A plain task cancelled outright
+    takes its node tasks with it.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -97,10 +124,20 @@ async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
 
     task = asyncio.create_task(pump(), name="hag-turn")
     try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        while True:
+            ready = [await queue.get()]
+            while not queue.empty():
+                ready.append(queue.get_nowait())
+            batch: list[T] = []
+            for item in ready:
+                if item is _END or isinstance(item, Exception):
+                    if batch:
+                        yield batch
+                    if isinstance(item, Exception):
+                        raise item
+                    return
+                batch.append(item)
+            yield batch
     finally:
         task.cancel()
 
@@ -118,6 +155,22 @@ class Progress:
 
 HELD_TOKEN = Progress(None)
 
+Part = str | Progress | Proposal | TurnOutcome
+"""What a turn hands on: a piece of the answer, progress, the proposal, the outcome."""
+
+
+def _parts(chunk: AIMessageChunk, sorter: _Sorter, mode: StreamMode) -> Iterator[Part]:
+    """The parts one chunk of the runnable's stream stands for."""
+    for event in chunk.additional_kwargs.get("hag_events", ()):
+        proposal = sorter.event(event)
+        yield Progress(str(event.get("node") or event.get("type")))
+        if proposal is not None:
+            yield proposal
+    text = chunk.text
+    if text:
+        sorter.current.append(text)
+        yield text if mode == "live" else HELD_TOKEN
+
 
 async def run_turn(
     runnable: HAGRunnable,
@@ -125,12 +178,12 @@ async def run_turn(
     settings: Mapping[str, Any],
     mode: StreamMode,
     config: RunnableConfig | None = None,
-) -> AsyncGenerator[str | Progress | TurnOutcome, None]:
-    """Run one turn: the answer's text pieces and progress, then the `TurnOutcome`.
+) -> AsyncGenerator[list[Part], None]:
+    """Run one turn: batches of the answer's pieces, progress, the proposal, then the outcome.
 
-    ``config`` names a session's thread and the checkpoint the turn starts from.
-
-    Cancelling the iteration (a client gone) cancels the run and its model calls.
+    ``config`` names a session's thread and the checkpoint the turn starts from. The last batch
+    ends with the `TurnOutcome`. Cancelling the iteration (a client gone) cancels the run and
+    its model calls.
 
     Raises:
         HAGError: What the run raised (a `BackendError` when the backend failed).
@@ -140,20 +193,13 @@ async def run_turn(
     sent: list[str] = []
     run_config: RunnableConfig = {**(config or {}), "callbacks": [usage]}
     stream = runnable.astream({"messages": messages, **settings}, run_config)
-    chunks: AsyncGenerator[AIMessageChunk, None] = _own_task(stream)
-    async with contextlib.aclosing(chunks):  # closing it early cancels the run
-        async for chunk in chunks:
-            for event in chunk.additional_kwargs.get("hag_events", []):
-                sorter.event(event)
-                yield Progress(str(event.get("node") or event.get("type")))
-            text = chunk.text
-            if text:
-                sorter.current.append(text)
-                if mode == "live":
-                    sent.append(text)
-                    yield text
-                else:
-                    yield HELD_TOKEN
+    batches = _own_task(stream)
+    async with contextlib.aclosing(batches):  # closing it early cancels the run
+        async for chunks in batches:
+            batch = [part for chunk in chunks for part in _parts(chunk, sorter, mode)]
+            sent.extend(part for part in batch if isinstance(part, str))
+            if batch:
+                yield batch
     assert sorter.result is not None, "HAGRunnable.astream ends with a result event"
     pieces = sorter.answer_pieces(sorter.result)
     if mode == "live":
@@ -161,10 +207,17 @@ async def run_turn(
         answer = "".join(pieces)
         # A backend that did not stream (or streamed differently) still gets its whole answer.
         pieces = [answer[len(streamed) :]] if answer.startswith(streamed) else []
-    for piece in pieces:
-        if piece:
-            yield piece
-    yield TurnOutcome(sorter.result, usage, sorter.node_seconds, mode)
+    outcome = TurnOutcome(sorter.result, usage, sorter.node_seconds, mode)
+    yield [*(piece for piece in pieces if piece), outcome]
 
 
-__all__ = ["HELD_TOKEN", "Progress", "StreamMode", "TurnOutcome", "run_turn", "stream_mode"]
+__all__ = [
+    "HELD_TOKEN",
+    "Part",
+    "Progress",
+    "Proposal",
+    "StreamMode",
+    "TurnOutcome",
+    "run_turn",
+    "stream_mode",
+]

@@ -12,8 +12,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -55,13 +56,24 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     server.stop()
 
 
-def clients_gone(server: ServerProcess) -> float:
-    """How many chat requests the server recorded as abandoned by their client."""
+def metric(server: ServerProcess, line: str) -> float:
+    """The value of one line of the server's Prometheus metrics (0 when absent)."""
     with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    line = 'hag_requests_total{endpoint="chat_completions",status="499"} '
-    found = [row for row in text.splitlines() if row.startswith(line)]
-    return float(found[0].removeprefix(line)) if found else 0.0
+    found = [row for row in text.splitlines() if row.startswith(line + " ")]
+    return float(found[0].removeprefix(line + " ")) if found else 0.0
+
+
+def until_in_flight(server: ServerProcess) -> None:
+    """Wait (30 s at most) until a request is in flight: a loaded machine may be slow to send it."""
+    deadline = time.monotonic() + 30
+    while metric(server, "hag_requests_in_flight") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def clients_gone(server: ServerProcess) -> float:
+    """How many chat requests the server recorded as abandoned by their client."""
+    return metric(server, 'hag_requests_total{endpoint="chat_completions",status="499"}')
 
 
 def client(server: ServerProcess) -> openai.OpenAI:
@@ -86,7 +98,7 @@ def test_openai_client_whole_answer(embedded_server: ServerProcess) -> None:
 
 
 def test_openai_client_streams_the_chosen_attempt(embedded_server: ServerProcess) -> None:
-    stream = client(embedded_server).chat.completions.create(
+    raw = client(embedded_server).chat.completions.with_raw_response.create(
         model="hag-agent",
         messages=PROMPT,  # type: ignore[arg-type]
         max_tokens=32,
@@ -94,12 +106,18 @@ def test_openai_client_streams_the_chosen_attempt(embedded_server: ServerProcess
         stream=True,
         stream_options={"include_usage": True},
     )
-    chunks = list(stream)
+    chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     pieces = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert text and len(pieces) > 1  # token by token, not one final lump
     last = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
-    assert last.model_extra["hag"]["stream"] == "chosen"  # type: ignore[index]
+    hag = last.model_extra["hag"]  # type: ignore[index]
+    assert hag["stream"] == "chosen" == raw.headers["x-hag-stream"]
+    # The headers, sent before the first token, say what the proposal decided.
+    assert raw.headers["x-hag-task"] == hag["task"]
+    assert raw.headers["x-hag-proposer"] == hag["proposer"]
+    assert json.loads(raw.headers["x-hag-proposed-params"]) == hag["attempts"][0]["params"]
+    assert json.loads(raw.headers["x-hag-param-sources"])["max_tokens"] == "client"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     # The same request, whole: the streamed text is the answer the run chose.
     whole = client(embedded_server).chat.completions.create(
@@ -159,31 +177,24 @@ def test_langchain_chat_openai_invoke_and_stream(embedded_server: ServerProcess)
     assert "".join(pieces) and len([p for p in pieces if p]) > 1
 
 
-def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) -> None:
-    """A stream closed early stops its generation: the next request does not wait for it."""
-    body = {
+def leave_then_ask(server: ServerProcess, leave: Callable[[dict[str, Any]], None]) -> None:
+    """``leave`` starts a long generation and drops its client; the model must be free again.
+
+    The next request is answered in seconds (the long one would hold the model for minutes),
+    and the server counted one request whose client went away.
+    """
+    long_body = {
         "model": "hag-agent",
         "messages": [{"role": "user", "content": LONG}],
         "max_tokens": 1500,
-        "stream": True,
         "seed": 1,
         "hag": {"critique": False, "params": UNBOUNDED},
     }
-    gone_before = clients_gone(embedded_server)
-    request = urllib.request.Request(
-        f"{embedded_server.base_url}/v1/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        seen = 0
-        for line in response:
-            seen += line.startswith(b"data: ")
-            if seen >= 4:
-                break
+    gone_before = clients_gone(server)
+    leave(long_body)
     start = time.monotonic()
     short = (
-        client(embedded_server)
+        client(server)
         .with_options(timeout=20)
         .chat.completions.create(
             model="hag-agent",
@@ -195,7 +206,47 @@ def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) ->
     assert short.choices[0].message.content
     # 1500 tokens take minutes here; a short answer after a freed engine takes seconds.
     assert time.monotonic() - start < 15
-    assert clients_gone(embedded_server) == gone_before + 1
+    assert clients_gone(server) == gone_before + 1
+
+
+def test_a_client_that_leaves_frees_the_model(embedded_server: ServerProcess) -> None:
+    """A stream closed early stops its generation: the next request does not wait for it."""
+
+    def read_a_little_then_leave(body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{embedded_server.base_url}/v1/chat/completions",
+            data=json.dumps({**body, "stream": True}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            seen = 0
+            for line in response:
+                seen += line.startswith(b"data: ")
+                if seen >= 4:
+                    break
+
+    leave_then_ask(embedded_server, read_a_little_then_leave)
+
+
+def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: ServerProcess) -> None:
+    """A client that gives up on a whole (not streamed) answer cancels its generation too."""
+    import http.client
+
+    def give_up_waiting(body: dict[str, Any]) -> None:
+        host, port = embedded_server.base_url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+        )
+        with pytest.raises(TimeoutError):
+            answer = connection.getresponse()  # 1500 tokens take minutes: gone before it
+            raise AssertionError(f"answered {answer.status}: {answer.read()[:300]!r}")
+        connection.close()
+
+    leave_then_ask(embedded_server, give_up_waiting)
 
 
 def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
@@ -215,7 +266,7 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=ask)
         worker.start()
-        time.sleep(0.5)
+        until_in_flight(server)
         server.process.send_signal(signal.SIGTERM)
         worker.join(60)
         assert results and results[0]
@@ -255,6 +306,87 @@ def test_upstream_faults_get_gateway_statuses(
         assert failed.value.code == status
         error = json.loads(failed.value.read())["error"]
         assert "the model backend failed" in error["message"]
+    finally:
+        server.stop()
+
+
+def processes_in(server: ServerProcess) -> int:
+    """How many live processes the server's process group has."""
+    count = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        count += int(fields[2]) == server.process.pid and fields[0] != "Z"
+    return count
+
+
+def test_workers_add_up_their_metrics_and_drain(fault_server: FaultServer, tmp_path: Path) -> None:
+    """With --workers 2, /metrics tells the totals of both, whichever answers; SIGTERM ends both."""
+    server = serve(
+        tmp_path,
+        "--workers",
+        "2",
+        "--base-url",
+        fault_server.base_url,
+        "--model",
+        "m",
+        health_path="/health",
+    )
+    try:
+        assert processes_in(server) >= 3  # the supervisor and its two workers
+        fault_server.reset(["ok"])
+        body = json.dumps({"model": "m", "messages": PROMPT, "hag": {"max_retries": 0}}).encode()
+
+        def ask() -> str:
+            request = urllib.request.Request(
+                f"{server.base_url}/v1/chat/completions",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return str(json.loads(response.read())["choices"][0]["message"]["content"])
+
+        for _ in range(12):  # new connections: the two workers take them as they come
+            assert ask()
+        line = 'hag_requests_total{endpoint="chat_completions",status="200"}'
+        assert {metric(server, line) for _ in range(12)} == {12.0}
+        # SIGTERM with a request in flight: its worker finishes it, then both exit.
+        fault_server.slow_seconds = 2.0
+        fault_server.reset(["slow"])
+        answers: list[str] = []
+        worker = threading.Thread(target=lambda: answers.append(ask()))
+        worker.start()
+        until_in_flight(server)
+        server.process.send_signal(signal.SIGTERM)
+        worker.join(60)
+        assert [a.strip() for a in answers] == [fault_server.reply_text]
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        server.stop()
+
+
+def test_only_a_stream_streams_from_the_upstream(fault_server: FaultServer, tmp_path: Path) -> None:
+    """A whole answer's tokens are read by nobody: its upstream call is not streamed (cheaper,
+    and closing the request still stops it); a stream's is."""
+    server = serve(
+        tmp_path, "--base-url", fault_server.base_url, "--model", "m", health_path="/health"
+    )
+    try:
+        hag = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0)
+        once = {"model": "m", "messages": PROMPT, "extra_body": {"hag": {"max_retries": 0}}}
+        fault_server.reset(["ok"])
+        whole = hag.chat.completions.create(**once)  # type: ignore[call-overload]
+        assert (whole.choices[0].message.content or "").strip() == fault_server.reply_text
+        (call,) = fault_server.requests
+        assert not call.body.get("stream")
+        fault_server.reset(["ok"])
+        chunks = list(hag.chat.completions.create(**once, stream=True))  # type: ignore[call-overload]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.strip() == fault_server.reply_text
+        (call,) = fault_server.requests
+        assert call.body.get("stream") is True
     finally:
         server.stop()
 
@@ -313,46 +445,6 @@ def test_passthrough_forwards_what_hag_cannot_honour(
         assert text.strip() == fault_server.reply_text
     finally:
         server.stop()
-
-
-def test_a_whole_answer_whose_client_left_frees_the_model(embedded_server: ServerProcess) -> None:
-    """A client that gives up on a whole (not streamed) answer cancels its generation too."""
-    import http.client
-
-    body = {
-        "model": "hag-agent",
-        "messages": [{"role": "user", "content": LONG}],
-        "max_tokens": 1500,
-        "seed": 1,
-        "hag": {"critique": False, "params": UNBOUNDED},
-    }
-    gone_before = clients_gone(embedded_server)
-    host, port = embedded_server.base_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=2)
-    connection.request(
-        "POST",
-        "/v1/chat/completions",
-        body=json.dumps(body),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    with pytest.raises(TimeoutError):
-        answer = connection.getresponse()  # 1500 tokens take minutes: gone before the answer
-        raise AssertionError(f"answered {answer.status}: {answer.read()[:300]!r}")
-    connection.close()
-    start = time.monotonic()
-    short = (
-        client(embedded_server)
-        .with_options(timeout=20)
-        .chat.completions.create(
-            model="hag-agent",
-            messages=PROMPT,  # type: ignore[arg-type]
-            max_tokens=8,
-            extra_body={"hag": {"critique": False}},
-        )
-    )
-    assert short.choices[0].message.content
-    assert time.monotonic() - start < 15
-    assert clients_gone(embedded_server) == gone_before + 1
 
 
 def test_in_front_of_llamacpp_server(llamacpp_server: ServerProcess, tmp_path: Path) -> None:

@@ -150,6 +150,24 @@ def test_stream_final_mode_yields_only_the_chosen_answer() -> None:
     assert "".join(c.text for c in chunks) == ANSWER
 
 
+def test_stream_none_mode_streams_no_text_and_does_not_stream_the_model() -> None:
+    streamed: list[bool] = []
+
+    class Counting(ScriptedChatModel):
+        def _stream(self, *args: Any, **kwargs: Any) -> Any:
+            streamed.append(True)
+            yield from super()._stream(*args, **kwargs)
+
+    model = Counting(script={"generate": [ANSWER]})
+    runnable = HAGRunnable(model=model, proposer="prior", stream_tokens="none")
+    chunks = list(runnable.stream("Say hello in French"))
+    assert "".join(c.text for c in chunks) == ""
+    assert chunks[-1].additional_kwargs["hag_events"][-1]["result"]["answer"] == ANSWER
+    assert not streamed
+    list(HAGRunnable(model=model, proposer="prior").stream("Say hello in French"))
+    assert streamed  # the live mode does stream the model
+
+
 def test_lcel_chain_stream() -> None:
     runnable, _ = make()
     chain = ChatPromptTemplate.from_template("Say {word} in French") | runnable | StrOutputParser()

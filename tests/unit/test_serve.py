@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hag_agent.errors import BackendError, BackendTimeoutError, BackendUnavailableError
-from hag_agent.serve.admission import Admission
+from hag_agent.serve.admission import Admission, SlotStream
 from hag_agent.serve.api_errors import APIError
 from hag_agent.serve.app import create_app
 from hag_agent.serve.auth import check_bearer
@@ -104,6 +104,28 @@ def test_stream_is_live_when_one_attempt_is_all_there_can_be() -> None:
     last = all_events[-3]
     assert last["choices"][0]["finish_reason"] == "stop" and last["hag"]["stream"] == "live"
     assert streamed_text(r) == GOOD
+
+
+def test_a_stream_sends_the_proposal_in_its_headers() -> None:
+    c, _ = client(run_settings={"critique": False})
+    r = chat(c, stream=True, temperature=0.2)
+    hag = events(r)[-2]["hag"]
+    assert r.headers["x-hag-task"] == hag["task"]
+    assert r.headers["x-hag-proposer"] == hag["proposer"] == "prior"
+    # One attempt possible: the proposed configuration is the answer's.
+    proposed = json.loads(r.headers["x-hag-proposed-params"])
+    assert proposed == {key: entry["value"] for key, entry in hag["params"].items()}
+    sources = json.loads(r.headers["x-hag-param-sources"])
+    assert sources == {key: entry["source"] for key, entry in hag["params"].items()}
+    assert sources["temperature"] == "client"
+
+    c, _ = client(ScriptedChatModel(script={"generate": [BAD, GOOD]}))
+    r = chat(c, stream=True)
+    hag = events(r)[-2]["hag"]
+    # With retries, the headers say what was proposed; the last chunk what was chosen.
+    assert json.loads(r.headers["x-hag-proposed-params"]) == hag["attempts"][0]["params"]
+    assert hag["attempts"][1]["params"] == {k: v["value"] for k, v in hag["params"].items()}
+    assert hag["attempts"][0]["params"] != hag["attempts"][1]["params"]
 
 
 def test_per_request_hag_options_reach_the_run() -> None:
@@ -385,28 +407,52 @@ def test_health_ready_metrics_and_schema() -> None:
     assert "HagOptions" in json.dumps(schema)
 
 
-async def test_a_stream_whose_client_left_stops_its_run() -> None:
+def stream_completions(model: ScriptedChatModel) -> Any:
     from hag_agent.runnable import HAGRunnable
     from hag_agent.serve.completions import Completions
     from hag_agent.serve.metrics import ServerMetrics
-    from hag_agent.serve.protocol import ChatCompletionRequest
 
-    class Gone:
-        async def is_disconnected(self) -> bool:
-            return True
-
-    model = ScriptedChatModel(script={"generate": [GOOD]})
     settings = ServerSettings(run_settings={"proposer": "prior"})
-    completions = Completions(
+    return Completions(
         settings, HAGRunnable(model=model, proposer="prior"), Admission(1, 1), ServerMetrics()
     )
+
+
+class Gone:
+    """A request whose client has gone."""
+
+    async def is_disconnected(self) -> bool:
+        return True
+
+
+GONE_COUNT = 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0'
+
+
+async def test_a_stream_whose_client_left_stops_its_run() -> None:
+    from hag_agent.serve.protocol import ChatCompletionRequest
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    completions = stream_completions(model)
     body = ChatCompletionRequest(model="hag-agent", messages=USER, stream=True)  # type: ignore[arg-type]
     plan, mode = completions.prepare(body)
-    sent = [event async for event in completions.stream(body, plan, mode, Gone(), 0.0)]  # type: ignore[arg-type]
-    assert len(sent) == 1 and '"role":"assistant"' in sent[0]  # the opening chunk, then nothing
+    parts = completions.turn(plan, mode)
+    sent = [event async for event in completions.stream(body, plan, Gone(), 0.0, parts)]  # type: ignore[arg-type]
+    assert sent == []  # gone at the first node: nothing written
     assert not model.calls_for("generate")  # the run stopped at its first node
-    exposition = completions.metrics.exposition().decode()
-    assert 'hag_requests_total{endpoint="chat_completions",status="499"} 1.0' in exposition
+    assert GONE_COUNT in completions.metrics.exposition().decode()
+
+
+async def test_a_stream_whose_client_left_before_it_opened_stops_its_run() -> None:
+    from hag_agent.serve.protocol import ChatCompletionRequest
+
+    model = ScriptedChatModel(script={"generate": [GOOD]})
+    completions = stream_completions(model)
+    body = ChatCompletionRequest(model="hag-agent", messages=USER, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(ClientGone):
+        await completions.handle(body, Gone())  # type: ignore[arg-type]
+    assert not model.calls_for("generate")  # the run stopped at its first node
+    assert GONE_COUNT in completions.metrics.exposition().decode()
+    assert completions.admission.in_flight == 0  # the slot is given back
 
 
 def test_passthrough_needs_an_upstream() -> None:
@@ -470,3 +516,60 @@ def test_a_refused_passthrough_gives_its_slot_back() -> None:
     assert chat(c).status_code == 200
     r = chat(c, stream=True)
     assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
+
+
+async def test_a_stream_whose_client_left_before_its_first_byte_closes_its_run() -> None:
+    """The run behind a stream starts before the response; the response closes it anyway."""
+    closed: list[bool] = []
+
+    async def run() -> Any:
+        try:
+            yield "proposal"
+            await asyncio.sleep(3600)  # a generation nobody will read
+        finally:
+            closed.append(True)
+
+    turn = run()
+    await turn.__anext__()  # started, as a stream's opening leaves it
+
+    async def body() -> Any:
+        yield "never sent"
+
+    released: list[bool] = []
+    response = SlotStream(body(), release=lambda: released.append(True), run=turn)
+
+    async def receive() -> dict[str, str]:
+        return {"type": "http.disconnect"}  # gone before the first byte
+
+    async def send(message: Any) -> None:
+        pass
+
+    await response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)
+    assert closed == [True] and released == [True]
+
+
+def test_workers_get_their_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from hag_agent.errors import ConfigurationError
+    from hag_agent.serve.workers import (
+        SETTINGS_VARIABLE,
+        app_from_environment,
+        worker_environment,
+    )
+
+    endpoint = {"base_url": "http://127.0.0.1:1/v1", "model": "m"}
+    settings = ServerSettings(
+        api_keys=("key-one", "key-two"),  # type: ignore[arg-type]
+        run_settings={"backend": "vllm", "backend_options": endpoint},
+    )
+    environment = worker_environment(settings, str(tmp_path))
+    assert "key-one" not in environment[SETTINGS_VARIABLE]  # keys travel apart
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    worker = TestClient(app_from_environment())
+    answer = worker.get("/v1/models", headers={"Authorization": "Bearer key-two"})
+    assert answer.status_code == 200 and [m["id"] for m in answer.json()["data"]] == ["m"]
+    assert worker.get("/v1/models").status_code == 401
+    with pytest.raises(ConfigurationError, match="comma"):
+        worker_environment(ServerSettings(api_keys=("a,b",)), str(tmp_path))  # type: ignore[arg-type]
