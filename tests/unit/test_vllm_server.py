@@ -85,3 +85,12 @@ def test_a_lora_is_served_beside_the_base_as_hag(monkeypatch: pytest.MonkeyPatch
     assert _value(command, "--lora-modules") == "hag=/adapters/tuned"
     assert _value(command, "--served-model-name") == "tiny"
     assert command[-1] == "--enable-log-requests"
+
+
+def test_smollm2_is_served_under_its_name_with_a_larger_kv_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    command = _command_of(monkeypatch, served_name="smollm2", kv_cache_mb=256)
+    assert _value(command, "--served-model-name") == "smollm2"
+    assert int(_value(command, "--kv-cache-memory-bytes")) == 256 * 2**20
+    assert int(_value(_command_of(monkeypatch), "--kv-cache-memory-bytes")) == 64 * 2**20
