@@ -17,7 +17,7 @@ from hag_agent.cli.main import cli
 from hag_agent.search.grid_plan import GridPlan, PlanCase
 from hag_agent.search.grid_sampler import INFO_FILE
 from hag_agent.search.grid_samples import read_samples
-from hag_agent.search.plan_sampling import sample_plan_with
+from hag_agent.search.plan_sampling import PlanRequest, sample_plan_with
 from hag_agent.search.vllm_grid import VLLMEngine
 
 from .conftest import vllm_python
@@ -82,6 +82,11 @@ def test_vllm_samples_every_configuration_repeats_by_seed_and_scores(
     again = tmp_path / "again"
     with VLLMEngine(tiny_model, again / "vllm.log", python=vllm_python(), kv_cache_mb=64) as e:
         sample_plan_with(plan, e, again, batch_sequences=0)
+        # More prompt tokens than one engine step takes (~16,000 against vLLM's 4,096 or
+        # 8,192): vLLM 0.32 failed on a seeded prompt prefilled in two steps on a CPU.
+        long = "heads tails " * 60
+        many = [PlanRequest(f"{i} {long}", plan.configs[0], i) for i in range(120)]
+        assert len(e(many)) == len(many)
     assert read_samples(again) == samples
 
     records = tmp_path / "search.jsonl"
