@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.cli.main import cli
 from hag_agent.data.suites import SuiteCase
 from hag_agent.errors import BackendError, ConfigurationError
@@ -23,9 +24,11 @@ from hag_agent.search import vllm_worker
 from hag_agent.search.grid_plan import build_plan
 from hag_agent.search.grid_sampler import INFO_FILE, append_line
 from hag_agent.search.grid_samples import read_samples
+from hag_agent.search.llama_cpp_grid import sample_plan_on_llama_cpp
 from hag_agent.search.plan_sampling import PlanRequest, config_requests, sample_plan_with
 from hag_agent.search.vllm_grid import VLLMEngine, find_vllm_python
 from hag_agent.tasks import TaskKind
+from hag_agent.testing import ScriptedChatModel
 
 CASES = [
     SuiteCase(id="m1", task=TaskKind.MATH, prompt="What is 2+2?", answer="4"),
@@ -206,3 +209,19 @@ def test_grid_sample_engine_errors_are_clean(tmp_path: Path) -> None:
     result = runner.invoke(cli, [*sample, "--engine", "llamacpp", "--model-dir", str(model)])
     assert result.exit_code == 2 and "not --model-dir" in result.output, result.output
     assert not (tmp_path / "o" / INFO_FILE).exists()
+
+
+def test_the_llama_cpp_engine_makes_one_seeded_call_per_sample(tmp_path: Path) -> None:
+    model = ScriptedChatModel(script={"generate": ["An answer."]})
+    plan = PLAN.model_copy(update={"configs": PLAN.configs[:2], "labels": PLAN.labels[:2]})
+    info = sample_plan_on_llama_cpp(plan, tmp_path, backend=ChatModelBackend(model))
+    calls = model.calls_for("generate")
+    assert len(calls) == 2 * len(CASES) * PLAN.samples
+    per_config = len(CASES) * PLAN.samples
+    for index in range(2):
+        chunk = calls[index * per_config : (index + 1) * per_config]
+        assert [c.kwargs["seed"] for c in chunk] == [PLAN.seed + k for k in range(3)] * 2
+        assert all(c.kwargs["temperature"] == plan.configs[index]["temperature"] for c in chunk)
+    assert read_samples(tmp_path)[1] == {c.id: ["An answer."] * PLAN.samples for c in CASES}
+    assert info["configs_sampled"] == 2
+    assert json.loads((tmp_path / INFO_FILE).read_text())["seeds"].startswith("sample k")
