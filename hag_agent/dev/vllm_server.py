@@ -159,6 +159,12 @@ def _server_args(model: Path, port: int, served_name: str, kv_cache_mb: int) -> 
         "--enable-prefix-caching",
         "--block-size",
         str(BLOCK_SIZE),
+        # vLLM 0.32 rewinds a seeded request's generator when its prompt is prefilled over two
+        # steps; a CPU generator cannot, and the engine dies ("CPU Generator does not use
+        # offset") under concurrent seeded requests: whole prefills only, up to 8192 a step.
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        "8192",
     ]
 
 

