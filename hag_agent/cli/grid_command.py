@@ -2,7 +2,9 @@
 
 Three steps, so that the sampling can run on another machine that has only torch and
 transformers: plan here, sample there (``grid-sample``, or ``python
-hag_agent/search/grid_sampler.py`` where hag-agent is not installed), score here. Each step is
+hag_agent/search/grid_sampler.py`` where hag-agent is not installed), score here. ``grid-sample
+--engine vllm`` samples with vLLM's offline batching instead, in vLLM's own environment when it
+has one. Each step is
 a call into `hag_agent.search`; scoring is the search engine's exhaustive strategy on the stored
 samples.
 """
@@ -10,7 +12,7 @@ samples.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
@@ -20,6 +22,10 @@ from hag_agent.cli.option_kinds import defaulted_option, file_option, folder_opt
 from hag_agent.cli.plain_text import print_plain
 from hag_agent.cli.progress_view import ProgressView, warnings_shown
 from hag_agent.errors import ConfigurationError, HAGInputError
+from hag_agent.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from hag_agent.search.grid_plan import GridPlan
 
 _plan_option = file_option(
     "--plan", "plan_path", required=True, help="The plan JSON file (from `dataset grid-plan`)."
@@ -80,6 +86,10 @@ def grid_plan(
     )
 
 
+ENGINES = ("transformers", "vllm", "llamacpp")
+"""The sampling engines of `grid-sample`."""
+
+
 @click.command("grid-sample")
 @_plan_option
 @folder_option(
@@ -87,22 +97,128 @@ def grid_plan(
     required=True,
     help="Folder for the sample files; rerun with the same folder to resume.",
 )
+@defaulted_option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="transformers",
+    help="transformers (batched generate), vllm (LLM.generate, one seeded SamplingParams per "
+    "request) or llamacpp (the embedded model, one call per sample).",
+)
 @folder_option(
     "--model-dir", help="A Hugging Face model folder (default: the embedded GGUF, dequantized)."
 )
-@click.option("--device", help="cuda or cpu (default: cuda when there is one).")
+@click.option("--device", help="cuda or cpu (default: cuda when there is one; vllm: cpu).")
 @defaulted_option(
     "--batch-size",
     type=click.IntRange(0),
     default=0,
-    help="Sequences per generate call; 0 puts a whole configuration in one.",
+    help="Sequences per generate call; 0 puts a whole configuration in one (vllm: whole "
+    "configurations up to 512 sequences).",
 )
 @click.option(
     "--deadline-s",
     type=click.FloatRange(0, min_open=True),
     help="Start no configuration after this many seconds.",
 )
+@click.option(
+    "--vllm-python",
+    envvar="HAG_VLLM_PYTHON",
+    help="A Python with vLLM installed, when it is not this one [env: HAG_VLLM_PYTHON].",
+)
 def grid_sample(
+    plan_path: Path,
+    out: Path,
+    engine: str,
+    model_dir: Path | None,
+    device: str | None,
+    batch_size: int,
+    deadline_s: float | None,
+    vllm_python: str | None,
+) -> None:
+    """Sample every configuration of a plan with transformers, vLLM or llama.cpp.
+
+    transformers (the train extra): all cases x K samples of one configuration go through the
+    model as one batch, one torch stream per configuration; on an H200, 4.7 s a configuration
+    for 182 cases x 8 samples of 48 tokens with SmolLM2. vllm: vLLM's offline batching, sample
+    k of each configuration seeded plan seed + k (the search engine's seeds), run by the Python
+    in --vllm-python or this one. llamacpp: the embedded model, one seeded call per sample.
+    vllm and transformers default to the embedded GGUF's weights, converted once to a model
+    folder. Configurations already in OUT are skipped.
+
+    Exit codes: 0 done (or stopped at the deadline), 2 bad usage, input or missing packages,
+    3 the vLLM engine failed, 130 interrupted (rerun to resume).
+    """
+    with suite_job.noting_interrupts(f"finished configurations are saved in {out}"):
+        if not plan_path.is_file():
+            raise HAGInputError(f"--plan {plan_path}: no such file")
+        if model_dir is not None and not (model_dir / "config.json").is_file():
+            raise HAGInputError(f"--model-dir {model_dir}: not a model folder (no config.json)")
+        if engine == "transformers":
+            _sample_with_transformers(plan_path, out, model_dir, device, batch_size, deadline_s)
+            return
+        plan = _read_plan(plan_path)
+        err = Console(stderr=True)
+        with ProgressView(err) as view:
+            if engine == "vllm":
+                from hag_agent.search.vllm_grid import sample_plan_on_vllm
+
+                info = sample_plan_on_vllm(
+                    plan,
+                    model_dir or _converted_smollm2(),
+                    out,
+                    python=vllm_python,
+                    device=device or "cpu",
+                    batch_sequences=batch_size or 512,
+                    deadline_s=deadline_s,
+                    progress=view,
+                )
+            else:
+                info = _sample_with_llama_cpp(plan, out, model_dir, deadline_s, view)
+        print_plain(err, _summary(info))
+
+
+def _read_plan(plan_path: Path) -> GridPlan:
+    from hag_agent.search.grid_plan import GridPlan
+
+    try:
+        return GridPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise HAGInputError(f"--plan {plan_path}: not a grid plan ({exc})") from None
+
+
+def _converted_smollm2() -> Path:
+    """The embedded GGUF as a model folder, converted once (needs the train extra)."""
+    from hag_agent.training.base_models import base_model_cache, smollm2_folder
+    from hag_agent.training.extra import missing_packages, require_packages
+
+    missing = missing_packages(("torch", "transformers", "gguf"))
+    require_packages(missing, "converting the embedded model for vLLM (or pass --model-dir)")
+    return smollm2_folder(base_model_cache())
+
+
+def _sample_with_llama_cpp(
+    plan: GridPlan,
+    out: Path,
+    model_dir: Path | None,
+    deadline_s: float | None,
+    progress: ProgressCallback,
+) -> dict[str, Any]:
+    from hag_agent.search.llama_cpp_grid import sample_plan_on_llama_cpp
+
+    if model_dir is not None:
+        raise HAGInputError("--engine llamacpp runs a GGUF file (HAG_MODEL_PATH), not --model-dir")
+    return sample_plan_on_llama_cpp(plan, out, deadline_s=deadline_s, progress=progress)
+
+
+def _summary(info: dict[str, Any]) -> str:
+    return (
+        f"{info['engine']}: {info['configs_sampled']} of {info['configs_total']} configurations, "
+        f"{info['sequences_per_second']} sequences/s"
+        + (" (stopped at the deadline)" if info["stopped_at_deadline"] else "")
+    )
+
+
+def _sample_with_transformers(
     plan_path: Path,
     out: Path,
     model_dir: Path | None,
@@ -110,45 +226,31 @@ def grid_sample(
     batch_size: int,
     deadline_s: float | None,
 ) -> None:
-    """Sample every configuration of a plan with transformers (needs the train extra).
-
-    All cases x K samples of one configuration go through the model as one batch: on an H200,
-    4.7 s a configuration for 182 cases x 8 samples of 48 tokens with SmolLM2.
-    Configurations already in OUT are skipped.
-
-    Exit codes: 0 done (or stopped at the deadline), 2 bad usage, input or missing packages,
-    130 interrupted (rerun to resume).
-    """
+    """The standalone transformers sampler, in this process."""
     from hag_agent.search import grid_sampler
+    from hag_agent.training.extra import missing_packages, require_packages
 
-    with suite_job.noting_interrupts(f"finished configurations are saved in {out}"):
-        from hag_agent.training.extra import missing_packages, require_packages
+    require_packages(missing_packages(("torch", "transformers")), "grid-sample")
+    args = ["--plan", str(plan_path), "--out", str(out), "--batch-size", str(batch_size)]
+    if model_dir is not None:
+        args += ["--model", str(model_dir)]
+    else:
+        from hag_agent.backends.llama_cpp_chat import default_model_path
 
-        require_packages(missing_packages(("torch", "transformers")), "grid-sample")
-        if not plan_path.is_file():
-            raise HAGInputError(f"--plan {plan_path}: no such file")
-        args = ["--plan", str(plan_path), "--out", str(out), "--batch-size", str(batch_size)]
-        if model_dir is not None:
-            if not (model_dir / "config.json").is_file():
-                raise HAGInputError(f"--model-dir {model_dir}: not a model folder (no config.json)")
-            args += ["--model", str(model_dir)]
-        else:
-            from hag_agent.backends.llama_cpp_chat import default_model_path
+        args += ["--gguf", str(default_model_path())]
+    if device:
+        args += ["--device", device]
+    if deadline_s is not None:
+        args += ["--deadline-s", str(deadline_s)]
+    if device and device.startswith("cuda"):
+        import torch
 
-            args += ["--gguf", str(default_model_path())]
-        if device:
-            args += ["--device", device]
-        if deadline_s is not None:
-            args += ["--deadline-s", str(deadline_s)]
-        if device and device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigurationError(f"--device {device}: torch sees no CUDA device here")
-        try:
-            grid_sampler.main(args)
-        except (RuntimeError, ValueError) as exc:  # a model that will not load, out of memory
-            raise ConfigurationError(f"sampling failed: {exc}") from exc
+        if not torch.cuda.is_available():
+            raise ConfigurationError(f"--device {device}: torch sees no CUDA device here")
+    try:
+        grid_sampler.main(args)
+    except (RuntimeError, ValueError) as exc:  # a model that will not load, out of memory
+        raise ConfigurationError(f"sampling failed: {exc}") from exc
 
 
 @click.command("grid-score")
@@ -178,7 +280,6 @@ def grid_score(
 
     Exit codes: 0 written, 2 bad usage or input.
     """
-    from hag_agent.search.grid_plan import GridPlan
     from hag_agent.search.grid_samples import read_samples, sampler_info
     from hag_agent.search.grid_scoring import score_plan
 
@@ -188,10 +289,7 @@ def grid_score(
         suite_job.noting_interrupts("nothing was written"),
         ProgressView(err) as view,
     ):
-        try:
-            plan = GridPlan.model_validate_json(plan_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise HAGInputError(f"--plan {plan_path}: not a grid plan ({exc})") from None
+        plan = _read_plan(plan_path)
         cases = suite_job.load_suites(suite, limit=limit, on_bad_line=on_bad_line, warn=warn)
         samples = read_samples(samples_dir)
         seconds = float(sampler_info(samples_dir).get("seconds_total") or 0.0)
@@ -216,4 +314,4 @@ def grid_score(
         )
 
 
-__all__ = ["grid_plan", "grid_sample", "grid_score"]
+__all__ = ["ENGINES", "grid_plan", "grid_sample", "grid_score"]

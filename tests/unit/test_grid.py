@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
@@ -17,7 +18,7 @@ from hag_agent.cli.main import cli
 from hag_agent.data.suites import SuiteCase, make_suite
 from hag_agent.errors import HAGInputError
 from hag_agent.progress import ProgressEvent
-from hag_agent.search import grid_sampler
+from hag_agent.search import grid_sampler, vllm_worker
 from hag_agent.search.grid_plan import DEFAULT_GRID, GridPlan, build_plan
 from hag_agent.search.grid_sampler import _generation_kwargs, done_configs
 from hag_agent.search.grid_samples import read_samples
@@ -236,9 +237,13 @@ def test_grid_sample_fails_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
 
 
-def test_the_grid_sampler_imports_nothing_from_hag_agent() -> None:
-    """It runs as a plain script where only torch and transformers are installed."""
-    tree = ast.parse(Path(grid_sampler.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize(("script", "needs"), [(grid_sampler, "torch"), (vllm_worker, "importlib")])
+def test_the_standalone_samplers_import_nothing_from_hag_agent(
+    script: ModuleType, needs: str
+) -> None:
+    """They run as plain scripts where only torch and transformers (or vLLM) are installed."""
+    assert script.__file__ is not None
+    tree = ast.parse(Path(script.__file__).read_text(encoding="utf-8"))
     imported: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -246,17 +251,24 @@ def test_the_grid_sampler_imports_nothing_from_hag_agent() -> None:
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "a relative import"
             imported.append(node.module or "")
-    assert "argparse" in imported and "torch" in imported  # the walk sees the imports
+    assert "argparse" in imported and needs in imported  # the walk sees the imports
     assert not [name for name in imported if name.split(".")[0] == "hag_agent"]
 
 
-def test_the_grid_sampler_runs_as_a_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("script", "option"), [(grid_sampler, "--gguf"), (vllm_worker, "--kv-cache-mb")]
+)
+def test_the_standalone_samplers_run_as_scripts(
+    tmp_path: Path, script: ModuleType, option: str
+) -> None:
+    assert script.__file__ is not None
     result = subprocess.run(
-        [sys.executable, "-I", grid_sampler.__file__, "--help"],
+        [sys.executable, "-I", script.__file__, "--help"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "--plan" in result.stdout and "--gguf" in result.stdout
+    assert "--plan" in result.stdout or "--model" in result.stdout
+    assert option in result.stdout

