@@ -91,9 +91,9 @@ def _held_out_table(
     return SuiteSpec(name, description, task, "one_of", rows, generator, rows, held_out=True)
 
 
-def builtin_suites() -> dict[str, SuiteSpec]:
-    """The built-in suites by name, in listing order."""
-    specs = [
+def _training_suites() -> list[SuiteSpec]:
+    """The six suites the shipped proposers were tuned on."""
+    return [
         SuiteSpec(
             "coinflip",
             "CoinFlip: is the coin still heads up after people flip it or not (yes/no)",
@@ -143,6 +143,12 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             20,
             g.keywords,
         ),
+    ]
+
+
+def _decoding_suites() -> list[SuiteSpec]:
+    """The suites where the decoding settings decide the score (`decoding_generators`)."""
+    return [
         SuiteSpec(
             "distinct_list",
             "Decoding decides: list 4-8 different items of a category, one per line",
@@ -169,6 +175,12 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             dg.continuation,
             max_size=len(dg.OPENINGS) * len(g.NAMES) * len(dg.THINGS) * 3,
         ),
+    ]
+
+
+def _held_out_suites() -> list[SuiteSpec]:
+    """Kinds of request the shipped proposers were never trained on."""
+    return [
         _held_out_table(
             "short_facts",
             "Held out: one-word or one-number factual questions (capitals, colours, opposites, "
@@ -196,6 +208,11 @@ def builtin_suites() -> dict[str, SuiteSpec]:
             len(g.load_chat_requests()),
         ),
     ]
+
+
+def builtin_suites() -> dict[str, SuiteSpec]:
+    """The built-in suites by name, in listing order."""
+    specs = [*_training_suites(), *_decoding_suites(), *_held_out_suites()]
     return {spec.name: spec for spec in specs}
 
 
