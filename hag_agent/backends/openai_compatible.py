@@ -33,8 +33,10 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from hag_agent.backends.base import (
     DECISION_PARAMS,
@@ -91,6 +93,17 @@ class EndpointOptions(BaseSettings):
     """Where the server takes a regex (vLLM), how a compact numeric object (the proposal) is
     decoded: ``regex``, under a regex of the exact compact object (keys fixed, numbers bounded,
     no whitespace); ``json``, under its json_schema."""
+
+
+class _NoTimeForAnotherTry(stop_base):
+    """Stop when the backend's wait before the next try leaves it no time to make one."""
+
+    def __init__(self, backend: OpenAICompatibleBackend) -> None:
+        self.backend = backend
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        """Whether to stop."""
+        return self.backend.no_time_for_another_try(retry_state)
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -230,9 +243,12 @@ class OpenAICompatibleBackend(ChatModelBackend):
     def _left(self, state: RetryCallState) -> float:
         return self.options.deadline - (time.monotonic() - state.start_time)
 
-    def _no_time_for_another_try(self, state: RetryCallState) -> bool:
-        """The wait before the next try takes what is left of the deadline (a long Retry-After):
-        stop now, with the error in hand, rather than make a try that can only time out."""
+    def no_time_for_another_try(self, state: RetryCallState) -> bool:
+        """Whether the wait before the next try takes what is left of the deadline.
+
+        After a long Retry-After, say: stop with the error in hand rather than make a try that
+        can only time out.
+        """
         return state.upcoming_sleep >= self._left(state)
 
     def _policy(self, budget: CallBudget) -> dict[str, Any]:
@@ -240,9 +256,11 @@ class OpenAICompatibleBackend(ChatModelBackend):
             return is_transient(exc) and not budget.stream_started
 
         return {
-            "stop": stop_after_attempt(self.options.max_tries)
-            | stop_after_delay(self.options.deadline)
-            | self._no_time_for_another_try,
+            "stop": stop_any(
+                stop_after_attempt(self.options.max_tries),
+                stop_after_delay(self.options.deadline),
+                _NoTimeForAnotherTry(self),
+            ),
             "wait": self._wait,
             "retry": retry_if_exception(worth_retrying),
             "reraise": True,
