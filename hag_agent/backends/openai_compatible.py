@@ -331,9 +331,7 @@ class OpenAICompatibleBackend(ChatModelBackend):
 
     def _cause(self, exc: Exception) -> str:
         """``: <what httpx said>``, the transport's own words, which name the fault."""
-        cause = _transport_error(exc) or exc
-        text = str(cause) or type(cause).__name__
-        return f": {self._shown(text)}"
+        return f": {self._shown(_own_words(_transport_error(exc) or exc))}"
 
     def _shown(self, text: str) -> str:
         """Server or client text as it may be shown: without the API key."""
@@ -360,6 +358,20 @@ def _transport_error(exc: BaseException) -> httpx.HTTPError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _own_words(error: BaseException) -> str:
+    """The error's message; for a silent one (httpx's async errors), its name and what is under."""
+    if str(error) or isinstance(error, httpx.TimeoutException):  # under a timeout: a cancellation
+        return str(error) or type(error).__name__
+    under = error.__cause__ or error.__context__
+    for _ in range(4):  # a short chain: anyio's error, the OS error
+        if under is None or str(under):
+            break
+        under = under.__cause__ or under.__context__
+    if under is None:
+        return type(error).__name__
+    return f"{type(error).__name__} ({type(under).__name__}: {under})"
 
 
 def _body_text(exc: openai.APIStatusError | openai.APIResponseValidationError) -> str:
