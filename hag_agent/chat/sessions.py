@@ -122,14 +122,26 @@ class SessionStore:
         this write leaves it one behind, and the next `ChatTerminal.open` sets it right.
         """
         now = time.time()
-        self.connection.execute(
-            "INSERT INTO hag_chat_sessions (name, created, updated, turns, settings)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
-            " updated = excluded.updated, settings = excluded.settings,"
-            " turns = COALESCE(?, hag_chat_sessions.turns)",
-            (name, now, now, turns or 0, settings.model_dump_json(), turns),
+        try:
+            self.connection.execute(
+                "INSERT INTO hag_chat_sessions (name, created, updated, turns, settings)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+                " updated = excluded.updated, settings = excluded.settings,"
+                " turns = COALESCE(?, hag_chat_sessions.turns)",
+                (name, now, now, turns or 0, settings.model_dump_json(), turns),
+            )
+            self.connection.commit()
+        except sqlite3.Error as exc:
+            raise self.write_failed(exc) from None
+
+    def write_failed(self, exc: sqlite3.Error) -> HAGInputError:
+        """The error for a write the database refused, a full disk most often.
+
+        SQLite rolls the refused transaction back, so the database keeps what it had.
+        """
+        return HAGInputError(
+            f"cannot write the sessions database {self.path}: {exc} (is the disk full?)"
         )
-        self.connection.commit()
 
     def head(self, graph: CompiledHAGGraph, name: str) -> RunnableConfig:
         """The config to run the session's next turn from: its last completed turn.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -182,6 +183,9 @@ class ChatSession:
             self.failures += 1
             self._error(str(exc), newline=bool(streamed))
             return None
+        except sqlite3.Error as exc:  # the turn's checkpoint was refused: no use going on
+            self._stop(status)
+            raise self.store.write_failed(exc) from None
         self._stop(status)
         assert result is not None, "a finished stream ends with its result"
         self.head = self.store.head(self.runnable.graph, self.name)
