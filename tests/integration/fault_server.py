@@ -4,7 +4,8 @@ Each request takes the next behaviour from a script (the last one repeats): ``ok
 ``502``, ``503``, ``400``, ``429`` (with Retry-After), ``429-bare`` (without it), ``slow`` (sleeps
 past the client's timeout), ``drop`` (closes the connection without answering), ``reset`` (a TCP
 reset before answering), ``midreset`` (a TCP reset half way through the answer: after two of
-its events when streamed, after half its bytes when whole), ``truncated`` (a 200 whose body
+its events when streamed, after half its bytes when whole, each ``trickle_seconds`` before the
+reset), ``truncated`` (a 200 whose body
 stops short of its content-length), ``nonjson`` (200 with an HTML body), ``trickle`` (the answer
 one byte every ``trickle_seconds``), ``endless`` (a 200 whose body never ends: a byte every
 ``trickle_seconds`` until the client leaves). Every request is recorded (path, headers, JSON
@@ -155,6 +156,8 @@ class FaultServer:
                 if behaviour == "midreset":
                     self._head(200, "application/json", len(data))
                     self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    time.sleep(server.trickle_seconds)
                     return self._reset()
                 if behaviour == "truncated":
                     self._head(200, "application/json", len(data))
@@ -214,6 +217,8 @@ class FaultServer:
                 for number, token in enumerate(content.split(" ")):
                     if behaviour == "midreset" and number == 2:
                         self.wfile.flush()
+                        # A reset drops what the client has not read yet: let it read first.
+                        time.sleep(server.trickle_seconds)
                         return self._reset()
                     chunk = {
                         "id": "c",
