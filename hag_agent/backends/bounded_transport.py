@@ -112,6 +112,13 @@ class _AsyncBody(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
+def _watched(response: httpx.Response, body: _SyncBody | _AsyncBody) -> httpx.Response:
+    """The response with its body read through ``body``."""
+    return httpx.Response(
+        response.status_code, headers=response.headers, stream=body, extensions=response.extensions
+    )
+
+
 class BoundedTransport(httpx.HTTPTransport):
     """httpx's transport, each response bounded to ``limit`` seconds and its call's budget."""
 
@@ -122,14 +129,8 @@ class BoundedTransport(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send the request; its response's body is read under the watch."""
         response = super().handle_request(request)
-        watch = _Watch(request, response, self.limit)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_SyncBody(response.stream, watch),
-            extensions=response.extensions,
-        )
+        return _watched(response, _SyncBody(response.stream, _Watch(request, response, self.limit)))
 
 
 class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
@@ -142,14 +143,9 @@ class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send the request; its response's body is read under the watch."""
         response = await super().handle_async_request(request)
-        watch = _Watch(request, response, self.limit)
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_AsyncBody(response.stream, watch),
-            extensions=response.extensions,
-        )
+        watch = _Watch(request, response, self.limit)
+        return _watched(response, _AsyncBody(response.stream, watch))
 
 
 def bounded_client(limit: float) -> httpx.Client:

@@ -23,14 +23,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from integration.fault_server import FaultServer, fault_tag
-from langchain_core.messages import AIMessage, HumanMessage
 
-from hag_agent import HAGRunnable
-from hag_agent.chat.sessions import SessionStore
 from hag_agent.cli.main import cli
 from hag_agent.dev.server_process import free_port
 
 from .figures import FIGURES
+from .test_resource_limits import conversation
 from .test_transport_faults import DEADLINE, FAULTS, TIMEOUT
 
 SLACK = 1.5
@@ -103,19 +101,6 @@ PROMPTS = [
 ]
 
 
-def session_prompts(data_dir: Path, name: str) -> list[str]:
-    """The human prompts of the session's conversation, which must be whole turns."""
-    store = SessionStore(data_dir)
-    try:
-        graph = HAGRunnable(checkpointer=store.checkpointer).graph
-        messages = store.messages(graph, store.head(graph, name))
-    finally:
-        store.close()
-    kinds = [type(m) for m in messages]
-    assert kinds == [HumanMessage, AIMessage] * (len(messages) // 2), kinds
-    return [str(m.content) for m in messages[::2]]
-
-
 def test_chat_keeps_whole_turns_only(server: FaultServer, tmp_path: Path) -> None:
     tally = FIGURES["transport faults, hag-agent chat session"]
     lines = []
@@ -134,7 +119,7 @@ def test_chat_keeps_whole_turns_only(server: FaultServer, tmp_path: Path) -> Non
     assert "not retried" in done.stderr and "without [DONE]" in done.stderr
     tally["turns failed with a typed error"] += done.stderr.count("backend error: ")
     assert len(answered) == 4 and all(a["answer"].strip() for a in answered)
-    kept = session_prompts(tmp_path, "faults")
+    kept = conversation(tmp_path, "faults")
     assert kept == expected, kept
     tally["turns answered and kept"] += len(kept)
     # reopened, the session goes on from its last good turn
@@ -145,5 +130,5 @@ def test_chat_keeps_whole_turns_only(server: FaultServer, tmp_path: Path) -> Non
         env={**ENVIRONMENT, "HAG_BASE_URL": server.base_url},
     )
     assert again.exit_code == 0, again.output
-    assert session_prompts(tmp_path, "faults") == [*kept, "Question 8: what is 1 + 9?"]
+    assert conversation(tmp_path, "faults") == [*kept, "Question 8: what is 1 + 9?"]
     tally["half-written turns"] += 0

@@ -14,13 +14,9 @@
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +29,7 @@ from hag_agent.chat.sessions import DATABASE_NAME, SessionStore
 from hag_agent.cli.main import cli
 
 from .figures import FIGURES
+from .test_resources import hag
 
 SESSIONS = 3000
 
@@ -42,31 +39,6 @@ def server() -> Iterator[FaultServer]:
     fault = FaultServer().start()
     yield fault
     fault.stop()
-
-
-def hag(
-    args: list[str], stdin: str = "", limit: int | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """The real command line; under a file-size limit of ``limit`` bytes when given."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HAG_", "OPENAI_"))}
-    clean.update(HAG_N_THREADS="1", HAG_N_THREADS_BATCH="1", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "hag_agent.cli", *args],
-        input=stdin,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        preexec_fn=None if limit is None else file_size_limit(limit),
-    )
-
-
-def file_size_limit(limit: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
 
 
 def conversation(data_dir: Path, name: str) -> list[str]:
