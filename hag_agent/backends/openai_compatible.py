@@ -311,8 +311,8 @@ class OpenAICompatibleBackend(ChatModelBackend):
         if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
             return BackendTimeoutError(f"{where} timed out{after}{self._cause(exc)}")
         if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-            how = "unreachable" if isinstance(_transport_error(exc), httpx.ConnectError) else ""
-            how = how or "connection broke"
+            refused = isinstance(_transport_error(exc), httpx.ConnectError)
+            how = "unreachable" if refused else "connection broke"
             return BackendUnavailableError(f"{where} {how}{after}{self._cause(exc)}")
         if isinstance(exc, openai.APIStatusError):
             body = self._shown(_body_text(exc))

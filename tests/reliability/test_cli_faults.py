@@ -29,7 +29,11 @@ from hag_agent.dev.server_process import free_port
 
 from .figures import FIGURES
 from .test_resource_limits import conversation
-from .test_transport_faults import DEADLINE, FAULTS, TIMEOUT
+from .test_transport_faults import FAULTS
+
+TIMEOUT = 0.3
+DEADLINE = 1.0
+"""Shorter than the library's: the runs here go one at a time, and the tier's time counts."""
 
 SLACK = 1.5
 """What a command may take past the deadline: building the run, a busy machine."""
@@ -65,7 +69,7 @@ def test_run_exits_3_naming_the_cause(server: FaultServer) -> None:
     tally = FIGURES["transport faults, hag-agent run"]
     refused = f"http://127.0.0.1:{free_port()}/v1"
     cases = [(f.name, f.cause, server.base_url) for f in FAULTS]
-    cases.append(("refused", r"unreachable after 3 tries", refused))
+    cases.append(("refused", r"unreachable after \d tr", refused))
     for name, cause, base_url in cases:
         start = time.monotonic()
         prompt = f"What is 2 + 2? {fault_tag(name, f'run.{name}')}"
