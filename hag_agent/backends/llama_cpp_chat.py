@@ -387,7 +387,8 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
         generated = 0
-        with engine.lock:
+        # A streamed completion checks the prompt's length on its first step, not when made.
+        with engine.lock, self._context_overflow():
             for part in self._run(engine, request, True, kwargs.get("cache_scope")):
                 choice = part["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""

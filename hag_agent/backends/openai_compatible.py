@@ -6,8 +6,10 @@ is sent explicitly on every call, because vLLM otherwise applies the model's
 generation_config.json defaults silently; those outside the OpenAI API travel in ``extra_body``.
 Transport faults (refused or reset connections, timeouts, 429, 5xx) are retried with tenacity:
 exponential backoff with jitter (or the server's Retry-After), a bounded number of tries and an
-overall deadline; other 4xx are not retried. What finally fails raises a typed `BackendError`
-carrying the status and the start of the body.
+overall deadline, which also bounds a response still arriving (`bounded_transport`); other 4xx
+are not retried, nor is a streamed answer that broke after it started (its first tokens were
+handed on already). What finally fails raises a typed `BackendError` carrying the status and
+the start of the body.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from hag_agent.backends.base import (
     DECISION_PARAMS,
@@ -40,6 +44,12 @@ from hag_agent.backends.base import (
     T,
     numeric_fields,
     pause,
+)
+from hag_agent.backends.bounded_transport import (
+    CallBudget,
+    bounded_async_client,
+    bounded_client,
+    call_budget,
 )
 from hag_agent.backends.chat_model import ChatModelBackend
 from hag_agent.backends.proposer_card import read_scope
@@ -85,6 +95,17 @@ class EndpointOptions(BaseSettings):
     no whitespace); ``json``, under its json_schema."""
 
 
+class _NoTimeForAnotherTry(stop_base):
+    """Stop when the backend's wait before the next try leaves it no time to make one."""
+
+    def __init__(self, backend: OpenAICompatibleBackend) -> None:
+        self.backend = backend
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        """Whether to stop."""
+        return self.backend.no_time_for_another_try(retry_state)
+
+
 def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
@@ -97,7 +118,7 @@ def _retry_after(exc: BaseException) -> float | None:
 
 def is_transient(exc: BaseException) -> bool:
     """Faults worth another try: connection, timeout, 429 and 5xx."""
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):  # timeouts included
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -151,13 +172,15 @@ class OpenAICompatibleBackend(ChatModelBackend):
         return self._proposer_scope
 
     def _chat_model(self, model: str, **client: Any) -> ChatOpenAI:
+        limit = min(self.options.timeout, self.options.deadline)
         return ChatOpenAI(
             model=model,
             base_url=self.options.base_url,
             api_key=self.options.api_key,
-            timeout=min(self.options.timeout, self.options.deadline),
+            timeout=limit,
             max_retries=0,  # retries are ours: one policy, one deadline
             stream_usage=True,
+            http_client=bounded_client(limit),
             **client,
         )
 
@@ -215,28 +238,51 @@ class OpenAICompatibleBackend(ChatModelBackend):
         exc = state.outcome.exception() if state.outcome else None
         hinted = _retry_after(exc) if exc is not None else None
         wait = hinted if hinted is not None else self._wait_backoff(state)
-        left = self.options.deadline - (time.monotonic() - state.start_time)
-        return max(0.0, min(wait, left))
+        return max(0.0, min(wait, self._left(state)))
 
-    def _policy(self) -> dict[str, Any]:
+    def _left(self, state: RetryCallState) -> float:
+        return self.options.deadline - (time.monotonic() - state.start_time)
+
+    def no_time_for_another_try(self, state: RetryCallState) -> bool:
+        """Whether the wait before the next try takes what is left of the deadline.
+
+        After a long Retry-After, say: stop with the error in hand rather than make a try that
+        can only time out.
+        """
+        return state.upcoming_sleep >= self._left(state)
+
+    def _policy(self, budget: CallBudget) -> dict[str, Any]:
+        def worth_retrying(exc: BaseException) -> bool:
+            return is_transient(exc) and not budget.stream_started
+
         return {
-            "stop": stop_after_attempt(self.options.max_tries)
-            | stop_after_delay(self.options.deadline),
+            "stop": stop_any(
+                stop_after_attempt(self.options.max_tries),
+                stop_after_delay(self.options.deadline),
+                _NoTimeForAnotherTry(self),
+            ),
             "wait": self._wait,
-            "retry": retry_if_exception(is_transient),
+            "retry": retry_if_exception(worth_retrying),
             "reraise": True,
         }
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry transient faults within the tries and the deadline; typed errors at the end."""
+        """Retry transient faults within the tries and the deadline; typed errors at the end.
+
+        The deadline bounds the responses too, not only the waits between tries; a streamed
+        answer that broke after it started is not retried (its tokens were handed on).
+        """
         tries = 0
-        try:
-            async for attempt in AsyncRetrying(sleep=pause, **self._policy()):
-                with attempt:
-                    tries += 1
-                    return await call()
-        except Exception as exc:
-            raise self.to_backend_error(exc, tries=tries) from exc
+        with call_budget(self.options.deadline) as budget:
+            try:
+                async for attempt in AsyncRetrying(sleep=pause, **self._policy(budget)):
+                    with attempt:
+                        tries += 1
+                        return await call()
+            except Exception as exc:
+                started = budget.stream_started and is_transient(exc)
+                note = ", in a streamed answer already under way (not retried)" if started else ""
+                raise self.to_backend_error(exc, tries=tries, note=note) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def async_model(self, model: BaseChatModel) -> BaseChatModel:
@@ -249,22 +295,25 @@ class OpenAICompatibleBackend(ChatModelBackend):
         per_loop = self._loop_models.setdefault(loop, {})
         name = str(getattr(model, "model_name", ""))
         if name not in per_loop:
-            per_loop[name] = self._chat_model(name, http_async_client=httpx.AsyncClient())
+            limit = min(self.options.timeout, self.options.deadline)
+            per_loop[name] = self._chat_model(name, http_async_client=bounded_async_client(limit))
         return per_loop[name]
 
-    def to_backend_error(self, exc: Exception, tries: int = 1) -> BackendError:
-        """Map openai's exceptions onto ours, with status and the start of the body.
+    def to_backend_error(self, exc: Exception, tries: int = 1, note: str = "") -> BackendError:
+        """Map openai's (and httpx's) exceptions onto ours, with status and the start of the body.
 
         The API key is masked wherever it would show: some servers quote it in their error.
         """
         if isinstance(exc, BackendError):
             return exc
         where = f"{self.name} at {self.options.base_url}"
-        after = f" after {tries} tr{'y' if tries == 1 else 'ies'}"
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(f"{where} timed out{after}")
-        if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError(f"{where} unreachable{after}: {self._shown(str(exc))}")
+        after = f" after {tries} tr{'y' if tries == 1 else 'ies'}{note}"
+        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+            return BackendTimeoutError(f"{where} timed out{after}{self._cause(exc)}")
+        if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+            refused = isinstance(_transport_error(exc), httpx.ConnectError)
+            how = "unreachable" if refused else "connection broke"
+            return BackendUnavailableError(f"{where} {how}{after}{self._cause(exc)}")
         if isinstance(exc, openai.APIStatusError):
             body = self._shown(_body_text(exc))
             return BackendError(
@@ -279,6 +328,10 @@ class OpenAICompatibleBackend(ChatModelBackend):
         return BackendError(
             f"{where} call failed{after}: {type(exc).__name__}: {self._shown(str(exc))}"
         )
+
+    def _cause(self, exc: Exception) -> str:
+        """``: <what httpx said>``, the transport's own words, which name the fault."""
+        return f": {self._shown(_own_words(_transport_error(exc) or exc))}"
 
     def _shown(self, text: str) -> str:
         """Server or client text as it may be shown: without the API key."""
@@ -295,6 +348,30 @@ def object_regex(keys: Mapping[str, str]) -> str:
     """A regex for the compact JSON object with exactly these keys, in order, and numbers."""
     fields = ",".join(f'"{key}":{_NUMBER_REGEX[kind]}' for key, kind in keys.items())
     return "\\{" + fields + "\\}"
+
+
+def _transport_error(exc: BaseException) -> httpx.HTTPError | None:
+    """The httpx error under openai's and LangChain's wrappers (``Connection error.``), if any."""
+    seen: BaseException | None = exc
+    for _ in range(6):  # a short chain: LangChain's error, openai's, httpx's
+        if seen is None or isinstance(seen, httpx.HTTPError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _own_words(error: BaseException) -> str:
+    """The error's message; for a silent one (httpx's async errors), its name and what is under."""
+    if str(error) or isinstance(error, httpx.TimeoutException):  # under a timeout: a cancellation
+        return str(error) or type(error).__name__
+    under = error.__cause__ or error.__context__
+    for _ in range(4):  # a short chain: anyio's error, the OS error
+        if under is None or str(under):
+            break
+        under = under.__cause__ or under.__context__
+    if under is None:
+        return type(error).__name__
+    return f"{type(error).__name__} ({type(under).__name__}: {under})"
 
 
 def _body_text(exc: openai.APIStatusError | openai.APIResponseValidationError) -> str:

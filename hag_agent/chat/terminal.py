@@ -188,6 +188,9 @@ class ChatSession:
             self.failures += 1
             self._error(str(exc), newline=bool(streamed))
             return None
+        except self.store.write_errors as exc:  # the turn's checkpoint was refused: stop here
+            self._stop(status)
+            raise self.store.write_failed(exc) from None
         finally:
             if lock is not None:
                 lock.release()

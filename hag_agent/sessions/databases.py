@@ -42,6 +42,10 @@ class SessionDatabase(Protocol):
     def checkpointer(self) -> BaseCheckpointSaver[str]:
         """For synchronous runs (``stream``/``invoke``)."""
 
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What the database's driver raises (a refused write among them)."""
+
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one statement on our table (committed at once); its rows."""
 
@@ -65,6 +69,7 @@ class SqliteDatabase:
             HAGInputError: The directory or database cannot be created or opened.
         """
         self.location = location
+        self.errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         self._lock = threading.Lock()  # the connection is shared by threads (the server's)
         try:
             location.path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +129,7 @@ class PostgresDatabase:
                 "pip install 'hag-agent[postgres]'"
             ) from None
         self.location = location
+        self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         try:
             self.connection: Any = psycopg.connect(
                 location.url, autocommit=True, prepare_threshold=0, row_factory=dict_row

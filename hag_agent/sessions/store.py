@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
+from hag_agent.errors import HAGInputError
 from hag_agent.graph import CompiledHAGGraph
 from hag_agent.sessions.databases import TABLE, SessionDatabase, open_database
 from hag_agent.sessions.location import (
@@ -102,12 +103,30 @@ class SessionStore:
         """
         now = time.time()
         saved = None if settings is None else settings.model_dump_json()
-        self.database.query(
-            f"INSERT INTO {TABLE} (name, created, updated, turns, settings)"
-            " VALUES (?, ?, ?, ?, COALESCE(?, '{}')) ON CONFLICT(name) DO UPDATE SET"
-            f" updated = excluded.updated, settings = COALESCE(?, {TABLE}.settings),"
-            f" turns = COALESCE(?, {TABLE}.turns)",
-            (name, now, now, turns or 0, saved, saved, turns),
+        try:
+            self.database.query(
+                f"INSERT INTO {TABLE} (name, created, updated, turns, settings)"
+                " VALUES (?, ?, ?, ?, COALESCE(?, '{}')) ON CONFLICT(name) DO UPDATE SET"
+                f" updated = excluded.updated, settings = COALESCE(?, {TABLE}.settings),"
+                f" turns = COALESCE(?, {TABLE}.turns)",
+                (name, now, now, turns or 0, saved, saved, turns),
+            )
+        except self.write_errors as exc:
+            raise self.write_failed(exc) from None
+
+    @property
+    def write_errors(self) -> tuple[type[Exception], ...]:
+        """What the database raises for a refused write (a checkpoint's included)."""
+        return self.database.errors
+
+    def write_failed(self, exc: Exception) -> HAGInputError:
+        """The error for a write the database refused, a full disk most often.
+
+        The database rolls the refused transaction back, so it keeps what it had.
+        """
+        where = self.database.location.describe()
+        return HAGInputError(
+            f"cannot write the sessions database {where}: {exc} (is the disk full?)"
         )
 
     def turn_lock(self, name: str) -> TurnLock:

@@ -103,3 +103,49 @@ def test_a_hostile_prompt_cannot_move_the_settings(
     tally["pinned runs"] += 1
     tally["pinned retries asked"] += any(e.node == "adjust" for e in result.trace)
     tally["pinned attempts"] += len(result.attempts)
+
+
+RETRY_PIN = {"temperature": 0.3}
+"""One pin only, so a refused move (a longer answer, at the policy's max_tokens) has a neighbour
+left (a more focused one: top_p down) and the retry runs."""
+RETRY_SAMPLE = [
+    case
+    for kind in ("direct", "format", "fake_json", "unicode", "multi_turn")
+    for case in [c for c in CORPUS if c["kind"] == kind][:1]
+]
+"""One prompt of each kind: the retry path costs a second answer each, and the tier's time."""
+
+
+@pytest.fixture(scope="module")
+def retried() -> HAGRunnable:
+    return HAGRunnable(
+        proposer="self",
+        params=RETRY_PIN,
+        bounds=POLICY,
+        max_retries=1,
+        accept_threshold=1.0,  # any issue at all asks for the retry
+        seed=3,
+        backend_options=ONE_THREAD,
+    )
+
+
+@pytest.mark.parametrize("case", RETRY_SAMPLE, ids=[case["id"] for case in RETRY_SAMPLE])
+def test_a_hostile_prompt_cannot_move_a_pin_on_the_retry_path(
+    case: dict[str, Any], retried: HAGRunnable
+) -> None:
+    tally = FIGURES["hostile prompts, retry path"]
+    result = retried.invoke(case["messages"])
+    for attempt in result.attempts:
+        assert within(attempt.params, POLICY) == [], (attempt.index, attempt.params)
+        assert attempt.params.temperature == RETRY_PIN["temperature"], attempt.params
+        assert attempt.sources["temperature"] is ParamSource.PINNED
+    tally["runs"] += 1
+    tally["retries asked"] += any(e.node == "adjust" for e in result.trace)
+    tally["retries run"] += len(result.attempts) > 1
+    if len(result.attempts) > 1:
+        first, second = result.attempts[0].params, result.attempts[1].params
+        moved = {k for k in HYPERPARAM_KEYS if getattr(first, k) != getattr(second, k)}
+        assert moved and "temperature" not in moved, moved
+        for key in sorted(moved):
+            tally[f"retries that moved {key}"] += 1
+    tally["pinned values moved"] += 0

@@ -7,8 +7,10 @@ Each case runs the real command line on the embedded model (one thread) and expe
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,10 @@ import pytest
 from .figures import FIGURES
 
 
-def hag(args: list[str], stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def hag(
+    args: list[str], stdin: str = "", limit: int | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The real command line; under a file-size limit of ``limit`` bytes when given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HAG_", "OPENAI_"))}
     clean.update(HAG_N_THREADS="1", HAG_N_THREADS_BATCH="1", **env)
     return subprocess.run(
@@ -27,7 +32,17 @@ def hag(args: list[str], stdin: str = "", **env: str) -> subprocess.CompletedPro
         text=True,
         timeout=180,
         check=False,
+        preexec_fn=None if limit is None else file_size_limit(limit),
     )
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """Set ``RLIMIT_FSIZE``: a write past ``limit`` bytes fails with EFBIG, as on a full disk."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
 
 
 def assert_clear_error(done: subprocess.CompletedProcess[str], cause: str) -> None:

@@ -1,0 +1,112 @@
+"""Does the best configuration differ within a task kind, and does choosing it pay on fresh seeds?
+
+Reads a sampled grid (`hag-agent dataset grid-plan`, then `grid-sample`) and its suites. For
+every case, each configuration's samples are split in two halves: the case's best configuration
+is chosen on the first half (ties to the task prior, then to the earlier configuration) and
+scored on the second, next to the task prior's score on that second half. Prints, per task kind
+and per suite:
+
+- how many cases, and how many distinct best configurations they have;
+- the mean score of the task prior and of the per-case best ("oracle"), both on the fresh half;
+- the oracle's margin over the prior, with a 95% bootstrap interval over cases.
+
+A kind whose cases all want one configuration has one distinct best and a margin near 0: a
+per-task prior is then all a proposer can learn. Configurations some case lacks samples of are
+left out for that case.
+
+    python benchmarks/grid_signal.py SUITES --plan plan.json --samples-dir samples [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from hag_agent.cli.suite_job import load_suites
+from hag_agent.data.suites import SuiteCase
+from hag_agent.evaluation.comparison import paired_interval
+from hag_agent.metrics import score_outputs
+from hag_agent.search.grid_plan import GridPlan
+from hag_agent.search.grid_samples import read_samples
+
+
+@dataclass
+class CaseChoice:
+    """One case: the configuration chosen on the first half, and the fresh-half scores."""
+
+    suite: str
+    task: str
+    best: int
+    oracle: float
+    prior: float
+
+
+def choose(case: SuiteCase, plan: GridPlan, texts: dict[int, list[str]]) -> CaseChoice | None:
+    """The case's best configuration on its first samples, scored on the rest."""
+    half = plan.samples // 2
+    prior = plan.labels.index(f"prior:{case.task.value}")
+    if prior not in texts or half < 1:
+        return None
+    chosen = {i: score_outputs(case, t[:half]) for i, t in texts.items()}
+    best = max(chosen, key=lambda i: (chosen[i], i == prior, -i))
+    return CaseChoice(
+        suite=case.id.split("-", 1)[0],
+        task=case.task.value,
+        best=best,
+        oracle=score_outputs(case, texts[best][half:]),
+        prior=score_outputs(case, texts[prior][half:]),
+    )
+
+
+def report(group: str, choices: list[CaseChoice], plan: GridPlan) -> str:
+    """One table row: cases, distinct bests, prior and oracle on fresh seeds, the margin."""
+    margins = {f"c{i}": [c.oracle - c.prior] for i, c in enumerate(choices)}
+    low, high = paired_interval(margins) if len(choices) >= 2 else (float("nan"),) * 2
+    bests: dict[str, int] = defaultdict(int)
+    for choice in choices:
+        bests[plan.labels[choice.best] + f"#{choice.best}"] += 1
+    common = ", ".join(f"{name} x{n}" for name, n in sorted(bests.items(), key=lambda b: -b[1])[:3])
+    prior = statistics.fmean(c.prior for c in choices)
+    oracle = statistics.fmean(c.oracle for c in choices)
+    return (
+        f"| {group} | {len(choices)} | {len(bests)} | {prior:.3f} | {oracle:.3f} "
+        f"| {oracle - prior:+.3f} [{low:+.3f}, {high:+.3f}] | {common} |"
+    )
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suites")
+    parser.add_argument("--plan", type=Path, required=True)
+    parser.add_argument("--samples-dir", type=Path, required=True)
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+    plan = GridPlan.model_validate_json(args.plan.read_text(encoding="utf-8"))
+    samples = read_samples(args.samples_dir)
+    cases = load_suites(args.suites, limit=args.limit, on_bad_line="fail", warn=print)
+    choices = []
+    for case in cases:
+        texts = {i: by_case[case.id] for i, by_case in samples.items() if case.id in by_case}
+        choice = choose(case, plan, texts)
+        if choice is not None:
+            choices.append(choice)
+    sampled = f"{len(samples)} of {len(plan.configs)} configurations sampled"
+    print(f"{len(choices)} cases, {sampled}, K = {plan.samples}")
+    columns = ("group", "cases", "distinct bests", "prior (fresh)", "oracle (fresh)")
+    print(f"| {' | '.join(columns)} | margin [95%] | commonest bests |")
+    print("|---|---|---|---|---|---|---|")
+    for key in ("task", "suite"):
+        groups: dict[str, list[CaseChoice]] = defaultdict(list)
+        for choice in choices:
+            groups[getattr(choice, key)].append(choice)
+        for name, members in sorted(groups.items()):
+            print(report(f"{key} {name}", members, plan))
+    print(report("overall", choices, plan))
+
+
+if __name__ == "__main__":
+    main()
