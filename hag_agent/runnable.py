@@ -167,6 +167,26 @@ def _summarize(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
     return event
 
 
+def collect_settings(data: Any, own: set[str]) -> Any:
+    """Constructor keywords, with those that are not ``own`` fields moved into ``context``.
+
+    Moved settings go over what ``context`` already holds (a mapping or a `HAGContext`).
+
+    HAGRunnable and the chat model front end take `HAGContext` fields as keywords this way.
+    """
+    if not isinstance(data, dict):
+        return data
+    settings = {k: v for k, v in data.items() if k not in own}
+    if not settings:
+        return data
+    rest = {k: v for k, v in data.items() if k in own}
+    context = data.get("context")
+    if isinstance(context, HAGContext):
+        context = {k: getattr(context, k) for k in context.model_fields_set}
+    rest["context"] = {**(context or {}), **settings}
+    return rest
+
+
 class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     """Hyperparameter Aware Generation as a Runnable.
 
@@ -197,18 +217,7 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     @classmethod
     def _collect_settings(cls, data: Any) -> Any:
         """Move `HAGContext` keywords into ``context``."""
-        if not isinstance(data, dict):
-            return data
-        own = set(cls.model_fields)
-        settings = {k: v for k, v in data.items() if k not in own}
-        if not settings:
-            return data
-        rest = {k: v for k, v in data.items() if k in own}
-        context = data.get("context")
-        if isinstance(context, HAGContext):
-            context = {k: getattr(context, k) for k in context.model_fields_set}
-        rest["context"] = {**(context or {}), **settings}
-        return rest
+        return collect_settings(data, set(cls.model_fields))
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Pydantic's repr arguments, with secret backend options (an API key) masked."""

@@ -143,6 +143,9 @@ class GenerationRequest:
     """The sampling seed (the caller's, never proposed)."""
     config: RunnableConfig | None = None
     """The call's LangChain config (tags, callbacks, the turn's request id)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Further arguments of the answer call that are the caller's, not HAG's choice (e.g. stop
+    sequences a chat model's caller gave); the sampling values always come from ``params``."""
 
 
 @dataclass(frozen=True)

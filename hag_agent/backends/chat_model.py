@@ -142,7 +142,7 @@ class ChatModelBackend(Backend):
             BackendError: When the call fails.
         """
         start = time.perf_counter()
-        kwargs = self.call_kwargs(request.params, request.seed)
+        kwargs = {**request.options, **self.call_kwargs(request.params, request.seed)}
         message = await self.invoke_model(
             self.chat_model, list(request.messages), request.config, kwargs
         )

@@ -1,0 +1,360 @@
+"""`ChatHAG`: HAG as a LangChain chat model, for whatever takes one (agents, LangGraph nodes).
+
+Each call runs the HAG graph (`HAGRunnable`) on the messages as given (system prompt and earlier
+turns included) and returns the chosen attempt as an `AIMessage`: ``usage_metadata`` sums every
+model call of the turn that reports usage (each attempt, an LLM classifier, a judge, a proposal
+made by a chat model call), and ``response_metadata["hag"]`` holds the run's record (task,
+proposer, each param with its source, every attempt, the stop reason).
+
+Settings are HAGRunnable's: `HAGContext` fields as constructor keywords or per call
+(``chat.invoke(messages, max_retries=0)``, ``chat.bind(critique=False)``), then ``HAG_*``
+variables, then defaults. A sampling value given by name (``temperature=0.2``, ``max_tokens=64``:
+LangChain's standard parameters) is pinned; HAG chooses the others.
+
+Streaming hands on only text that ends up as the answer: when a turn can make one attempt only
+(critique off, or no retries) its tokens go out as generated; otherwise each attempt's tokens are
+held until the run has chosen one, and the chosen attempt's tokens go out then.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackHandler,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.runnables import RunnableConfig
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.runnable import HAGRunnable, collect_settings
+
+PROVIDER = "hag-agent"
+
+
+def pin_sampling_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with sampling values given by name (``temperature=0``) moved into ``params``.
+
+    A None value counts as not given.
+    """
+    named = {k: settings[k] for k in HYPERPARAM_KEYS if settings.get(k) is not None}
+    rest = {k: v for k, v in settings.items() if k not in HYPERPARAM_KEYS}
+    if named:
+        rest["params"] = {**(rest.get("params") or {}), **named}
+    return rest
+
+
+def hag_record(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's record for ``response_metadata["hag"]``, from `HAGResult.to_json_dict`."""
+    attempts: list[dict[str, Any]] = list(result.get("attempts") or [])
+    best = result.get("best_attempt")
+    chosen = attempts[best] if best is not None and best < len(attempts) else {}
+    sources = chosen.get("sources") or {}
+    proposer = next(
+        (e["data"].get("proposer") for e in result.get("trace") or [] if e["node"] == "propose"),
+        None,
+    )
+    return {
+        "task": result.get("task"),
+        "proposer": proposer,
+        "params": {
+            key: {"value": value, "source": sources.get(key)}
+            for key, value in (result.get("params") or {}).items()
+        },
+        "chosen_attempt": best,
+        "attempts": attempts,
+        "stop_reason": result.get("stop_reason", ""),
+    }
+
+
+class TurnUsage(BaseCallbackHandler):
+    """Sums the usage every model call of one turn reports."""
+
+    run_inline = True  # plain additions: no thread hop needed on the event loop
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self._lock = threading.Lock()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        """Add one finished call's usage."""
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                usage = message.usage_metadata if isinstance(message, AIMessage) else None
+                if usage:
+                    with self._lock:
+                        self.input_tokens += int(usage["input_tokens"])
+                        self.output_tokens += int(usage["output_tokens"])
+
+    def metadata(self) -> UsageMetadata:
+        """The turn's usage as LangChain's ``usage_metadata``."""
+        return UsageMetadata(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.input_tokens + self.output_tokens,
+        )
+
+
+class AnswerTokens:
+    """Sorts `HAGRunnable.stream`'s chunks into attempts and hands on only the answer's text."""
+
+    def __init__(self, live: bool) -> None:
+        """``live``: the turn makes one attempt only, so its tokens go out as generated."""
+        self.live = live
+        self.result: dict[str, Any] | None = None
+        self._attempts: dict[int, list[str]] = {}
+        self._current: list[str] = []
+        self._sent: list[str] = []
+
+    def take(self, chunk: AIMessageChunk) -> str:
+        """Read one chunk; returns the text to send now (empty while it is held)."""
+        for event in chunk.additional_kwargs.get("hag_events", []):
+            if event.get("type") == "result":
+                self.result = dict(event["result"])
+            elif event.get("node") == "generate" and "attempt" in event:
+                self._attempts[int(event["attempt"])] = self._current
+                self._current = []
+        text = chunk.text
+        if not text:
+            return ""
+        self._current.append(text)
+        if not self.live:
+            return ""
+        self._sent.append(text)
+        return text
+
+    def rest(self) -> list[str]:
+        """The answer's pieces not sent yet, once the run has ended.
+
+        Pieces that do not spell the answer (a backend that did not stream, or retried a call
+        mid-stream) give way to the answer whole; live text already sent cannot be taken back.
+        """
+        assert self.result is not None, "HAGRunnable's stream ends with a result event"
+        answer = str(self.result.get("answer", ""))
+        if self.live:
+            streamed = "".join(self._sent)
+            return [answer[len(streamed) :]] if answer.startswith(streamed) else []
+        pieces = self._attempts.get(self.result.get("best_attempt") or 0, [])
+        return pieces if "".join(pieces) == answer else [answer]
+
+
+def _taps_stream(handler: Any) -> bool:
+    """Whether a handler forwards a run's tokens (LangGraph's ``messages`` mode, astream_events).
+
+    Attempt text must never reach such a handler, so it does not see the turn's calls.
+    """
+    return hasattr(handler, "tap_output_iter")
+
+
+def _token_chunk(text: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
+class ChatHAG(BaseChatModel):
+    """Hyperparameter Aware Generation as a LangChain chat model.
+
+    Example:
+        >>> chat = ChatHAG(model=any_chat_model, max_retries=1)
+        >>> chat.invoke([("system", "Be brief."), ("user", "Why is the sky blue?")])
+
+    Any `HAGContext` field may be given as a keyword (it becomes this model's run context) or
+    per call; a sampling value given by name is pinned.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    model: Any = None
+    """A `Backend` or LangChain chat model; None uses the backend named in the settings."""
+    context: dict[str, Any] = Field(default_factory=dict)
+    """Run-context settings (`HAGContext` fields), below per-call settings."""
+    stop: list[str] | None = None
+    """Stop sequences of the answer's generation call (not of decision calls)."""
+    streaming: bool = False
+    """Answer ``invoke`` by streaming (so callbacks get the answer's tokens)."""
+    model_name: str = PROVIDER
+    """The name this model reports (``response_metadata["model_name"]``, traces)."""
+    _runnable: HAGRunnable = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_settings(cls, data: Any) -> Any:
+        """Move `HAGContext` keywords into ``context``; pin sampling values given by name."""
+        if isinstance(data, dict):
+            data = pin_sampling_values(data)
+        return collect_settings(data, set(cls.model_fields))
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # HAGRunnable checks the settings (our typed error) and runs the graph.
+        self._runnable = HAGRunnable(model=self.model, context=self.context)
+
+    @property
+    def runnable(self) -> HAGRunnable:
+        """The `HAGRunnable` that runs this model's turns."""
+        return self._runnable
+
+    @property
+    def _llm_type(self) -> str:
+        return PROVIDER
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # repr masks secret backend options (an API key).
+        return {"model_name": self.model_name, "hag": repr(self._runnable)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = pin_sampling_values({"params": self.context.get("params"), **kwargs})["params"]
+        ls_params = LangSmithParams(
+            ls_provider=PROVIDER,
+            ls_model_name=str(kwargs.get("model") or self.model_name),
+            ls_model_type="chat",
+        )
+        if (params or {}).get("temperature") is not None:
+            ls_params["ls_temperature"] = float(params["temperature"])
+        if (params or {}).get("max_tokens") is not None:
+            ls_params["ls_max_tokens"] = int(params["max_tokens"])
+        if stop := stop or self.stop:
+            ls_params["ls_stop"] = list(stop)
+        return ls_params
+
+    # -- one turn ----------------------------------------------------------------------------
+
+    def _turn_input(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """HAGRunnable's input for one call: the messages and the call's settings."""
+        settings = pin_sampling_values(kwargs)
+        stop = stop if stop is not None else self.stop
+        if stop:
+            settings["answer_options"] = {**settings.get("answer_options", {}), "stop": stop}
+        return {"messages": messages, **settings}
+
+    def _one_attempt(self, turn_input: Mapping[str, Any]) -> bool:
+        """Whether the turn can make one attempt only, so that attempt is the answer."""
+        settings = {k: v for k, v in turn_input.items() if k != "messages"}
+        context = self._runnable.run_context(settings)
+        return not context.critique or context.max_retries == 0
+
+    @staticmethod
+    def _turn_config(
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        usage: TurnUsage,
+    ) -> RunnableConfig:
+        """The turn's config: the caller's tracers, minus stream consumers, plus ``usage``.
+
+        The turn is a run of its own, not a subgraph of a graph this model is called in (an
+        empty ``configurable``): its steps are not checkpointed in the caller's thread.
+        """
+        if run_manager is None:
+            return {"callbacks": [usage], "configurable": {}}
+        # An LLM run manager makes no child manager of its own: this is ParentRunManager's.
+        manager_type = (
+            AsyncCallbackManager
+            if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+            else CallbackManager
+        )
+        callbacks = manager_type(handlers=[], parent_run_id=run_manager.run_id)
+        handlers = [h for h in run_manager.inheritable_handlers if not _taps_stream(h)]
+        callbacks.set_handlers([*handlers, usage])
+        callbacks.add_tags(run_manager.inheritable_tags)
+        callbacks.add_metadata(run_manager.inheritable_metadata)
+        return {"callbacks": callbacks, "configurable": {}}
+
+    def _answer(self, result: Mapping[str, Any], usage: TurnUsage) -> dict[str, Any]:
+        """The answer message's metadata fields, from the run's result."""
+        record = hag_record(result)
+        attempts = record["attempts"]
+        chosen = attempts[record["chosen_attempt"]] if record["chosen_attempt"] is not None else {}
+        return {
+            "usage_metadata": usage.metadata(),
+            "response_metadata": {
+                "model_name": self.model_name,
+                "model_provider": PROVIDER,
+                "finish_reason": chosen.get("finish_reason"),
+                "hag": record,
+            },
+        }
+
+    # -- the chat model interface ----------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        usage = TurnUsage()
+        config = self._turn_config(run_manager, usage)
+        result = self._runnable.invoke(self._turn_input(messages, stop, kwargs), config)
+        message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        usage = TurnUsage()
+        config = self._turn_config(run_manager, usage)
+        result = await self._runnable.ainvoke(self._turn_input(messages, stop, kwargs), config)
+        message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        # langchain-core calls this without the run manager (it reports the tokens itself).
+        usage = TurnUsage()
+        turn_input = self._turn_input(messages, stop, kwargs)
+        tokens = AnswerTokens(live=self._one_attempt(turn_input))
+        config = self._turn_config(run_manager, usage)
+        for chunk in self._runnable.stream(turn_input, config):
+            if text := tokens.take(chunk):
+                yield _token_chunk(text)
+        yield from self._closing_chunks(tokens, usage)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        usage = TurnUsage()
+        turn_input = self._turn_input(messages, stop, kwargs)
+        tokens = AnswerTokens(live=self._one_attempt(turn_input))
+        config = self._turn_config(run_manager, usage)
+        async for chunk in self._runnable.astream(turn_input, config):
+            if text := tokens.take(chunk):
+                yield _token_chunk(text)
+        for closing in self._closing_chunks(tokens, usage):
+            yield closing
+
+    def _closing_chunks(self, tokens: AnswerTokens, usage: TurnUsage) -> list[ChatGenerationChunk]:
+        """The answer's held (or unsent) pieces, then the last chunk with the usage and record."""
+        chunks = [_token_chunk(piece) for piece in tokens.rest() if piece]
+        assert tokens.result is not None
+        metadata = self._answer(tokens.result, usage)
+        last = AIMessageChunk(content="", chunk_position="last", **metadata)
+        return [*chunks, ChatGenerationChunk(message=last)]
+
+
+__all__ = ["ChatHAG", "hag_record", "pin_sampling_values"]
