@@ -18,9 +18,11 @@ held until the run has chosen one, and the chosen attempt's tokens go out then.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -33,12 +35,15 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.runnable import HAGRunnable, collect_settings
 
 PROVIDER = "hag-agent"
+T = TypeVar("T")
+_END: Any = object()
 
 
 def pin_sampling_values(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,6 +162,51 @@ def _taps_stream(handler: Any) -> bool:
     return hasattr(handler, "tap_output_iter")
 
 
+def _own_run() -> contextvars.Context:
+    """A context without the calling runnable's config, for a turn that is a run of its own.
+
+    LangChain and LangGraph merge the config of the runnable (a graph node) that calls this
+    model into every run started inside it: its callbacks (a graph's message stream among them,
+    which must never see attempt text), its tracing parent and its checkpoint coordinates. The
+    turn gets only the config it is given.
+    """
+    context = contextvars.copy_context()
+    context.run(var_child_runnable_config.set, None)
+    return context
+
+
+def _iterate_in(context: contextvars.Context, stream: Iterator[T]) -> Iterator[T]:
+    """Each step of a generator run in ``context``."""
+    while (item := context.run(next, stream, _END)) is not _END:
+        yield item
+
+
+async def _aiterate_in(context: contextvars.Context, stream: AsyncIterator[T]) -> AsyncIterator[T]:
+    """An async generator run to its end in a task of its own, in ``context``.
+
+    One task for the whole iteration, not one per step: the generator may hold what must be
+    left in the task that entered it (cancel scopes). Closing this one cancels it.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in stream:
+                queue.put_nowait(item)
+        except Exception as exc:  # handed to the consumer, which raises it
+            queue.put_nowait(exc)
+        queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump(), context=context)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+
+
 def _token_chunk(text: str) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=AIMessageChunk(content=text))
 
@@ -253,11 +303,10 @@ class ChatHAG(BaseChatModel):
     ) -> RunnableConfig:
         """The turn's config: the caller's tracers, minus stream consumers, plus ``usage``.
 
-        The turn is a run of its own, not a subgraph of a graph this model is called in (an
-        empty ``configurable``): its steps are not checkpointed in the caller's thread.
+        Run in `_own_run`, the turn is traced under this model's run and nowhere else.
         """
         if run_manager is None:
-            return {"callbacks": [usage], "configurable": {}}
+            return {"callbacks": [usage]}
         # An LLM run manager makes no child manager of its own: this is ParentRunManager's.
         manager_type = (
             AsyncCallbackManager
@@ -269,7 +318,7 @@ class ChatHAG(BaseChatModel):
         callbacks.set_handlers([*handlers, usage])
         callbacks.add_tags(run_manager.inheritable_tags)
         callbacks.add_metadata(run_manager.inheritable_metadata)
-        return {"callbacks": callbacks, "configurable": {}}
+        return {"callbacks": callbacks}
 
     def _answer(self, result: Mapping[str, Any], usage: TurnUsage) -> dict[str, Any]:
         """The answer message's metadata fields, from the run's result."""
@@ -297,7 +346,8 @@ class ChatHAG(BaseChatModel):
     ) -> ChatResult:
         usage = TurnUsage()
         config = self._turn_config(run_manager, usage)
-        result = self._runnable.invoke(self._turn_input(messages, stop, kwargs), config)
+        turn_input = self._turn_input(messages, stop, kwargs)
+        result = _own_run().run(self._runnable.invoke, turn_input, config)
         message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -310,7 +360,8 @@ class ChatHAG(BaseChatModel):
     ) -> ChatResult:
         usage = TurnUsage()
         config = self._turn_config(run_manager, usage)
-        result = await self._runnable.ainvoke(self._turn_input(messages, stop, kwargs), config)
+        turn = self._runnable.ainvoke(self._turn_input(messages, stop, kwargs), config)
+        result = await asyncio.create_task(turn, context=_own_run())
         message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -326,7 +377,7 @@ class ChatHAG(BaseChatModel):
         turn_input = self._turn_input(messages, stop, kwargs)
         tokens = AnswerTokens(live=self._one_attempt(turn_input))
         config = self._turn_config(run_manager, usage)
-        for chunk in self._runnable.stream(turn_input, config):
+        for chunk in _iterate_in(_own_run(), self._runnable.stream(turn_input, config)):
             if text := tokens.take(chunk):
                 yield _token_chunk(text)
         yield from self._closing_chunks(tokens, usage)
@@ -342,7 +393,7 @@ class ChatHAG(BaseChatModel):
         turn_input = self._turn_input(messages, stop, kwargs)
         tokens = AnswerTokens(live=self._one_attempt(turn_input))
         config = self._turn_config(run_manager, usage)
-        async for chunk in self._runnable.astream(turn_input, config):
+        async for chunk in _aiterate_in(_own_run(), self._runnable.astream(turn_input, config)):
             if text := tokens.take(chunk):
                 yield _token_chunk(text)
         for closing in self._closing_chunks(tokens, usage):

@@ -1,0 +1,320 @@
+"""ChatHAG as a LangChain chat model: LangChain's standard unit tests, and HAG's own behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langchain_tests.unit_tests import ChatModelUnitTests
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from pydantic import Field
+
+import hag_agent
+from hag_agent import ChatHAG, InvalidSettingsError
+from hag_agent.testing import ScriptedChatModel
+
+PROPOSAL = '{"temperature": 0.4, "top_p": 0.85, "top_k": 30, "min_p": 0.0, "repetition_penalty": 1.05, "max_tokens": 300}'
+ANSWER = "Bonjour means hello in French."
+REJECTED = "a a a a a a a a a a a a a a"  # repetitive: the signals critique sends it back
+
+
+class TestChatHAGStandard(ChatModelUnitTests):
+    """LangChain's standard unit tests, on a scripted model.
+
+    Skipped by the suite itself, with our reasons:
+    - ``test_init_from_env``: ChatHAG reads ``HAG_*`` variables on each call, not into attributes
+      at construction (`resolve_context`); `test_environment_settings_apply` covers it.
+    - ``test_serdes``: not serializable, as it holds a model object (any chat model or backend).
+    """
+
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return ChatHAG
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"model": ScriptedChatModel(script={"generate": [ANSWER]})}
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # Dropped: ``timeout`` and ``api_key``. ChatHAG has neither of its own: the backend's
+        # apply (an endpoint's ``backend_options`` or HAG_TIMEOUT, HAG_DEADLINE, HAG_API_KEY),
+        # and an unknown setting is an error. ``max_retries`` is HAG's own setting (retries
+        # after a rejected attempt); ``temperature`` and ``max_tokens`` are pinned.
+        params = dict(super().standard_chat_model_params)
+        del params["timeout"], params["api_key"]
+        return params
+
+
+def make(**settings: Any) -> tuple[ChatHAG, ScriptedChatModel]:
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [ANSWER]})
+    settings.setdefault("proposer", "self")  # the model's own proposal, so it makes a call
+    return ChatHAG(model=model, **settings), model
+
+
+def joined(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return total
+
+
+def test_is_a_chat_model_exported_from_the_package() -> None:
+    chat, _ = make()
+    assert isinstance(chat, BaseChatModel)
+    assert "ChatHAG" in hag_agent.__all__
+
+
+def test_messages_reach_the_answer_as_given() -> None:
+    chat, model = make()
+    conversation: list[AnyMessage] = [
+        SystemMessage("Be brief."),
+        HumanMessage("Hi"),
+        AIMessage("Hello! How can I help?"),
+        HumanMessage("Say hello in French"),
+    ]
+    answer = chat.invoke(conversation)
+    assert isinstance(answer, AIMessage) and answer.content == ANSWER
+    sent = model.calls_for("generate")[0].messages
+    assert [(m.type, m.text) for m in sent] == [(m.type, m.text) for m in conversation]
+
+
+def test_usage_sums_every_model_call_of_the_turn() -> None:
+    judged = ['{"score": 0.2, "verdict": "bad"}', '{"score": 0.9, "verdict": "good"}']
+    model = ScriptedChatModel(
+        script={"propose": [PROPOSAL], "generate": [REJECTED, ANSWER], "judge": judged}
+    )
+    answer = ChatHAG(model=model, proposer="self", critic="judge").invoke("Say hello in French")
+    # The proposal, two attempts and two verdicts; the scripted model reports 10 tokens in and
+    # one a word out for each call.
+    replies = [PROPOSAL, REJECTED, judged[0], ANSWER, judged[1]]
+    assert [c.purpose for c in model.calls] == ["propose", "generate", "judge", "generate", "judge"]
+    words = sum(len(reply.split()) for reply in replies)
+    assert answer.usage_metadata == {
+        "input_tokens": 50,
+        "output_tokens": words,
+        "total_tokens": 50 + words,
+    }
+
+
+def test_hag_record_in_response_metadata() -> None:
+    chat, _ = make(temperature=0.2, max_retries=1)
+    answer = chat.invoke("Say hello in French")
+    record = answer.response_metadata["hag"]
+    assert record["task"] == "translation"
+    assert record["proposer"] == "self"
+    assert record["params"]["temperature"] == {"value": 0.2, "source": "pinned"}
+    assert record["params"]["top_k"] == {"value": 30, "source": "model"}
+    assert record["chosen_attempt"] == 0 and len(record["attempts"]) == 1
+    assert record["stop_reason"].startswith("accepted")
+    assert answer.response_metadata["model_name"] == "hag-agent"
+    assert answer.response_metadata["finish_reason"] == "stop"
+
+
+def test_settings_per_call_bound_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def attempts(chat: Any, **kwargs: Any) -> int:
+        return len(
+            chat.invoke("Say hello in French", **kwargs).response_metadata["hag"]["attempts"]
+        )
+
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [REJECTED]})
+    chat = ChatHAG(model=model, proposer="self", max_retries=2)
+    assert attempts(chat) == 3
+    assert attempts(chat, max_retries=0) == 1  # per call, over the constructor's
+    assert attempts(chat.bind(critique=False)) == 1
+    monkeypatch.setenv("HAG_MAX_RETRIES", "1")
+    assert attempts(ChatHAG(model=model, proposer="self")) == 2  # the environment, below both
+    assert attempts(chat) == 3
+
+
+def test_pinned_sampling_values_per_call_reach_the_answer_call() -> None:
+    chat, model = make(max_tokens=64)
+    answer = chat.invoke("Say hello in French", temperature=0.1, top_k=5)
+    kwargs = model.calls_for("generate")[0].kwargs
+    assert (kwargs["temperature"], kwargs["top_k"], kwargs["max_tokens"]) == (0.1, 5, 64)
+    assert answer.response_metadata["hag"]["params"]["top_k"]["source"] == "pinned"
+
+
+def test_bad_settings_are_typed_errors() -> None:
+    with pytest.raises(InvalidSettingsError):
+        make(max_retries=99)
+    with pytest.raises(InvalidSettingsError):
+        make(no_such_setting=1)
+    chat, _ = make()
+    with pytest.raises(InvalidSettingsError):
+        chat.invoke("Say hello in French", temperature=7.0)
+
+
+class StopRecorder(ScriptedChatModel):
+    """Records each call's stop sequences (langchain-core hands them over apart from kwargs)."""
+
+    stops: list[tuple[str, list[str] | None]] = Field(default_factory=list)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        self.stops.append((self.calls[-1].purpose, stop))
+        return result
+
+
+def test_stop_sequences_reach_the_answer_call_only() -> None:
+    model = StopRecorder(script={"propose": [PROPOSAL], "generate": [ANSWER]})
+    chat = ChatHAG(model=model, proposer="self", stop=["\n\n"])
+    chat.invoke("Say hello in French")
+    chat.invoke("Say hello in French", stop=["END"])
+    assert model.stops == [
+        ("propose", None),
+        ("generate", ["\n\n"]),
+        ("propose", None),
+        ("generate", ["END"]),
+    ]
+
+
+def test_standard_params_for_tracing() -> None:
+    chat, _ = make(temperature=0.3, max_tokens=50, stop=["x"])
+    params = chat._get_ls_params(temperature=0.5)
+    assert params["ls_temperature"] == 0.5 and params["ls_max_tokens"] == 50
+    assert params["ls_stop"] == ["x"] and params["ls_provider"] == "hag-agent"
+
+
+def test_stream_with_one_attempt_yields_tokens_as_generated() -> None:
+    chat, _ = make(critique=False)
+    chunks = list(chat.stream("Say hello in French"))
+    texts = [c.text for c in chunks if c.text]
+    assert texts == ["Bonjour", " means", " hello", " in", " French."]
+    total = joined(chunks)
+    assert total.text == ANSWER and chunks[-1].chunk_position == "last"
+    assert total.usage_metadata is not None and total.usage_metadata["input_tokens"] == 20
+    assert total.response_metadata["hag"]["stop_reason"].startswith("critique off")
+
+
+def test_stream_never_sends_a_rejected_attempt() -> None:
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [REJECTED, ANSWER]})
+    chat = ChatHAG(model=model, proposer="self")
+    chunks = list(chat.stream("Say hello in French"))
+    texts = [c.text for c in chunks if c.text]
+    assert "".join(texts) == ANSWER and len(texts) == 5  # the chosen attempt's own tokens
+    assert joined(chunks).response_metadata["hag"]["chosen_attempt"] == 1
+
+
+def retrying_chat() -> ChatHAG:
+    """A model whose first attempt is rejected and whose second is the answer."""
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [REJECTED, ANSWER]})
+    return ChatHAG(model=model, proposer="self")
+
+
+async def test_async_invoke_stream_and_batch() -> None:
+    answer = await retrying_chat().ainvoke("Say hello in French")
+    assert answer.content == ANSWER and answer.response_metadata["hag"]["chosen_attempt"] == 1
+    chunks = [c async for c in retrying_chat().astream("Say hello in French")]
+    assert "".join(c.text for c in chunks) == ANSWER
+    assert joined(chunks).response_metadata["hag"]["chosen_attempt"] == 1
+    answers = await make()[0].abatch(["Say hello in French", "Say yes in French"])
+    assert [a.content for a in answers] == [ANSWER, ANSWER]
+    assert [a.content for a in make()[0].batch(["Say hello in French"] * 3)] == [ANSWER] * 3
+
+
+class Starts(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.parents: list[UUID | None] = []
+
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.parents.append(parent_run_id)
+
+
+def test_callbacks_see_the_turn_calls_under_the_chat_model_run() -> None:
+    chat, model = make()
+    starts = Starts()
+    chat.invoke("Say hello in French", config={"callbacks": [starts]})
+    # The ChatHAG run itself, then its two inner calls (propose, generate), traced beneath it.
+    assert len(starts.parents) == 1 + len(model.calls) and starts.parents[0] is None
+    assert all(parent is not None for parent in starts.parents[1:])
+
+
+def one_node_graph(chat: ChatHAG, checkpointer: Any = None) -> Any:
+    def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [chat.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", call_model)
+    builder.add_edge(START, "agent")
+    return builder.compile(checkpointer=checkpointer)
+
+
+@pytest.mark.parametrize("critique", [True, False])
+@pytest.mark.parametrize("disable_streaming", [False, True])
+def test_inside_a_graph_only_answer_text_reaches_its_message_stream(
+    critique: bool, disable_streaming: bool
+) -> None:
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [REJECTED, ANSWER]})
+    chat = ChatHAG(
+        model=model, proposer="self", critique=critique, disable_streaming=disable_streaming
+    )
+    # subgraphs=True: a caller that asks for its subgraphs' messages too gets no attempt text.
+    streamed = [
+        message.text
+        for _, (message, _) in one_node_graph(chat).stream(
+            {"messages": [HumanMessage("Say hello in French")]},
+            stream_mode="messages",
+            subgraphs=True,
+        )
+        if message.text
+    ]
+    expected = ANSWER if critique else REJECTED  # critique off: the first attempt is the answer
+    assert "".join(streamed) == expected
+    if not disable_streaming:
+        assert len(streamed) > 1  # tokens, not one final chunk
+
+
+@pytest.mark.parametrize("disable_streaming", [False, True])
+def test_a_turn_is_not_checkpointed_in_the_callers_thread(disable_streaming: bool) -> None:
+    chat, _ = make(disable_streaming=disable_streaming)
+    saver = InMemorySaver()
+    app = one_node_graph(chat, saver)
+    thread: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    app.invoke({"messages": [HumanMessage("Say hello in French")]}, thread)
+    assert {c.config["configurable"]["checkpoint_ns"] for c in saver.list(None)} == {""}
+    assert app.get_state(thread).values["messages"][-1].content == ANSWER
+
+
+@pytest.mark.parametrize("disable_streaming", [False, True])
+async def test_inside_an_async_graph_only_answer_text_reaches_its_message_stream(
+    disable_streaming: bool,
+) -> None:
+    model = ScriptedChatModel(script={"propose": [PROPOSAL], "generate": [REJECTED, ANSWER]})
+    chat = ChatHAG(model=model, proposer="self", disable_streaming=disable_streaming)
+
+    async def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await chat.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", call_model)
+    builder.add_edge(START, "agent")
+    parts = builder.compile().astream(
+        {"messages": [HumanMessage("Say hello in French")]},
+        stream_mode="messages",
+        subgraphs=True,
+    )
+    streamed = [message.text async for _, (message, _) in parts if message.text]
+    assert "".join(streamed) == ANSWER
