@@ -53,9 +53,8 @@ class TestChatHAGStandard(ChatModelUnitTests):
         # apply (an endpoint's ``backend_options`` or HAG_TIMEOUT, HAG_DEADLINE, HAG_API_KEY),
         # and an unknown setting is an error. ``max_retries`` is HAG's own setting (retries
         # after a rejected attempt); ``temperature`` and ``max_tokens`` are pinned.
-        params = dict(super().standard_chat_model_params)
-        del params["timeout"], params["api_key"]
-        return params
+        dropped = {"timeout", "api_key"}
+        return {k: v for k, v in super().standard_chat_model_params.items() if k not in dropped}
 
 
 def make(**settings: Any) -> tuple[ChatHAG, ScriptedChatModel]:
