@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.callbacks import (
@@ -31,17 +32,27 @@ from langchain_core.callbacks import (
     CallbackManager,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ToolCallChunk,
+    UsageMetadata,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
-from hag_agent.runnable import HAGRunnable, collect_settings
+from hag_agent.runnable import HAGResult, HAGRunnable, collect_settings
 
 PROVIDER = "hag-agent"
+ANSWER_CALL_KEYS = ("tools", "tool_choice")
+"""Call arguments that go to the answer's generation call only (`bind_tools` sets them)."""
 T = TypeVar("T")
 _END: Any = object()
 
@@ -79,6 +90,18 @@ def hag_record(result: Mapping[str, Any]) -> dict[str, Any]:
         "attempts": attempts,
         "stop_reason": result.get("stop_reason", ""),
     }
+
+
+def tool_call_chunks(record: Mapping[str, Any]) -> list[ToolCallChunk]:
+    """The chosen attempt's tool calls as stream chunks (whole: they are sent once, at the end)."""
+    best = record.get("chosen_attempt")
+    if best is None:
+        return []
+    calls = record["attempts"][best].get("tool_calls") or []
+    return [
+        ToolCallChunk(name=c["name"], args=json.dumps(c["args"]), id=c.get("id"), index=i)
+        for i, c in enumerate(calls)
+    ]
 
 
 class TurnUsage(BaseCallbackHandler):
@@ -280,14 +303,36 @@ class ChatHAG(BaseChatModel):
 
     # -- one turn ----------------------------------------------------------------------------
 
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to the answer's generation call (the decision calls never see them).
+
+        Tools go to the wrapped model in OpenAI's format, which every LangChain chat model's
+        ``bind_tools`` reads; ``tool_choice`` is passed on as given.
+        """
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
     def _turn_input(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """HAGRunnable's input for one call: the messages and the call's settings."""
+        """HAGRunnable's input for one call: the messages and the call's settings.
+
+        Stop sequences and bound tools become options of the answer call only.
+        """
         settings = pin_sampling_values(kwargs)
+        options = {k: settings.pop(k) for k in ANSWER_CALL_KEYS if settings.get(k) is not None}
         stop = stop if stop is not None else self.stop
         if stop:
-            settings["answer_options"] = {**settings.get("answer_options", {}), "stop": stop}
+            options["stop"] = stop
+        if options:
+            settings["answer_options"] = {**settings.get("answer_options", {}), **options}
         return {"messages": messages, **settings}
 
     def _one_attempt(self, turn_input: Mapping[str, Any]) -> bool:
@@ -348,8 +393,7 @@ class ChatHAG(BaseChatModel):
         config = self._turn_config(run_manager, usage)
         turn_input = self._turn_input(messages, stop, kwargs)
         result = _own_run().run(self._runnable.invoke, turn_input, config)
-        message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return self._chat_result(result, usage)
 
     async def _agenerate(
         self,
@@ -362,7 +406,16 @@ class ChatHAG(BaseChatModel):
         config = self._turn_config(run_manager, usage)
         turn = self._runnable.ainvoke(self._turn_input(messages, stop, kwargs), config)
         result = await asyncio.create_task(turn, context=_own_run())
-        message = AIMessage(content=result.text, **self._answer(result.to_json_dict(), usage))
+        return self._chat_result(result, usage)
+
+    def _chat_result(self, result: HAGResult, usage: TurnUsage) -> ChatResult:
+        """The answer message: the chosen attempt's text and tool calls, usage, the record."""
+        message = AIMessage(
+            content=result.text,
+            tool_calls=result.tool_calls,
+            invalid_tool_calls=result.invalid_tool_calls,
+            **self._answer(result.to_json_dict(), usage),
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
@@ -404,7 +457,12 @@ class ChatHAG(BaseChatModel):
         chunks = [_token_chunk(piece) for piece in tokens.rest() if piece]
         assert tokens.result is not None
         metadata = self._answer(tokens.result, usage)
-        last = AIMessageChunk(content="", chunk_position="last", **metadata)
+        last = AIMessageChunk(
+            content="",
+            chunk_position="last",
+            tool_call_chunks=tool_call_chunks(metadata["response_metadata"]["hag"]),
+            **metadata,
+        )
         return [*chunks, ChatGenerationChunk(message=last)]
 
 

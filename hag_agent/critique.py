@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -192,4 +193,36 @@ def combine(
         direction=direction,
         signals=figures,
         source=source,
+    )
+
+
+def critique_tool_calls(
+    calls: list[dict[str, Any]],
+    unreadable: list[dict[str, Any]],
+    known_names: frozenset[str] | None,
+    threshold: float,
+) -> Critique:
+    """The verdict on an answer that calls tools: its form, not its prose.
+
+    Well-formed (every call parsed, each naming a bound tool when the names are known) is
+    accepted as it is: sampling again could only change a good call. Otherwise the next attempt
+    is asked to be more deterministic.
+    """
+    issues = [
+        f"unreadable call of {call.get('name') or 'a tool'}: {call.get('error') or 'bad arguments'}"
+        for call in unreadable
+    ]
+    if known_names is not None:
+        issues += [
+            f"call of unknown tool {c.get('name')!r}"
+            for c in calls
+            if c.get("name") not in known_names
+        ]
+    score = 0.0 if issues else 1.0
+    return Critique(
+        score=score,
+        verdict="accept" if score >= threshold else "retry",
+        issues=issues,
+        direction=Direction.MORE_DETERMINISTIC if issues else Direction.NONE,
+        source="tool calls",
     )

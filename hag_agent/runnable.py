@@ -128,10 +128,13 @@ def to_result(state: Mapping[str, Any]) -> HAGResult:
     """Build the result from the graph's output state."""
     attempts: list[Attempt] = list(state.get("attempts") or [])
     best = state.get("best_attempt")
+    chosen = attempts[best] if best is not None and best < len(attempts) else None
     return HAGResult(
         content=state.get("answer", ""),
+        tool_calls=chosen.tool_calls if chosen else [],
+        invalid_tool_calls=chosen.invalid_tool_calls if chosen else [],
         task=state.get("task"),
-        params=attempts[best].params if best is not None and best < len(attempts) else None,
+        params=chosen.params if chosen else None,
         attempts=attempts,
         best_attempt=best,
         stop_reason=state.get("stop_reason", ""),

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -16,14 +17,15 @@ from langchain_core.messages import (
     SystemMessage,
 )
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from pydantic import Field
 
 import hag_agent
-from hag_agent import ChatHAG, InvalidSettingsError
-from hag_agent.testing import ScriptedChatModel
+from hag_agent import ChatHAG, ConfigurationError, InvalidSettingsError
+from hag_agent.testing import Reply, ScriptedChatModel
 
 PROPOSAL = '{"temperature": 0.4, "top_p": 0.85, "top_k": 30, "min_p": 0.0, "repetition_penalty": 1.05, "max_tokens": 300}'
 ANSWER = "Bonjour means hello in French."
@@ -317,3 +319,91 @@ async def test_inside_an_async_graph_only_answer_text_reaches_its_message_stream
     )
     streamed = [message.text async for _, (message, _) in parts if message.text]
     assert "".join(streamed) == ANSWER
+
+
+# -- tools ---------------------------------------------------------------------------------
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+ADD_CALL = Reply("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}}])
+
+
+def tool_chat(*replies: str | Reply, **settings: Any) -> tuple[ChatHAG, ScriptedChatModel]:
+    model = ScriptedChatModel(
+        script={
+            "propose": [PROPOSAL],
+            "generate": list(replies),
+            "judge": ['{"score": 9, "issues": [], "direction": "none"}'],
+        }
+    )
+    return ChatHAG(model=model, proposer="self", critic="judge", **settings), model
+
+
+def test_tools_reach_the_answer_call_only() -> None:
+    chat, model = tool_chat(ADD_CALL)
+    chat.bind_tools([add], tool_choice="any").invoke("What is 2 + 3?")
+    generate = model.calls_for("generate")[0].kwargs
+    assert [t["function"]["name"] for t in generate["tools"]] == ["add"]
+    assert generate["tool_choice"] == "any"
+    assert model.calls_for("propose")  # a decision call was made, and saw no tools
+    assert all("tools" not in c.kwargs for c in model.calls if c.purpose != "generate")
+
+
+def test_a_well_formed_tool_call_is_the_answer_without_a_retry() -> None:
+    chat, model = tool_chat(ADD_CALL, ANSWER, max_retries=2)
+    answer = chat.bind_tools([add]).invoke("What is 2 + 3?")
+    assert [(c["name"], c["args"]) for c in answer.tool_calls] == [("add", {"a": 2, "b": 3})]
+    assert len(model.calls_for("generate")) == 1 and not model.calls_for("judge")
+    record = answer.response_metadata["hag"]
+    assert record["stop_reason"].startswith("accepted")
+    assert record["attempts"][0]["critique"]["source"] == "tool calls"
+    assert record["params"]["temperature"] == {"value": 0.4, "source": "model"}
+
+
+def test_a_call_of_an_unknown_tool_is_retried_more_deterministically() -> None:
+    wrong = Reply("", tool_calls=[{"name": "multiply", "args": {"a": 2, "b": 3}}])
+    chat, _ = tool_chat(wrong, ADD_CALL, max_retries=2)
+    answer = chat.bind_tools([add]).invoke("What is 2 + 3?")
+    assert [c["name"] for c in answer.tool_calls] == ["add"]
+    first, second = answer.response_metadata["hag"]["attempts"]
+    assert "unknown tool 'multiply'" in first["critique"]["issues"][0]
+    assert second["params"]["temperature"] < first["params"]["temperature"]
+
+
+def test_a_streamed_tool_call_arrives_whole() -> None:
+    chat, _ = tool_chat(ADD_CALL)
+    total = joined(list(chat.bind_tools([add]).stream("What is 2 + 3?")))
+    assert [(c["name"], c["args"]) for c in total.tool_calls] == [("add", {"a": 2, "b": 3})]
+
+
+def test_a_model_that_cannot_call_tools_is_a_configuration_error() -> None:
+    chat = ChatHAG(model=FakeListChatModel(responses=[ANSWER]))
+    with pytest.raises(ConfigurationError, match="cannot call tools"):
+        chat.bind_tools([add]).invoke("What is 2 + 3?")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # create_react_agent moved to langchain
+def test_a_react_agent_runs_its_tool_loop() -> None:
+    from langgraph.prebuilt import create_react_agent
+
+    chat, model = tool_chat(ADD_CALL, "The sum is 5.")
+    agent = create_react_agent(chat, [add])
+    messages = agent.invoke({"messages": [HumanMessage("What is 2 + 3?")]})["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    assert messages[2].content == "5" and messages[3].content == "The sum is 5."
+    # The second answer saw the tool's result; both answers are HAG turns with their records.
+    assert model.calls_for("generate")[1].messages[-1].type == "tool"
+    assert messages[3].response_metadata["hag"]["params"]["temperature"]["source"] == "model"
+    streamed = [
+        m.text
+        for m, _ in create_react_agent(tool_chat(ADD_CALL, "The sum is 5.")[0], [add]).stream(
+            {"messages": [HumanMessage("What is 2 + 3?")]}, stream_mode="messages"
+        )
+        if m.type == "AIMessageChunk"
+    ]
+    assert "".join(streamed) == "The sum is 5." and len(streamed) > 1
