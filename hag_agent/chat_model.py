@@ -23,13 +23,12 @@ import contextvars
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any, Literal, TypeVar
 
 from langchain_core.callbacks import (
-    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
     BaseCallbackHandler,
-    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
@@ -40,19 +39,26 @@ from langchain_core.messages import (
     ToolCallChunk,
     UsageMetadata,
 )
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
 from hag_agent.runnable import HAGResult, HAGRunnable, collect_settings
 
 PROVIDER = "hag-agent"
-ANSWER_CALL_KEYS = ("tools", "tool_choice")
-"""Call arguments that go to the answer's generation call only (`bind_tools` sets them)."""
+ANSWER_CALL_KEYS = ("tools", "tool_choice", "output_schema")
+"""Call arguments that go to the answer's generation call only (`bind_tools` and
+`ChatHAG.with_structured_output` set them)."""
 T = TypeVar("T")
 _END: Any = object()
 
@@ -175,14 +181,6 @@ class AnswerTokens:
             return [answer[len(streamed) :]] if answer.startswith(streamed) else []
         pieces = self._attempts.get(self.result.get("best_attempt") or 0, [])
         return pieces if "".join(pieces) == answer else [answer]
-
-
-def _taps_stream(handler: Any) -> bool:
-    """Whether a handler forwards a run's tokens (LangGraph's ``messages`` mode, astream_events).
-
-    Attempt text must never reach such a handler, so it does not see the turn's calls.
-    """
-    return hasattr(handler, "tap_output_iter")
 
 
 def _own_run() -> contextvars.Context:
@@ -319,6 +317,57 @@ class ChatHAG(BaseChatModel):
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers parsed into ``schema`` (a pydantic model, a TypedDict or a JSON schema).
+
+        ``json_schema`` and ``json_mode`` (the same here): the answer call is constrained to the
+        schema by the backend's structured-output mode (llama.cpp's grammar, a server's
+        ``response_format``), or asked by the prompt alone where it has none. ``function_calling``
+        binds the schema as the one tool the answer must call. Either way the proposal still
+        chooses the sampling values, and an answer that does not validate is sent back to the
+        retry loop; what is still invalid when the retries are spent raises the parser's
+        `OutputParserException` (``include_raw``: it is returned as ``parsing_error``).
+        ``strict`` is accepted for LangChain's signature: every answer is validated anyway.
+
+        Raises:
+            ValueError: For an argument LangChain's signature does not have.
+        """
+        if kwargs:
+            raise ValueError(f"unsupported arguments: {sorted(kwargs)}")
+        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
+        traced = {"kwargs": {"method": method}, "schema": convert_to_json_schema(schema)}
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = convert_to_openai_tool(schema)["function"]["name"]
+            llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=traced)
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                if is_model
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        else:
+            llm = self.bind(output_schema=schema, ls_structured_output_format=traced)
+            parser = (
+                PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [unparsed], exception_key="parsing_error"
+        )
+
     def _turn_input(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -342,28 +391,15 @@ class ChatHAG(BaseChatModel):
         return not context.critique or context.max_retries == 0
 
     @staticmethod
-    def _turn_config(
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
-        usage: TurnUsage,
-    ) -> RunnableConfig:
-        """The turn's config: the caller's tracers, minus stream consumers, plus ``usage``.
+    def _turn_config(usage: TurnUsage) -> RunnableConfig:
+        """The turn's config: its calls report to ``usage`` alone.
 
-        Run in `_own_run`, the turn is traced under this model's run and nowhere else.
+        The caller's callbacks see this model's run only, as LangChain expects of a chat model:
+        a usage counter would otherwise count every inner call twice, and a stream consumer
+        (a graph's ``messages`` mode) would get attempt text. Run in `_own_run`, nothing of the
+        calling runnable's config reaches the turn either.
         """
-        if run_manager is None:
-            return {"callbacks": [usage]}
-        # An LLM run manager makes no child manager of its own: this is ParentRunManager's.
-        manager_type = (
-            AsyncCallbackManager
-            if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
-            else CallbackManager
-        )
-        callbacks = manager_type(handlers=[], parent_run_id=run_manager.run_id)
-        handlers = [h for h in run_manager.inheritable_handlers if not _taps_stream(h)]
-        callbacks.set_handlers([*handlers, usage])
-        callbacks.add_tags(run_manager.inheritable_tags)
-        callbacks.add_metadata(run_manager.inheritable_metadata)
-        return {"callbacks": callbacks}
+        return {"callbacks": [usage]}
 
     def _answer(self, result: Mapping[str, Any], usage: TurnUsage) -> dict[str, Any]:
         """The answer message's metadata fields, from the run's result."""
@@ -390,7 +426,7 @@ class ChatHAG(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         usage = TurnUsage()
-        config = self._turn_config(run_manager, usage)
+        config = self._turn_config(usage)
         turn_input = self._turn_input(messages, stop, kwargs)
         result = _own_run().run(self._runnable.invoke, turn_input, config)
         return self._chat_result(result, usage)
@@ -403,7 +439,7 @@ class ChatHAG(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         usage = TurnUsage()
-        config = self._turn_config(run_manager, usage)
+        config = self._turn_config(usage)
         turn = self._runnable.ainvoke(self._turn_input(messages, stop, kwargs), config)
         result = await asyncio.create_task(turn, context=_own_run())
         return self._chat_result(result, usage)
@@ -425,11 +461,10 @@ class ChatHAG(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        # langchain-core calls this without the run manager (it reports the tokens itself).
         usage = TurnUsage()
         turn_input = self._turn_input(messages, stop, kwargs)
         tokens = AnswerTokens(live=self._one_attempt(turn_input))
-        config = self._turn_config(run_manager, usage)
+        config = self._turn_config(usage)
         for chunk in _iterate_in(_own_run(), self._runnable.stream(turn_input, config)):
             if text := tokens.take(chunk):
                 yield _token_chunk(text)
@@ -445,7 +480,7 @@ class ChatHAG(BaseChatModel):
         usage = TurnUsage()
         turn_input = self._turn_input(messages, stop, kwargs)
         tokens = AnswerTokens(live=self._one_attempt(turn_input))
-        config = self._turn_config(run_manager, usage)
+        config = self._turn_config(usage)
         async for chunk in _aiterate_in(_own_run(), self._runnable.astream(turn_input, config)):
             if text := tokens.take(chunk):
                 yield _token_chunk(text)

@@ -18,7 +18,14 @@ from hag_agent.backend_choice import resolve_backend
 from hag_agent.backends.base import Decision, Generation, SchemaT, message_text
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
-from hag_agent.critique import Critique, JudgeVerdict, combine, critique_tool_calls, measure_signals
+from hag_agent.critique import (
+    Critique,
+    JudgeVerdict,
+    combine,
+    critique_structured,
+    critique_tool_calls,
+    measure_signals,
+)
 from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import ParamSource
 from hag_agent.node_driver import Call, CallResult, DecideCall, GenerateCall, Steps
@@ -213,14 +220,18 @@ def critique_steps(state: HAGState, context: HAGContext) -> Steps:
         return finish(state, context, state.attempts, f"backend failed on attempt {attempt.index}")
     if not context.critique:
         return finish(state, context, state.attempts, "critique off: first attempt accepted")
+    # A tool call or a structured answer is judged on its form: the signals and the judge read
+    # prose.
     if attempt.tool_calls or attempt.invalid_tool_calls:
-        # A tool call is judged on its form only: the text signals and the judge read prose.
         verdict = critique_tool_calls(
             attempt.tool_calls,
             attempt.invalid_tool_calls,
             bound_tool_names(context.answer_options),
             context.accept_threshold,
         )
+        return conclude(state, context, verdict, {})
+    if (schema := context.answer_options.get("output_schema")) is not None:
+        verdict = critique_structured(attempt.output, schema, context.accept_threshold)
         return conclude(state, context, verdict, {})
     critique, data = yield from _critique_text(state, context, attempt)
     return conclude(state, context, critique, data)

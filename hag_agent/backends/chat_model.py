@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.utils.function_calling import convert_to_json_schema
 from pydantic import BaseModel
 
 from hag_agent.backends.base import (
@@ -84,13 +85,31 @@ class ChatModelBackend(Backend):
         return {}
 
     def answer_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
-        """The answer call's arguments: the caller's options, tools bound, then our params."""
+        """The answer call's arguments: the caller's options, tools bound, then our params.
+
+        An ``output_schema`` option (a pydantic model, a TypedDict or a JSON schema) constrains
+        the answer as far as the backend can (`constrain_answer`).
+        """
         options = dict(request.options)
         tools = options.pop("tools", None)
         tool_choice = options.pop("tool_choice", None)
+        schema = options.pop("output_schema", None)
         if tools:
             options.update(self.tool_kwargs(tools, tool_choice))
-        return {**options, **self.call_kwargs(request.params, request.seed)}
+        kwargs = {**options, **self.call_kwargs(request.params, request.seed)}
+        if schema is not None:
+            kwargs = self.constrain_answer(kwargs, convert_to_json_schema(schema))
+        return kwargs
+
+    def constrain_answer(
+        self, kwargs: dict[str, Any], json_schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The answer call's arguments constrained to a JSON schema (unchanged by default).
+
+        Without a structured-output mode the prompt alone asks for the format; the critique
+        validates each answer and sends an invalid one back for another attempt.
+        """
+        return kwargs
 
     def tool_kwargs(self, tools: Sequence[Any], tool_choice: Any) -> dict[str, Any]:
         """The call arguments that bind ``tools``, in the chat model's own format.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
-from uuid import UUID
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, get_usage_metadata_callback
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import (
@@ -21,14 +22,22 @@ from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
-from pydantic import Field
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 import hag_agent
-from hag_agent import ChatHAG, ConfigurationError, InvalidSettingsError
+from hag_agent import ChatHAG, ConfigurationError, HyperParams, InvalidSettingsError
+from hag_agent.backends import GenerationRequest
+from hag_agent.backends.chat_model import ChatModelBackend as ScriptedChatModelBackend
+from hag_agent.backends.embedded import EmbeddedBackend
+from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.testing import Reply, ScriptedChatModel
 
 PROPOSAL = '{"temperature": 0.4, "top_p": 0.85, "top_k": 30, "min_p": 0.0, "repetition_penalty": 1.05, "max_tokens": 300}'
 ANSWER = "Bonjour means hello in French."
+PARAMS = HyperParams(
+    temperature=0.5, top_p=0.9, top_k=40, min_p=0.05, repetition_penalty=1.1, max_tokens=64
+)
 REJECTED = "a a a a a a a a a a a a a a"  # repetitive: the signals critique sends it back
 
 
@@ -230,27 +239,20 @@ async def test_async_invoke_stream_and_batch() -> None:
 
 class Starts(BaseCallbackHandler):
     def __init__(self) -> None:
-        self.parents: list[UUID | None] = []
+        self.runs = 0
 
-    def on_chat_model_start(
-        self,
-        serialized: Any,
-        messages: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.parents.append(parent_run_id)
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        self.runs += 1
 
 
-def test_callbacks_see_the_turn_calls_under_the_chat_model_run() -> None:
-    chat, model = make()
+def test_callbacks_see_one_chat_model_run_and_count_its_usage_once() -> None:
+    chat, model = tool_chat(REJECTED, ANSWER)  # a proposal, two attempts, two verdicts
     starts = Starts()
-    chat.invoke("Say hello in French", config={"callbacks": [starts]})
-    # The ChatHAG run itself, then its two inner calls (propose, generate), traced beneath it.
-    assert len(starts.parents) == 1 + len(model.calls) and starts.parents[0] is None
-    assert all(parent is not None for parent in starts.parents[1:])
+    with get_usage_metadata_callback() as counted:
+        answer = chat.invoke("Say hello in French", config={"callbacks": [starts]})
+    assert starts.runs == 1 and len(model.calls) == 5
+    assert answer.usage_metadata is not None and answer.usage_metadata["input_tokens"] == 50
+    assert counted.usage_metadata == {"hag-agent": answer.usage_metadata}
 
 
 def one_node_graph(chat: ChatHAG, checkpointer: Any = None) -> Any:
@@ -407,3 +409,84 @@ def test_a_react_agent_runs_its_tool_loop() -> None:
         if m.type == "AIMessageChunk"
     ]
     assert "".join(streamed) == "The sum is 5." and len(streamed) > 1
+
+
+# -- structured output -----------------------------------------------------------------------
+
+
+class Joke(BaseModel):
+    setup: str
+    punchline: str
+
+
+class JokeDict(TypedDict):
+    setup: str
+    punchline: str
+
+
+JOKE = (
+    '{"setup": "Why did the cat sit on the computer?", "punchline": "To keep an eye on the mouse."}'
+)
+
+
+def test_structured_output_retries_an_invalid_answer_and_parses_the_valid_one() -> None:
+    chat, model = tool_chat('{"setup": "Why?"}', f"```json\n{JOKE}\n```", max_retries=2)
+    joke = chat.with_structured_output(Joke).invoke("Tell me a joke about cats")
+    assert isinstance(joke, Joke) and joke.punchline == "To keep an eye on the mouse."
+    assert len(model.calls_for("generate")) == 2
+    assert not model.calls_for("judge")  # the schema judges a structured answer, not the judge
+    assert len(model.calls_for("propose")) == 1  # the proposal still chose the sampling values
+
+
+def test_structured_output_still_invalid_raises_or_is_returned_raw() -> None:
+    chat, model = tool_chat("not json", max_retries=1)
+    with pytest.raises(OutputParserException):
+        chat.with_structured_output(Joke).invoke("Tell me a joke about cats")
+    assert len(model.calls_for("generate")) == 2  # through the retry loop first
+    raw = tool_chat("not json", max_retries=1)[0].with_structured_output(Joke, include_raw=True)
+    result = raw.invoke("Tell me a joke about cats")
+    assert isinstance(result, dict) and result["parsed"] is None
+    assert isinstance(result["parsing_error"], OutputParserException)
+    assert result["raw"].response_metadata["hag"]["stop_reason"] == "retries exhausted (1)"
+
+
+@pytest.mark.parametrize(
+    "schema", [JokeDict, Joke.model_json_schema()], ids=["typed-dict", "json-schema"]
+)
+def test_structured_output_of_a_typed_dict_or_a_json_schema(schema: Any) -> None:
+    chat, model = tool_chat('{"setup": "Why?"}', JOKE, max_retries=1)
+    joke = chat.with_structured_output(schema).invoke("Tell me a joke about cats")
+    assert joke == json.loads(JOKE) and len(model.calls_for("generate")) == 2
+
+
+def test_structured_output_by_function_calling() -> None:
+    call = Reply("", tool_calls=[{"name": "Joke", "args": json.loads(JOKE)}])
+    chat, model = tool_chat(call)
+    joke = chat.with_structured_output(Joke, method="function_calling").invoke("A cat joke")
+    assert joke == Joke.model_validate_json(JOKE)
+    assert model.calls_for("generate")[0].kwargs["tool_choice"] == "Joke"
+
+
+def test_structured_output_streams_the_parsed_object() -> None:
+    chat, _ = tool_chat(JOKE)
+    parts = list(chat.with_structured_output(Joke).stream("A cat joke"))
+    # LangChain's parser gives the object as it grows; only the chosen answer's tokens arrive.
+    assert all(isinstance(p, Joke) for p in parts) and len(parts) > 1
+    assert parts[-1] == Joke.model_validate_json(JOKE)
+
+
+def test_backends_constrain_the_answer_by_their_structured_output_mode() -> None:
+    request = GenerationRequest(
+        [HumanMessage("A cat joke")], PARAMS, options={"output_schema": Joke}
+    )
+    embedded = EmbeddedBackend.__new__(EmbeddedBackend)  # no model loaded: arguments only
+    kwargs = embedded.answer_kwargs(request)
+    assert kwargs["response_format"]["type"] == "json_object"
+    assert kwargs["response_format"]["schema"]["required"] == ["setup", "punchline"]
+    assert kwargs["temperature"] == PARAMS.temperature
+    endpoint = OpenAICompatibleBackend(EndpointOptions(base_url="http://127.0.0.1:9/v1", model="m"))
+    body = endpoint.answer_kwargs(request)["extra_body"]
+    assert body["top_k"] == PARAMS.top_k  # the sampler's values are kept beside the format
+    assert body["response_format"]["json_schema"]["name"] == "Joke"
+    plain = ScriptedChatModelBackend(ScriptedChatModel())
+    assert "response_format" not in plain.answer_kwargs(request)  # the prompt alone asks
