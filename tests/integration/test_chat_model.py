@@ -6,11 +6,14 @@ llama.cpp processes may share the machine). One retry and short answers keep the
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
+import pytest
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.tools import tool
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from pydantic import BaseModel, Field
 
@@ -27,9 +30,12 @@ def embedded() -> EmbeddedBackend:
 class TestChatHAGEmbedded(ChatModelIntegrationTests):
     """The standard suite; what it skips, and why.
 
-    - Tool calling: the embedded model has no tool-call format (llama-cpp-python's chat handler
-      for SmolLM2's template parses none), so ``bind_tools`` on it is a configuration error;
-      tools are tested with a scripted model and an agent loop in the unit tests.
+    - ``test_agent_loop``: SmolLM2-135M, free to answer or to call a tool (``tool_choice``
+      auto), answers without the tool; the loop with a forced first call is
+      `test_a_react_agent_loop_on_the_real_model`, and the unit tests run one on a scripted model.
+    - ``test_unicode_tool_call_integration``: the grammar-held call is made, but SmolLM2-135M
+      writes ``"{}"`` for the company name it should copy, even with 200 tokens of room; that
+      Unicode arguments come through unescaped is tested on the reply parser (unit tests).
     - JSON mode (``method="json_mode"`` with the format asked by the prompt only): the suite's
       default for models that do not declare it; ChatHAG constrains JSON by the schema.
     - Images, audio, PDF: the suite's defaults (a text model).
@@ -55,9 +61,13 @@ class TestChatHAGEmbedded(ChatModelIntegrationTests):
     def supports_model_override(self) -> bool:
         return False
 
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
+    @pytest.mark.xfail(reason="a 135M model does not choose to call the tool; see the docstring")
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+    @pytest.mark.xfail(reason="a 135M model does not copy the name; see the docstring")
+    def test_unicode_tool_call_integration(self, model: BaseChatModel) -> None:
+        super().test_unicode_tool_call_integration(model)
 
 
 def test_streaming_gives_the_answer_tokens_of_a_real_model() -> None:
@@ -87,3 +97,30 @@ def test_structured_output_on_the_real_model() -> None:
     attempt = raw["raw"].response_metadata["hag"]["attempts"][0]
     assert attempt["critique"]["source"] == "output schema"
     assert attempt["sources"]["temperature"] in ("prior", "model", "learned")  # still chosen
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def test_a_react_agent_loop_on_the_real_model() -> None:
+    with warnings.catch_warnings():  # create_react_agent moved to langchain, not installed here
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+    chat = ChatHAG(model=embedded(), max_retries=1, max_tokens=60, seed=1)
+
+    def model(state: dict[str, Any], runtime: Any) -> Any:
+        # A forced first call (a 135M model does not choose one), then an answer in text.
+        first = state["messages"][-1].type == "human"
+        return chat.bind_tools([add], tool_choice="any" if first else "none")
+
+    agent = create_react_agent(model, [add])
+    messages = agent.invoke({"messages": [HumanMessage("What is 2 + 3?")]})["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    call = messages[1].tool_calls[0]
+    assert call["name"] == "add" and messages[2].content == str(add.invoke(call["args"]))
+    assert messages[1].response_metadata["hag"]["attempts"][0]["critique"]["source"] == "tool calls"
+    assert messages[3].text and not messages[3].tool_calls

@@ -19,6 +19,7 @@ from langchain_core.messages import (
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
@@ -30,6 +31,7 @@ from hag_agent import ChatHAG, ConfigurationError, HyperParams, InvalidSettingsE
 from hag_agent.backends import GenerationRequest
 from hag_agent.backends.chat_model import ChatModelBackend as ScriptedChatModelBackend
 from hag_agent.backends.embedded import EmbeddedBackend
+from hag_agent.backends.llama_cpp_tools import reply_message, reply_schema, with_tools_described
 from hag_agent.backends.openai_compatible import EndpointOptions, OpenAICompatibleBackend
 from hag_agent.testing import Reply, ScriptedChatModel
 
@@ -490,3 +492,20 @@ def test_backends_constrain_the_answer_by_their_structured_output_mode() -> None
     assert body["response_format"]["json_schema"]["name"] == "Joke"
     plain = ScriptedChatModelBackend(ScriptedChatModel())
     assert "response_format" not in plain.answer_kwargs(request)  # the prompt alone asks
+
+
+# -- the embedded model's grammar-held tool calls ------------------------------------------------
+
+
+def test_the_embedded_reply_format_for_tools() -> None:
+    tools = [convert_to_openai_tool(add)]
+    forced = reply_schema(tools, "any")["anyOf"]
+    assert [o["properties"]["tool"] for o in forced] == [{"const": "add"}]
+    assert len(reply_schema(tools, None)["anyOf"]) == 2  # a call, or an answer in text
+    described = with_tools_described([HumanMessage("What is 2 + 3?")], tools, "any")
+    assert described[0].type == "system" and "add" in described[0].text
+    call = reply_message('{"tool": "add", "arguments": {"name": "你好\\u554a"}}', {})
+    assert call.tool_calls[0]["args"] == {"name": "你好啊"}  # Unicode, unescaped
+    assert reply_message('{"answer": "5"}', {}).content == "5"
+    cut = reply_message('{"tool": "add", "argu', {})
+    assert cut.invalid_tool_calls and not cut.tool_calls  # the critique sends it back
