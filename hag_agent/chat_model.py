@@ -53,6 +53,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hag_agent.hyperparameters import HYPERPARAM_KEYS
+from hag_agent.own_task import in_own_task
 from hag_agent.runnable import HAGResult, HAGRunnable, collect_settings
 
 PROVIDER = "hag-agent"
@@ -200,32 +201,6 @@ def _iterate_in(context: contextvars.Context, stream: Iterator[T]) -> Iterator[T
     """Each step of a generator run in ``context``."""
     while (item := context.run(next, stream, _END)) is not _END:
         yield item
-
-
-async def _aiterate_in(context: contextvars.Context, stream: AsyncIterator[T]) -> AsyncIterator[T]:
-    """An async generator run to its end in a task of its own, in ``context``.
-
-    One task for the whole iteration, not one per step: the generator may hold what must be
-    left in the task that entered it (cancel scopes). Closing this one cancels it.
-    """
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for item in stream:
-                queue.put_nowait(item)
-        except Exception as exc:  # handed to the consumer, which raises it
-            queue.put_nowait(exc)
-        queue.put_nowait(_END)
-
-    task = asyncio.create_task(pump(), context=context)
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        task.cancel()
 
 
 def _token_chunk(text: str) -> ChatGenerationChunk:
@@ -481,7 +456,7 @@ class ChatHAG(BaseChatModel):
         turn_input = self._turn_input(messages, stop, kwargs)
         tokens = AnswerTokens(live=self._one_attempt(turn_input))
         config = self._turn_config(usage)
-        async for chunk in _aiterate_in(_own_run(), self._runnable.astream(turn_input, config)):
+        async for chunk in in_own_task(self._runnable.astream(turn_input, config), _own_run()):
             if text := tokens.take(chunk):
                 yield _token_chunk(text)
         for closing in self._closing_chunks(tokens, usage):

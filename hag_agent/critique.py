@@ -220,14 +220,7 @@ def critique_tool_calls(
             for c in calls
             if c.get("name") not in known_names
         ]
-    score = 0.0 if issues else 1.0
-    return Critique(
-        score=score,
-        verdict="accept" if score >= threshold else "retry",
-        issues=issues,
-        direction=Direction.MORE_DETERMINISTIC if issues else Direction.NONE,
-        source="tool calls",
-    )
+    return _form_verdict(issues, threshold, "tool calls")
 
 
 def critique_structured(output: str, schema: Any, threshold: float) -> Critique:
@@ -253,11 +246,16 @@ def critique_structured(output: str, schema: Any, threshold: float) -> Critique:
     except ValueError as exc:  # JSON's and pydantic's errors are ValueErrors
         name = getattr(schema, "__name__", None) or schema.get("title") or "the schema"
         issues = [f"not a valid {name}: {str(exc).splitlines()[0]}"]
+    return _form_verdict(issues, threshold, "output schema")
+
+
+def _form_verdict(issues: list[str], threshold: float, source: str) -> Critique:
+    """Well-formed (no issues) scores 1 and is accepted; otherwise 0, more deterministic next."""
     score = 0.0 if issues else 1.0
     return Critique(
         score=score,
         verdict="accept" if score >= threshold else "retry",
         issues=issues,
         direction=Direction.MORE_DETERMINISTIC if issues else Direction.NONE,
-        source="output schema",
+        source=source,
     )

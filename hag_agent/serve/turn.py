@@ -9,22 +9,21 @@ one, and the chosen attempt's tokens go out then, in the pieces the model genera
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessageChunk, AnyMessage
 from langchain_core.runnables import RunnableConfig
 
 from hag_agent.context import HAGContext
+from hag_agent.own_task import in_own_task
 from hag_agent.runnable import HAGRunnable
 from hag_agent.serve.usage import DecisionUsage
 
 StreamMode = Literal["live", "chosen"]
-T = TypeVar("T")
 
 
 @dataclass
@@ -75,36 +74,6 @@ class _Sorter:
         return pieces if "".join(pieces) == answer else [answer] if answer else []
 
 
-_END = object()
-
-
-async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """``stream`` iterated in a task of its own, which is cancelled when this one is closed.
-
-    Why: a server cancels a gone client's response through its own cancel scope, and the
-    graph's stream, cancelled that way, can leave its running node (a generation) behind.
-    A plain task cancelled outright takes its node tasks with it.
-    """
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for item in stream:
-                queue.put_nowait(item)
-        except Exception as exc:  # handed to the consumer, which raises it
-            queue.put_nowait(exc)
-        queue.put_nowait(_END)
-
-    task = asyncio.create_task(pump(), name="hag-turn")
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        task.cancel()
-
-
 @dataclass(frozen=True)
 class Progress:
     """The run is alive: a node finished, or a token was generated and held back.
@@ -140,7 +109,7 @@ async def run_turn(
     sent: list[str] = []
     run_config: RunnableConfig = {**(config or {}), "callbacks": [usage]}
     stream = runnable.astream({"messages": messages, **settings}, run_config)
-    chunks: AsyncGenerator[AIMessageChunk, None] = _own_task(stream)
+    chunks: AsyncGenerator[AIMessageChunk, None] = in_own_task(stream, name="hag-turn")
     async with contextlib.aclosing(chunks):  # closing it early cancels the run
         async for chunk in chunks:
             for event in chunk.additional_kwargs.get("hag_events", []):
