@@ -14,6 +14,11 @@ LangChain's standard parameters) is pinned; HAG chooses the others.
 Streaming hands on only text that ends up as the answer: when a turn can make one attempt only
 (critique off, or no retries) its tokens go out as generated; otherwise each attempt's tokens are
 held until the run has chosen one, and the chosen attempt's tokens go out then.
+
+`ChatHAG.bind_tools` and `ChatHAG.with_structured_output` reach the answer's generation call
+only (never the proposal, classification or judge calls); a tool call or a structured answer is
+judged on its form (well-formed is accepted as it is, malformed is retried). A turn is a run of
+its own: the caller's callbacks see this model's run, not the calls inside it.
 """
 
 from __future__ import annotations
