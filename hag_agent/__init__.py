@@ -3,16 +3,17 @@
 The model first proposes its own decoding settings for the query, then answers under them; a
 critique can send it back with adjusted settings. Every decision is validated, bounded, recorded.
 
-This package's top level is the public API of the core (`HAGRunnable`, the graph, settings,
-contracts, errors, the backend and proposer interfaces). Its layers, bottom to top: contracts
-and policy; data formats and metrics; backends; the core; plug-ins (proposers, learned head); the
-search engine; jobs (evaluation, training); front ends (cli, chat, visualization, testing, dev).
-A module imports only from its own layer or below (``pyproject.toml``'s import-linter contracts),
-and importing this package loads no optional extra.
+This package's top level is the public API of the core (`HAGRunnable`, `ChatHAG`, the graph,
+settings, contracts, errors, the backend and proposer interfaces). Its layers, bottom to top:
+contracts and policy; data formats and metrics; backends; the core; plug-ins (proposers, learned
+head); the search engine; jobs (evaluation, training); front ends (cli, chat, visualization,
+testing, dev). A module imports only from its own layer or below (``pyproject.toml``'s
+import-linter contracts), and importing this package loads no optional extra.
 """
 
 from hag_agent.backends import Backend, Capabilities, OutputConstraint, register_backend
 from hag_agent.backends.chat_model import ChatModelBackend
+from hag_agent.chat_model import ChatHAG
 from hag_agent.context import HAGContext, resolve_context
 from hag_agent.critique import Critique, Direction
 from hag_agent.errors import (
@@ -47,6 +48,7 @@ __all__ = [
     "BackendTimeoutError",
     "BackendUnavailableError",
     "Capabilities",
+    "ChatHAG",
     "ChatModelBackend",
     "ConfigurationError",
     "Critique",

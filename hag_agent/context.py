@@ -83,6 +83,9 @@ class HAGContext(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     """Options for the named backend (e.g. ``base_url``, ``model_path``); each also reads its
     own ``HAG_<OPTION>`` variable."""
+    answer_options: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """Further arguments of the answer's generation call only, never of a decision call (e.g.
+    ``{"stop": ["\\n\\n"]}``); sampling values are never taken from here."""
     chat_model: Any = Field(default=None, exclude=True)
     """A `Backend` or LangChain chat model object; overrides ``backend``."""
     _backend: Any = PrivateAttr(default=None)
@@ -100,10 +103,11 @@ class HAGContext(BaseModel):
             yield name, value
 
 
-_MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options"})
-# Never read from HAG_* variables: an object, and a case's key (one variable would give every
-# prompt of a process the same random draw or oracle record).
-_PER_CALL_ONLY = frozenset({"chat_model", "case_id"})
+_MERGED_KEYS = frozenset({"params", "backend_options", "proposer_options", "answer_options"})
+# Never read from HAG_* variables: objects (a model; the answer call's arguments, tools
+# included), and a case's key (one variable would give every prompt of a process the same
+# random draw or oracle record).
+_PER_CALL_ONLY = frozenset({"chat_model", "case_id", "answer_options"})
 _ENV_PREFIX = "HAG_"
 
 

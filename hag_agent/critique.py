@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from langchain_core.utils.json import parse_json_markdown
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.v1 import BaseModel as BaseModelV1
 
 from hag_agent.ngrams import WORD, distinct_ratio
 from hag_agent.tasks import TaskKind
@@ -191,5 +194,68 @@ def combine(
         issues=issues,
         direction=direction,
         signals=figures,
+        source=source,
+    )
+
+
+def critique_tool_calls(
+    calls: list[dict[str, Any]],
+    unreadable: list[dict[str, Any]],
+    known_names: frozenset[str] | None,
+    threshold: float,
+) -> Critique:
+    """The verdict on an answer that calls tools: its form, not its prose.
+
+    Well-formed (every call parsed, each naming a bound tool when the names are known) is
+    accepted as it is: sampling again could only change a good call. Otherwise the next attempt
+    is asked to be more deterministic.
+    """
+    issues = [
+        f"unreadable call of {call.get('name') or 'a tool'}: {call.get('error') or 'bad arguments'}"
+        for call in unreadable
+    ]
+    if known_names is not None:
+        issues += [
+            f"call of unknown tool {c.get('name')!r}"
+            for c in calls
+            if c.get("name") not in known_names
+        ]
+    return _form_verdict(issues, threshold, "tool calls")
+
+
+def critique_structured(output: str, schema: Any, threshold: float) -> Critique:
+    """The verdict on an answer that must be a JSON object of ``schema``: valid or not.
+
+    ``schema`` is a type pydantic validates (a model, a TypedDict) or a JSON schema dict, of
+    which the object's required keys are checked. JSON in a Markdown fence counts, as LangChain's
+    parsers read it. Valid is accepted as it is; invalid is retried more deterministically.
+    """
+    try:
+        value = parse_json_markdown(output)
+        if isinstance(schema, type) and issubclass(schema, BaseModelV1):
+            schema.parse_obj(value)  # a pydantic v1 model, which LangChain's parsers still take
+        elif isinstance(schema, type):
+            TypeAdapter(schema).validate_python(value)
+        elif not isinstance(value, dict):
+            raise ValueError(f"a JSON {type(value).__name__}, not an object")
+        else:
+            required = schema.get("required") or schema.get("parameters", {}).get("required", [])
+            if missing := [key for key in required if key not in value]:
+                raise ValueError(f"missing {', '.join(map(str, missing))}")
+        issues: list[str] = []
+    except ValueError as exc:  # JSON's and pydantic's errors are ValueErrors
+        name = getattr(schema, "__name__", None) or schema.get("title") or "the schema"
+        issues = [f"not a valid {name}: {str(exc).splitlines()[0]}"]
+    return _form_verdict(issues, threshold, "output schema")
+
+
+def _form_verdict(issues: list[str], threshold: float, source: str) -> Critique:
+    """Well-formed (no issues) scores 1 and is accepted; otherwise 0, more deterministic next."""
+    score = 0.0 if issues else 1.0
+    return Critique(
+        score=score,
+        verdict="accept" if score >= threshold else "retry",
+        issues=issues,
+        direction=Direction.MORE_DETERMINISTIC if issues else Direction.NONE,
         source=source,
     )

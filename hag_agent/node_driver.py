@@ -89,7 +89,11 @@ def _request(
     if isinstance(call, GenerateCall):
         return backend.agenerate(
             GenerationRequest(
-                call.messages, call.planned.params, context.seed, tagged(config, "generate")
+                call.messages,
+                call.planned.params,
+                context.seed,
+                tagged(config, "generate"),
+                options=context.answer_options,
             )
         )
     if isinstance(call, EmbedCall):

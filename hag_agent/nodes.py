@@ -7,9 +7,10 @@ best-scored attempt the answer.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator, Mapping
+from typing import Any, cast
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, InvalidToolCall, ToolCall
 from langgraph.graph import END
 
 from hag_agent.adjustment import adjust as compute_adjustment
@@ -17,10 +18,17 @@ from hag_agent.backend_choice import resolve_backend
 from hag_agent.backends.base import Decision, Generation, SchemaT, message_text
 from hag_agent.classification import TaskChoice, classify_by_rules
 from hag_agent.context import HAGContext, check_pinned
-from hag_agent.critique import JudgeVerdict, combine, measure_signals
+from hag_agent.critique import (
+    Critique,
+    JudgeVerdict,
+    combine,
+    critique_structured,
+    critique_tool_calls,
+    measure_signals,
+)
 from hag_agent.errors import BackendError, HAGInputError
 from hag_agent.hyperparameters import ParamSource
-from hag_agent.node_driver import CallResult, DecideCall, GenerateCall, Steps
+from hag_agent.node_driver import Call, CallResult, DecideCall, GenerateCall, Steps
 from hag_agent.prompt_templates import render
 from hag_agent.proposing import ProposalRequest, default_reason, proposer_for
 from hag_agent.state import Attempt, HAGState, PlannedParams, TraceEvent
@@ -46,6 +54,22 @@ def last_human_text(messages: list[Any]) -> str:
         if isinstance(message, HumanMessage):
             return message_text(message)
     return ""
+
+
+def bound_tool_names(options: Mapping[str, Any]) -> frozenset[str] | None:
+    """The names of the tools bound to the answer call, or None when they are not known.
+
+    Tools come in OpenAI's format or as plain function schemas; None when none are bound or
+    one's name cannot be read (names then go unchecked).
+    """
+    names: set[str] = set()
+    for tool in options.get("tools") or ():
+        function = tool.get("function", tool) if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str):
+            return None
+        names.add(name)
+    return frozenset(names) if names else None
 
 
 # -- classify --------------------------------------------------------------------------------
@@ -166,11 +190,15 @@ def generate_steps(state: HAGState, context: HAGContext) -> Steps:
                 "completion_tokens": result.completion_tokens,
                 "latency_s": result.latency_s,
                 "mean_logprob": result.mean_logprob,
+                "tool_calls": result.tool_calls,
+                "invalid_tool_calls": result.invalid_tool_calls,
             }
         )
         message = (
             f"attempt {attempt.index}: {len(result.text)} chars, finish {result.finish_reason}"
         )
+        if result.tool_calls or result.invalid_tool_calls:
+            message += f", {len(result.tool_calls) + len(result.invalid_tool_calls)} tool calls"
     return {
         "attempts": [*state.attempts, attempt],
         "pending": None,
@@ -192,6 +220,27 @@ def critique_steps(state: HAGState, context: HAGContext) -> Steps:
         return finish(state, context, state.attempts, f"backend failed on attempt {attempt.index}")
     if not context.critique:
         return finish(state, context, state.attempts, "critique off: first attempt accepted")
+    # A tool call or a structured answer is judged on its form: the signals and the judge read
+    # prose.
+    if attempt.tool_calls or attempt.invalid_tool_calls:
+        verdict = critique_tool_calls(
+            attempt.tool_calls,
+            attempt.invalid_tool_calls,
+            bound_tool_names(context.answer_options),
+            context.accept_threshold,
+        )
+        return conclude(state, context, verdict, {})
+    if (schema := context.answer_options.get("output_schema")) is not None:
+        verdict = critique_structured(attempt.output, schema, context.accept_threshold)
+        return conclude(state, context, verdict, {})
+    critique, data = yield from _critique_text(state, context, attempt)
+    return conclude(state, context, critique, data)
+
+
+def _critique_text(
+    state: HAGState, context: HAGContext, attempt: Attempt
+) -> Generator[Call, CallResult, tuple[Critique, dict[str, Any]]]:
+    """Score a text answer: the signals, then the judge when the run asks for one."""
     task = state.task or TaskKind.CHAT
     score, issues, direction, figures = measure_signals(
         output=attempt.output,
@@ -217,6 +266,14 @@ def critique_steps(state: HAGState, context: HAGContext) -> Steps:
         judge_note=judge_note,
         threshold=context.accept_threshold,
     )
+    return critique, data
+
+
+def conclude(
+    state: HAGState, context: HAGContext, critique: Critique, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Record the last attempt's critique; finish when it is accepted or the retries are spent."""
+    attempt = state.attempts[-1]
     attempts = [*state.attempts[:-1], attempt.model_copy(update={"critique": critique})]
     message = f"attempt {attempt.index}: score {critique.score:.2f}, {critique.verdict}"
     if critique.issues:
@@ -295,6 +352,8 @@ def finish(
     assert chosen is not None, "generate raises when no attempt succeeded"
     answer = AIMessage(
         content=chosen.output,
+        tool_calls=cast(list[ToolCall], chosen.tool_calls),
+        invalid_tool_calls=cast(list[InvalidToolCall], chosen.invalid_tool_calls),
         response_metadata={
             "hag_task": state.task.value if state.task else None,
             "hag_attempt": chosen.index,

@@ -130,10 +130,13 @@ def to_result(state: Mapping[str, Any]) -> HAGResult:
     """Build the result from the graph's output state."""
     attempts: list[Attempt] = list(state.get("attempts") or [])
     best = state.get("best_attempt")
+    chosen = attempts[best] if best is not None and best < len(attempts) else None
     return HAGResult(
         content=state.get("answer", ""),
+        tool_calls=chosen.tool_calls if chosen else [],
+        invalid_tool_calls=chosen.invalid_tool_calls if chosen else [],
         task=state.get("task"),
-        params=attempts[best].params if best is not None and best < len(attempts) else None,
+        params=chosen.params if chosen else None,
         attempts=attempts,
         best_attempt=best,
         stop_reason=state.get("stop_reason", ""),
@@ -171,6 +174,26 @@ def _summarize(node: str, update: Mapping[str, Any] | None) -> dict[str, Any]:
     return event
 
 
+def collect_settings(data: Any, own: set[str]) -> Any:
+    """Constructor keywords, with those that are not ``own`` fields moved into ``context``.
+
+    Moved settings go over what ``context`` already holds (a mapping or a `HAGContext`).
+
+    HAGRunnable and the chat model front end take `HAGContext` fields as keywords this way.
+    """
+    if not isinstance(data, dict):
+        return data
+    settings = {k: v for k, v in data.items() if k not in own}
+    if not settings:
+        return data
+    rest = {k: v for k, v in data.items() if k in own}
+    context = data.get("context")
+    if isinstance(context, HAGContext):
+        context = {k: getattr(context, k) for k in context.model_fields_set}
+    rest["context"] = {**(context or {}), **settings}
+    return rest
+
+
 class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     """Hyperparameter Aware Generation as a Runnable.
 
@@ -204,18 +227,7 @@ class HAGRunnable(RunnableSerializable[HAGInput, HAGResult]):
     @classmethod
     def _collect_settings(cls, data: Any) -> Any:
         """Move `HAGContext` keywords into ``context``."""
-        if not isinstance(data, dict):
-            return data
-        own = set(cls.model_fields)
-        settings = {k: v for k, v in data.items() if k not in own}
-        if not settings:
-            return data
-        rest = {k: v for k, v in data.items() if k in own}
-        context = data.get("context")
-        if isinstance(context, HAGContext):
-            context = {k: getattr(context, k) for k in context.model_fields_set}
-        rest["context"] = {**(context or {}), **settings}
-        return rest
+        return collect_settings(data, set(cls.model_fields))
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Pydantic's repr arguments, with secret backend options (an API key) masked."""

@@ -62,6 +62,10 @@ class Attempt(BaseModel):
     """Mean token logprob, where the backend gives logprobs."""
     error: str | None = None
     """The backend error that ended this attempt, if any."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The tool calls this attempt answered with (tools bound to the answer call)."""
+    invalid_tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """Tool calls it wrote that could not be parsed."""
     critique: Critique | None = None
     """The verdict, unless critique is off or the attempt failed."""
 

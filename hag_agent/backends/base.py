@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar, fina
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hag_agent.errors import ConfigurationError, EmbeddingsUnsupportedError, first_error
 from hag_agent.hyperparameters import HyperParams
@@ -101,6 +101,10 @@ class Generation(BaseModel):
     """Wall time of the call."""
     mean_logprob: float | None = None
     """Mean token logprob, when reported."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """Tool calls the answer makes (LangChain's ``ToolCall`` dicts), when tools were bound."""
+    invalid_tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """Tool calls the model wrote but that could not be parsed (``InvalidToolCall`` dicts)."""
 
 
 class Decision(BaseModel):
@@ -143,6 +147,9 @@ class GenerationRequest:
     """The sampling seed (the caller's, never proposed)."""
     config: RunnableConfig | None = None
     """The call's LangChain config (tags, callbacks, the turn's request id)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Further arguments of the answer call that are the caller's, not HAG's choice (e.g. stop
+    sequences a chat model's caller gave); the sampling values always come from ``params``."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ directly, an async caller's to ``ainvoke``; everything else is written once.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.utils.function_calling import convert_to_json_schema
 from pydantic import BaseModel
 
 from hag_agent.backends.base import (
@@ -83,6 +84,56 @@ class ChatModelBackend(Backend):
         """Call arguments derived from the call's config (none by default)."""
         return {}
 
+    def answer_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        """The answer call's arguments: the caller's options, tools bound, then our params.
+
+        An ``output_schema`` option (a pydantic model, a TypedDict or a JSON schema) constrains
+        the answer as far as the backend can (`constrain_answer`).
+        """
+        options = dict(request.options)
+        tools = options.pop("tools", None)
+        tool_choice = options.pop("tool_choice", None)
+        schema = options.pop("output_schema", None)
+        if tools:
+            options.update(self.tool_kwargs(tools, tool_choice))
+        kwargs = {**options, **self.call_kwargs(request.params, request.seed)}
+        if schema is not None:
+            kwargs = self.constrain_answer(kwargs, convert_to_json_schema(schema))
+        return kwargs
+
+    def constrain_answer(
+        self, kwargs: dict[str, Any], json_schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The answer call's arguments constrained to a JSON schema (unchanged by default).
+
+        Without a structured-output mode the prompt alone asks for the format; the critique
+        validates each answer and sends an invalid one back for another attempt.
+        """
+        return kwargs
+
+    def tool_kwargs(self, tools: Sequence[Any], tool_choice: Any) -> dict[str, Any]:
+        """The call arguments that bind ``tools``, in the chat model's own format.
+
+        The model's ``bind_tools`` formats them; its binding's arguments are taken, so the call
+        still goes through this backend (its retry policy, its model per event loop).
+
+        Raises:
+            ConfigurationError: When the chat model cannot bind tools.
+        """
+        choice = {"tool_choice": tool_choice} if tool_choice is not None else {}
+        try:
+            bound = self.chat_model.bind_tools(tools, **choice)
+        except NotImplementedError:
+            raise ConfigurationError(
+                f"{type(self.chat_model).__name__} cannot call tools (no bind_tools)"
+            ) from None
+        kwargs = getattr(bound, "kwargs", None)
+        if not isinstance(kwargs, Mapping):
+            raise ConfigurationError(
+                f"{type(self.chat_model).__name__}.bind_tools gave no call arguments to send"
+            )
+        return dict(kwargs)
+
     # -- the one place every model call goes through ----------------------------------------
 
     def async_model(self, model: BaseChatModel) -> BaseChatModel:
@@ -142,7 +193,7 @@ class ChatModelBackend(Backend):
             BackendError: When the call fails.
         """
         start = time.perf_counter()
-        kwargs = self.call_kwargs(request.params, request.seed)
+        kwargs = self.answer_kwargs(request)
         message = await self.invoke_model(
             self.chat_model, list(request.messages), request.config, kwargs
         )
@@ -183,6 +234,8 @@ def _to_generation(message: BaseMessage, latency_s: float) -> Generation:
         metadata.get("finish_reason") or metadata.get("stop_reason") or metadata.get("done_reason")
     )
     usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    calls = message.tool_calls if isinstance(message, AIMessage) else []
+    unreadable = message.invalid_tool_calls if isinstance(message, AIMessage) else []
     return Generation(
         text=message_text(message),
         finish_reason=str(finish) if finish is not None else None,
@@ -190,6 +243,8 @@ def _to_generation(message: BaseMessage, latency_s: float) -> Generation:
         completion_tokens=usage["output_tokens"] if usage else None,
         latency_s=latency_s,
         mean_logprob=_mean_logprob(metadata.get("logprobs")),
+        tool_calls=[dict(call) for call in calls],
+        invalid_tool_calls=[dict(call) for call in unreadable],
     )
 
 

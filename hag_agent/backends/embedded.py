@@ -160,6 +160,12 @@ class EmbeddedBackend(ChatModelBackend):
         """
         return {"response_format": {"type": "json_object", "schema": schema.model_json_schema()}}
 
+    def constrain_answer(
+        self, kwargs: dict[str, Any], json_schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        """llama.cpp's JSON mode with the schema: a grammar only schema-shaped JSON passes."""
+        return {**kwargs, "response_format": {"type": "json_object", "schema": json_schema}}
+
     def call_extras(self, config: RunnableConfig | None) -> dict[str, Any]:
         """Calls of one HAG turn share the prompt cache; a call of another turn starts clean."""
         return {"cache_scope": request_of(config)}

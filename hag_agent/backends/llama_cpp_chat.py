@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,22 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCallChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from hag_agent.backends.llama_cpp_skeleton import NumberKind, NumberTokens, SkeletonDecoder
+from hag_agent.backends.llama_cpp_tools import (
+    reply_message,
+    reply_schema,
+    tool_history_text,
+    with_tools_described,
+)
 from hag_agent.errors import ConfigurationError, HAGInputError
 
 if TYPE_CHECKING:
@@ -236,8 +247,29 @@ def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
         if message.type == "system":
             continue
         role = "assistant" if message.type == "ai" else "user"
-        out.append({"role": role, "content": message.text})
+        history = tool_history_text(message)
+        out.append({"role": role, "content": message.text if history is None else history})
     return out
+
+
+def _whole_chunk(reply: AIMessage) -> ChatGenerationChunk:
+    """A whole reply as one stream chunk, its tool calls (valid or not) as call chunks."""
+    calls: list[ToolCallChunk] = [
+        ToolCallChunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+        for i, c in enumerate(reply.tool_calls)
+    ]
+    calls += [
+        ToolCallChunk(name=c["name"], args=c["args"], id=c["id"], index=len(calls) + i)
+        for i, c in enumerate(reply.invalid_tool_calls)
+    ]
+    message = AIMessageChunk(
+        content=reply.content,
+        tool_call_chunks=calls,
+        usage_metadata=reply.usage_metadata,
+        response_metadata=reply.response_metadata,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=message)
 
 
 class ChatLlamaCppEmbedded(BaseChatModel):
@@ -349,6 +381,39 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         with self._context_overflow():
             return engine.llama.create_chat_completion(**request, stream=stream)
 
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: each reply is held by a JSON grammar to a call of one of them.
+
+        Where ``tool_choice`` lets the model choose, an answer in text is allowed too
+        (`hag_agent.backends.llama_cpp_tools`).
+        """
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _tool_reply(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AIMessage | None:
+        """The reply as a tool call or an answer when tools are bound; None when none are."""
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", None)
+        if not tools or tool_choice == "none":
+            return None
+        schema = reply_schema(tools, tool_choice)
+        described = with_tools_described(messages, tools, tool_choice)
+        kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        result = self._generate(described, stop, None, **kwargs)
+        raw = result.generations[0].message
+        reply = reply_message(raw.text, raw.response_metadata)
+        reply.usage_metadata = raw.usage_metadata if isinstance(raw, AIMessage) else None
+        return reply
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -356,6 +421,8 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if (reply := self._tool_reply(messages, stop, kwargs)) is not None:
+            return ChatResult(generations=[ChatGeneration(message=reply)])
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
         with engine.lock:
@@ -384,6 +451,9 @@ class ChatLlamaCppEmbedded(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        if (reply := self._tool_reply(messages, stop, kwargs)) is not None:
+            yield _whole_chunk(reply)  # a call is only of use whole
+            return
         engine = self.engine()
         request = self._request(messages, stop, kwargs)
         generated = 0

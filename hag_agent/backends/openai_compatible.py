@@ -232,6 +232,14 @@ class OpenAICompatibleBackend(ChatModelBackend):
             return {"structured_outputs": {"regex": object_regex(numeric_fields(schema))}}
         return self.profile.response_format(schema)
 
+    def constrain_answer(
+        self, kwargs: dict[str, Any], json_schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The server's structured-output format, in ``extra_body`` as for decisions."""
+        name = str(json_schema.get("title") or "answer")
+        body = self.profile.json_response_format(json_schema, name)
+        return {**kwargs, "extra_body": {**kwargs.get("extra_body", {}), **body}}
+
     # -- what to do when the wire fails ----------------------------------------------------
 
     def _wait(self, state: RetryCallState) -> float:

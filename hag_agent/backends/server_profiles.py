@@ -50,11 +50,15 @@ class ServerProfile:
         """The body's ``response_format`` for a decision of ``schema`` (empty: the prompt only)."""
         # No keys beyond the schema's: a tighter grammar leaves a small model less to wander in.
         json_schema = {**schema.model_json_schema(), "additionalProperties": False}
+        return self.json_response_format(json_schema, schema.__name__)
+
+    def json_response_format(self, json_schema: dict[str, Any], name: str) -> dict[str, Any]:
+        """The body's ``response_format`` for a JSON schema (empty: the prompt only)."""
         how = self.capabilities.structured_output
         if how == "json_object":
             return {"response_format": {"type": "json_object", "schema": json_schema}}
         if how == "json_schema":
-            named = {"name": schema.__name__, "schema": json_schema}
+            named = {"name": name, "schema": json_schema}
             return {"response_format": {"type": "json_schema", "json_schema": named}}
         return {}
 

@@ -13,22 +13,21 @@ so a stream writes it to the socket in one send.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessageChunk, AnyMessage
 from langchain_core.runnables import RunnableConfig
 
 from hag_agent.context import HAGContext
+from hag_agent.own_task import batches_in_own_task
 from hag_agent.runnable import HAGRunnable
 from hag_agent.serve.usage import DecisionUsage
 
 StreamMode = Literal["live", "chosen"]
-T = TypeVar("T")
 
 
 @dataclass
@@ -101,47 +100,6 @@ class _Sorter:
         return pieces if "".join(pieces) == answer else [answer] if answer else []
 
 
-_END = object()
-
-
-async def _own_task(stream: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
-    """``stream`` in batches of whatever is ready at once, iterated in a task of its own.
-
-    The task is cancelled when this generator is closed. Why a task: a server cancels a gone
-    client's response through its own cancel scope, and the graph's stream, cancelled that
-    way, can leave its running node (a generation) behind. A plain task cancelled outright
-    takes its node tasks with it.
-    """
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for item in stream:
-                queue.put_nowait(item)
-        except Exception as exc:  # handed to the consumer, which raises it
-            queue.put_nowait(exc)
-        queue.put_nowait(_END)
-
-    task = asyncio.create_task(pump(), name="hag-turn")
-    try:
-        while True:
-            ready = [await queue.get()]
-            while not queue.empty():
-                ready.append(queue.get_nowait())
-            batch: list[T] = []
-            for item in ready:
-                if item is _END or isinstance(item, Exception):
-                    if batch:
-                        yield batch
-                    if isinstance(item, Exception):
-                        raise item
-                    return
-                batch.append(item)
-            yield batch
-    finally:
-        task.cancel()
-
-
 @dataclass(frozen=True)
 class Progress:
     """The run is alive: a node finished, or a token was generated and held back.
@@ -193,7 +151,7 @@ async def run_turn(
     sent: list[str] = []
     run_config: RunnableConfig = {**(config or {}), "callbacks": [usage]}
     stream = runnable.astream({"messages": messages, **settings}, run_config)
-    batches = _own_task(stream)
+    batches = batches_in_own_task(stream, name="hag-turn")
     async with contextlib.aclosing(batches):  # closing it early cancels the run
         async for chunks in batches:
             batch = [part for chunk in chunks for part in _parts(chunk, sorter, mode)]

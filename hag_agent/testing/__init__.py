@@ -3,6 +3,8 @@
 `ScriptedChatModel` answers without a model or network (unit tests, the overhead benchmark).
 Replies are scripted per call purpose (``classify``, ``propose``, ``generate``, ``judge``), read
 from the call's ``hag:`` tag or, where langchain-core passes no tags, from the prompt template.
+A reply may call tools (`Reply.tool_calls`); `ScriptedChatModel.bind_tools` binds them in
+OpenAI's format, as the ``tools`` argument each call records.
 A list is consumed in order and its last item repeats; a callable gets the messages and call
 arguments. Every call is recorded. `ScriptedEmbeddingBackend` adds scripted embeddings.
 
@@ -13,16 +15,20 @@ A front end: it may import any layer of hag_agent.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from hag_agent.backends.base import Capabilities, Embedding
@@ -41,6 +47,8 @@ class Reply:
     logprobs: list[float] | None = None
     error: Exception | None = None
     """Raised instead of answering, to script backend failures."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls answered (``{"name", "args", "id"}``), for a call that has tools bound."""
 
 
 @dataclass
@@ -115,6 +123,18 @@ class ScriptedChatModel(BaseChatModel):
             raise reply.error
         return reply
 
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools in OpenAI's format (recorded with each call as ``tools``)."""
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
     def _metadata(self, reply: Reply) -> dict[str, Any]:
         metadata: dict[str, Any] = {"finish_reason": reply.finish_reason}
         if reply.logprobs is not None:
@@ -132,6 +152,7 @@ class ScriptedChatModel(BaseChatModel):
         words = len(reply.text.split())
         message = AIMessage(
             content=reply.text,
+            tool_calls=[_tool_call(call, i) for i, call in enumerate(reply.tool_calls)],
             response_metadata=self._metadata(reply),
             usage_metadata={"input_tokens": 10, "output_tokens": words, "total_tokens": 10 + words},
         )
@@ -156,6 +177,15 @@ class ScriptedChatModel(BaseChatModel):
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
+                tool_call_chunks=[
+                    {
+                        "name": call["name"],
+                        "args": json.dumps(call.get("args", {})),
+                        "id": _tool_call(call, i)["id"],
+                        "index": i,
+                    }
+                    for i, call in enumerate(reply.tool_calls)
+                ],
                 response_metadata=self._metadata(reply),
                 usage_metadata={
                     "input_tokens": 10,
@@ -165,6 +195,13 @@ class ScriptedChatModel(BaseChatModel):
                 chunk_position="last",
             )
         )
+
+
+def _tool_call(call: dict[str, Any], index: int) -> ToolCall:
+    """A scripted tool call with its id (``call_<index>`` unless scripted)."""
+    return ToolCall(
+        name=call["name"], args=call.get("args", {}), id=call.get("id", f"call_{index}")
+    )
 
 
 class ScriptedEmbeddingBackend(ChatModelBackend):
