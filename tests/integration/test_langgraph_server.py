@@ -30,7 +30,7 @@ OFFLINE = {
 def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     cli = Path(sys.executable).with_name("langgraph")
     if not cli.exists():
-        pytest.skip(skip_reason("scale", ["langgraph-cli[inmem]"]))
+        pytest.skip(skip_reason("langgraph-server", ["langgraph-cli[inmem]"]))
     port = free_port()
     # Run where langgraph.json is: the graph's path in it is relative to the working directory.
     command = [str(cli), "dev", "--config", "langgraph.json", "--no-browser"]
