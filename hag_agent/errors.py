@@ -20,6 +20,13 @@ class HAGInputError(HAGError, ValueError):
     """The input is unusable: empty prompt, wrong type, missing field."""
 
 
+class SessionStoreError(HAGError):
+    """The sessions database refused a write (a full disk, most often); it keeps what it had.
+
+    Not the caller's input: the server answers it with 503, the CLI with exit code 2.
+    """
+
+
 class SessionBusyError(HAGInputError):
     """Another turn of the same session is running (in this process or another)."""
 

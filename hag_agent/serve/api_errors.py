@@ -17,6 +17,7 @@ from hag_agent.errors import (
     ConfigurationError,
     HAGError,
     InvalidSettingsError,
+    SessionStoreError,
 )
 
 _TYPES = {
@@ -90,6 +91,8 @@ def from_hag_error(exc: HAGError, *, settings_prefix: str = "hag.") -> APIError:
         return bad_request(str(exc), param=f"{settings_prefix}{exc.field}")
     if isinstance(exc, ConfigurationError):
         return bad_request(f"this server cannot run that: {exc}", code="unsupported_setting")
+    if isinstance(exc, SessionStoreError):
+        return APIError(503, f"sessions are unavailable: {exc}", code="sessions_unavailable")
     return bad_request(str(exc), param="messages", code="invalid_input")
 
 

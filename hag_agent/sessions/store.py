@@ -20,7 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
-from hag_agent.errors import HAGInputError
+from hag_agent.errors import SessionStoreError
 from hag_agent.graph import CompiledHAGGraph
 from hag_agent.sessions.databases import TABLE, SessionDatabase, open_database
 from hag_agent.sessions.location import (
@@ -119,13 +119,13 @@ class SessionStore:
         """What the database raises for a refused write (a checkpoint's included)."""
         return self.database.errors
 
-    def write_failed(self, exc: Exception) -> HAGInputError:
+    def write_failed(self, exc: Exception) -> SessionStoreError:
         """The error for a write the database refused, a full disk most often.
 
         The database rolls the refused transaction back, so it keeps what it had.
         """
         where = self.database.location.describe()
-        return HAGInputError(
+        return SessionStoreError(
             f"cannot write the sessions database {where}: {exc} (is the disk full?)"
         )
 

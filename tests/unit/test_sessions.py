@@ -86,3 +86,28 @@ def test_chat_takes_sessions_or_data_dir_not_both(tmp_path: Path) -> None:
         chat, ["--sessions", str(tmp_path / "a"), "--data-dir", str(tmp_path / "b")], input=""
     )
     assert done.exit_code == 2 and "not both" in done.output
+
+
+def test_a_refused_write_is_a_store_error_the_server_answers_with_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from hag_agent.errors import HAGInputError, SessionStoreError
+    from hag_agent.serve.api_errors import from_hag_error
+    from hag_agent.sessions import SessionStore
+
+    store = SessionStore(tmp_path)
+    try:
+
+        def refuse(*_: object) -> list[tuple[object, ...]]:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store.database, "query", refuse)
+        with pytest.raises(SessionStoreError, match="is the disk full") as caught:
+            store.save("s", turns=1)
+    finally:
+        store.close()
+    assert not isinstance(caught.value, HAGInputError)  # not the caller's input
+    error = from_hag_error(caught.value)
+    assert error.status == 503 and error.code == "sessions_unavailable"
