@@ -87,13 +87,11 @@ class ListCategory(BaseModel):
     """Accepted items, lowercase; spellings of one item joined by ``|`` ("usa|united states")."""
 
 
-_CATEGORIES = TypeAdapter(dict[str, ListCategory])
-
-
 @functools.cache
 def load_list_categories() -> dict[str, ListCategory]:
     """The hand-written categories shipped as ``hag_agent/data/list_categories.json``."""
-    return _CATEGORIES.validate_json(data_text("list_categories.json"))
+    # The adapter is built here, once (the result is cached), not when the module is imported.
+    return TypeAdapter(dict[str, ListCategory]).validate_json(data_text("list_categories.json"))
 
 
 def distinct_list(n: int, seed: int = 0) -> list[SuiteCase]:
