@@ -36,6 +36,14 @@ class CallBudget:
     """A streamed answer delivered an event (so a failure after it must not be retried)."""
 
 
+class DeadlineReached(httpx.ReadTimeout):
+    """The call's deadline, shared by all its tries, ended during a response.
+
+    Not the response's own fault: the tries before it used the time, so the error worth
+    reporting is usually theirs.
+    """
+
+
 _BUDGET: ContextVar[CallBudget | None] = ContextVar("hag_call_budget", default=None)
 
 
@@ -58,6 +66,7 @@ class _Watch:
         self.budget = _BUDGET.get()
         self.limit = limit
         self.ends = time.monotonic() + limit
+        self.by_deadline = self.budget is not None and self.budget.ends < self.ends
         if self.budget is not None:
             self.ends = min(self.ends, self.budget.ends)
         content_type = response.headers.get("content-type", "")
@@ -66,6 +75,10 @@ class _Watch:
 
     def see(self, chunk: bytes) -> None:
         if time.monotonic() > self.ends:
+            if self.by_deadline:
+                raise DeadlineReached(
+                    "the call's deadline ran out during this try", request=self.request
+                )
             raise httpx.ReadTimeout(
                 f"the response was not complete within its time ({self.limit:g} s at most)",
                 request=self.request,

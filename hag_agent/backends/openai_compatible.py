@@ -47,6 +47,7 @@ from hag_agent.backends.base import (
 )
 from hag_agent.backends.bounded_transport import (
     CallBudget,
+    DeadlineReached,
     bounded_async_client,
     bounded_client,
     call_budget,
@@ -261,6 +262,8 @@ class OpenAICompatibleBackend(ChatModelBackend):
 
     def _policy(self, budget: CallBudget) -> dict[str, Any]:
         def worth_retrying(exc: BaseException) -> bool:
+            if isinstance(_transport_error(exc), DeadlineReached):
+                return False  # no time is left for another try
             return is_transient(exc) and not budget.stream_started
 
         return {
@@ -281,13 +284,26 @@ class OpenAICompatibleBackend(ChatModelBackend):
         answer that broke after it started is not retried (its tokens were handed on).
         """
         tries = 0
+        fault: Exception | None = None  # the last error that was a try's own, not the deadline's
         with call_budget(self.options.deadline) as budget:
             try:
                 async for attempt in AsyncRetrying(sleep=pause, **self._policy(budget)):
                     with attempt:
                         tries += 1
-                        return await call()
+                        try:
+                            return await call()
+                        except Exception as exc:
+                            if not isinstance(_transport_error(exc), DeadlineReached):
+                                fault = exc
+                            raise
             except Exception as exc:
+                if fault is not None and fault is not exc:
+                    # the last try only ran out of the time the earlier ones used: theirs is
+                    # the cause worth naming
+                    note = (
+                        f", the last cut short by the call's deadline ({self.options.deadline:g} s)"
+                    )
+                    raise self.to_backend_error(fault, tries=tries, note=note) from exc
                 started = budget.stream_started and is_transient(exc)
                 note = ", in a streamed answer already under way (not retried)" if started else ""
                 raise self.to_backend_error(exc, tries=tries, note=note) from exc

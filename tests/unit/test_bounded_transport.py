@@ -8,8 +8,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hag_agent.backends.bounded_transport import _SyncBody, _Watch, call_budget
-from hag_agent.backends.openai_compatible import _own_words, is_transient
+from hag_agent.backends.bounded_transport import DeadlineReached, _SyncBody, _Watch, call_budget
+from hag_agent.backends.openai_compatible import (
+    EndpointOptions,
+    OpenAICompatibleBackend,
+    _own_words,
+    is_transient,
+)
+from hag_agent.errors import BackendTimeoutError, BackendUnavailableError
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
 
@@ -33,8 +39,9 @@ class _Chunks(httpx.SyncByteStream):
 def test_a_response_past_its_time_is_a_read_timeout() -> None:
     response = httpx.Response(200, headers={"content-type": "application/json"})
     slow = _SyncBody(_Chunks([b"{", b'"a"', b":1}"], pause=0.06), _Watch(REQUEST, response, 0.1))
-    with pytest.raises(httpx.ReadTimeout, match="not complete within its time"):
+    with pytest.raises(httpx.ReadTimeout, match="not complete within its time") as raised:
         list(slow)
+    assert not isinstance(raised.value, DeadlineReached)
 
 
 def test_the_call_budget_bounds_a_response_below_its_own_limit() -> None:
@@ -42,7 +49,7 @@ def test_the_call_budget_bounds_a_response_below_its_own_limit() -> None:
     with call_budget(0.05):
         watch = _Watch(REQUEST, response, 60.0)
     time.sleep(0.06)
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(DeadlineReached, match="call's deadline ran out"):
         list(_SyncBody(_Chunks([b"{}"]), watch))
 
 
@@ -76,3 +83,36 @@ def test_transport_errors_are_transient_and_name_what_is_under_them() -> None:
     )
     assert _own_words(httpx.ReadTimeout("")) == "ReadTimeout"
     assert _own_words(httpx.RemoteProtocolError("cut")) == "cut"
+
+
+def endpoint(deadline: float) -> OpenAICompatibleBackend:
+    options = EndpointOptions(base_url="http://127.0.0.1:9/v1", model="m", deadline=deadline)
+    return OpenAICompatibleBackend(options)
+
+
+async def test_a_last_try_cut_by_the_deadline_reports_the_fault_before_it() -> None:
+    # on a slow machine the waits between tries can leave the last try almost no time: the
+    # cause to report is the broken connection the tries met, not the deadline
+    tries: list[int] = []
+
+    async def breaks_then_runs_out() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+        raise DeadlineReached("the call's deadline ran out during this try")
+
+    with pytest.raises(BackendUnavailableError) as raised:
+        await endpoint(30.0).retrying(breaks_then_runs_out)
+    message = str(raised.value)
+    assert "connection broke after 2 tries, the last cut short by the call's deadline (30 s)" in (
+        message
+    )
+    assert message.endswith("without sending complete body")
+
+
+async def test_a_deadline_with_no_fault_before_it_is_a_timeout() -> None:
+    async def runs_out() -> str:
+        raise DeadlineReached("the call's deadline ran out during this try")
+
+    with pytest.raises(BackendTimeoutError, match="timed out after 1 try: the call's deadline"):
+        await endpoint(0.01).retrying(runs_out)
