@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hag_agent.errors import InvalidSettingsError
+from hag_agent.errors import InvalidSettingsError, invalid_setting
 from hag_agent.hyperparameters import DecodingBounds, HyperParams
 from hag_agent.proposer_registry import ProposerName
 from hag_agent.redaction import masked_options
@@ -176,9 +176,7 @@ def resolve_context(
             merged[key] = {**previous[key], **layer[key]}
     unknown = sorted(set(merged) - set(HAGContext.model_fields))
     if unknown:
-        raise InvalidSettingsError(
-            unknown[0], merged[unknown[0]], "a HAGContext field", "unknown setting"
-        )
+        raise InvalidSettingsError(unknown[0], merged[unknown[0]], "", "not a run setting")
     try:
         resolved = HAGContext(**merged)
     except ValidationError as exc:
@@ -198,13 +196,11 @@ def check_pinned(context: HAGContext) -> None:
 def _settings_error(
     exc: ValidationError, *, from_environment: bool = False
 ) -> InvalidSettingsError:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-    if from_environment:
-        field = f"{_ENV_PREFIX}{field.upper()}"
-    bound = first.get("ctx", {})
-    bound_text = ", ".join(f"{k} {v}" for k, v in bound.items()) if bound else "a valid value"
-    return InvalidSettingsError(field, first.get("input"), bound_text, first.get("msg", ""))
+    error = invalid_setting(exc)
+    if not from_environment:
+        return error
+    field = f"{_ENV_PREFIX}{error.field.upper()}"
+    return InvalidSettingsError(field, error.value, error.bound, error.detail)
 
 
 __all__ = ["HAGContext", "check_pinned", "resolve_context"]

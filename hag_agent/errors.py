@@ -46,7 +46,8 @@ class InvalidSettingsError(HAGError, ValueError):
     Attributes:
         field: The setting or hyperparameter name.
         value: The rejected value.
-        bound: The bound it violated, in words (e.g. ``"[0.0, 2.0]"``).
+        bound: The bound it violated, in words (e.g. ``"[0.0, 2.0]"``); empty when the value
+            is invalid for another reason, which ``detail`` gives.
     """
 
     def __init__(self, field: str, value: object, bound: str, detail: str = "") -> None:
@@ -54,9 +55,12 @@ class InvalidSettingsError(HAGError, ValueError):
         self.value = value
         self.bound = bound
         self.detail = detail
-        message = f"{field}={value!r} is outside its bound {bound}"
-        if detail:
-            message = f"{message}: {detail}"
+        if bound:
+            message = f"{field}={value!r} is outside its bound {bound}"
+            if detail:
+                message = f"{message}: {detail}"
+        else:  # not a bound but a shape (a missing field, a wrong type): the detail says which
+            message = f"{field}={value!r}: {detail}" if value is not None else f"{field}: {detail}"
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -115,6 +119,23 @@ class EmbeddingsUnsupportedError(BackendError):
 
 class WorkerLostError(HAGError):
     """A cluster's worker died while running a job, and the cluster's own retries ran out."""
+
+
+def invalid_setting(
+    exc: ValidationError, prefix: str = "", default: str = "settings", owner: str = ""
+) -> InvalidSettingsError:
+    """The first validation error as an `InvalidSettingsError`, its field ``prefix`` + path.
+
+    A broken limit (``le``, ``ge`` ...) is the bound; a missing field is named as required (by
+    ``owner``), without the enclosing object pydantic gives as its input.
+    """
+    first = exc.errors()[0]
+    where, message = first_error(exc, default)
+    if first["type"] == "missing":
+        return InvalidSettingsError(prefix + where, None, "", f"required {owner}".rstrip())
+    limits = first.get("ctx") or {}
+    bound = ", ".join(f"{k} {v}" for k, v in limits.items() if k != "error")
+    return InvalidSettingsError(prefix + where, first.get("input"), bound, message)
 
 
 def first_error(exc: ValidationError, default: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hag_agent.backend_choice import resolve_backend
-from hag_agent.errors import InvalidSettingsError, first_error
+from hag_agent.errors import invalid_setting
 from hag_agent.hyperparameters import HYPERPARAM_KEYS, ClampRecord, DecodingBounds, ParamSource
 from hag_agent.node_driver import Call, CallResult
 from hag_agent.proposer_registry import (
@@ -213,13 +213,8 @@ def validated_settings(cls: type[Proposer], values: Mapping[str, Any]) -> BaseMo
     try:
         return cls.settings_type.model_validate(dict(values))
     except ValidationError as exc:
-        where, message = first_error(exc, "settings")
-        raise InvalidSettingsError(
-            f"proposer_options.{cls.name}.{where}",
-            exc.errors()[0].get("input"),
-            f"a valid setting of proposer {cls.name!r}",
-            message,
-        ) from None
+        owner = f"by proposer {cls.name!r}"
+        raise invalid_setting(exc, f"proposer_options.{cls.name}.", owner=owner) from None
 
 
 # -- the registry ----------------------------------------------------------------------------

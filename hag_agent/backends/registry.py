@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hag_agent.backends.base import Backend
-from hag_agent.errors import InvalidSettingsError
+from hag_agent.errors import invalid_setting
 from hag_agent.plugins import PluginRegistry
 
 BackendFactory = Callable[[Mapping[str, Any]], Backend]
@@ -58,8 +58,4 @@ def create_backend(name: str, options: Mapping[str, Any]) -> Backend:
     try:
         return factory(options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "backend_options"
-        raise InvalidSettingsError(
-            f"backend_options.{field}", first.get("input"), "a valid value", first.get("msg", "")
-        ) from None
+        raise invalid_setting(exc, "backend_options.", owner=f"by backend {name!r}") from None

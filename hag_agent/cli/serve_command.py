@@ -118,14 +118,13 @@ def serve(
 def _settings(**values: Any) -> Any:
     from pydantic import ValidationError
 
-    from hag_agent.errors import InvalidSettingsError, first_error
+    from hag_agent.errors import invalid_setting
     from hag_agent.serve.settings import ServerSettings
 
     try:
         return ServerSettings(**values)
     except ValidationError as exc:
-        where, message = first_error(exc, "settings")
-        raise InvalidSettingsError(where, values.get(where), "a valid value", message) from None
+        raise invalid_setting(exc) from None
 
 
 def _run(settings: Any, log_level: str) -> None:

@@ -104,12 +104,17 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
 
 
 def test_options_are_checked_by_the_proposers_settings_type() -> None:
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.oracle\.search_file"):
+    with pytest.raises(InvalidSettingsError) as missing:
         proposer_for(resolve_context({"proposer": "oracle"}))
-    with pytest.raises(InvalidSettingsError, match=r"proposer_options\.prior\.colour"):
+    # a missing option is not "outside a bound", and its value is not the enclosing object
+    assert (
+        str(missing.value) == "proposer_options.oracle.search_file: required by proposer 'oracle'"
+    )
+    with pytest.raises(InvalidSettingsError) as extra:
         proposer_for(
             resolve_context({"proposer": "prior", "proposer_options": {"prior": {"colour": "b"}}})
         )
+    assert str(extra.value) == "proposer_options.prior.colour='b': Extra inputs are not permitted"
     with pytest.raises(InvalidSettingsError, match=r"proposer_options\.learned\.colour"):
         run(proposer="learned", proposer_options={"learned": {"colour": "blue"}})
 
