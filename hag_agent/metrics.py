@@ -18,6 +18,7 @@ sacrebleu is imported only by `chrf` and `self_bleu` (the ``eval`` extra).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -182,7 +183,7 @@ def distinct_items(output: str, accepted: Sequence[str], count: int) -> float:
     cost their share. Items are matched as in `one_of_match` (case, punctuation, a leading
     article and a regular plural forgiven).
     """
-    groups = [accepted_forms(entry.split("|")) for entry in accepted]
+    groups = _item_forms(tuple(accepted))
     items = list_items(output)
     named: set[int] = set()
     for item in items:
@@ -191,6 +192,12 @@ def distinct_items(output: str, accepted: Sequence[str], count: int) -> float:
         if match is not None:
             named.add(match)
     return min(len(named), count) / max(count, len(items))
+
+
+@functools.lru_cache(maxsize=256)
+def _item_forms(accepted: tuple[str, ...]) -> tuple[frozenset[tuple[str, ...]], ...]:
+    # A case's accepted forms, built once for all its samples (a grid scores K of each).
+    return tuple(frozenset(accepted_forms(entry.split("|"))) for entry in accepted)
 
 
 def loop_free_length(output: str, count: int) -> float:
