@@ -141,9 +141,10 @@ def main() -> None:
     threads: dict[str, int] = {"n_threads": args.threads}
     if args.batch_threads:
         threads["n_threads_batch"] = args.batch_threads
-    backend = EmbeddedBackend(EmbeddedOptions(**threads))
+    backend = EmbeddedBackend(EmbeddedOptions.model_validate(threads))
     load_s = backend.load()
-    tuned = EmbeddedBackend(EmbeddedOptions(**threads, proposer_lora_path="builtin"))
+    tuned_options = {**threads, "proposer_lora_path": "builtin"}
+    tuned = EmbeddedBackend(EmbeddedOptions.model_validate(tuned_options))
     measured = {name: measure(name, backend, tuned, args.rounds) for name in proposers}
     timings = {name: later for name, (_, later) in measured.items()}
     default_median = default_params_median(backend)
