@@ -260,7 +260,12 @@ class OpenAICompatibleBackend(ChatModelBackend):
         """
         return state.upcoming_sleep >= self._left(state)
 
-    def _policy(self, budget: CallBudget) -> dict[str, Any]:
+    def _policy(self, budget: CallBudget, retried: list[Exception]) -> dict[str, Any]:
+        def remember(state: RetryCallState) -> None:  # called before the wait for a retry
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, Exception):
+                retried.append(error)
+
         def worth_retrying(exc: BaseException) -> bool:
             if isinstance(_transport_error(exc), DeadlineReached):
                 return False  # no time is left for another try
@@ -273,6 +278,7 @@ class OpenAICompatibleBackend(ChatModelBackend):
                 _NoTimeForAnotherTry(self),
             ),
             "wait": self._wait,
+            "before_sleep": remember,
             "retry": retry_if_exception(worth_retrying),
             "reraise": True,
         }
@@ -284,26 +290,20 @@ class OpenAICompatibleBackend(ChatModelBackend):
         answer that broke after it started is not retried (its tokens were handed on).
         """
         tries = 0
-        fault: Exception | None = None  # the last error that was a try's own, not the deadline's
+        retried: list[Exception] = []  # each retried try's error, oldest first
         with call_budget(self.options.deadline) as budget:
             try:
-                async for attempt in AsyncRetrying(sleep=pause, **self._policy(budget)):
+                async for attempt in AsyncRetrying(sleep=pause, **self._policy(budget, retried)):
                     with attempt:
                         tries += 1
-                        try:
-                            return await call()
-                        except Exception as exc:
-                            if not isinstance(_transport_error(exc), DeadlineReached):
-                                fault = exc
-                            raise
+                        return await call()
             except Exception as exc:
-                if fault is not None and fault is not exc:
-                    # the last try only ran out of the time the earlier ones used: theirs is
-                    # the cause worth naming
-                    note = (
-                        f", the last cut short by the call's deadline ({self.options.deadline:g} s)"
-                    )
-                    raise self.to_backend_error(fault, tries=tries, note=note) from exc
+                if isinstance(_transport_error(exc), DeadlineReached) and retried:
+                    # the last try only ran out of the time the earlier ones used: their fault
+                    # is the cause worth naming
+                    deadline = f"{self.options.deadline:g} s"
+                    note = f", the last cut short by the call's deadline ({deadline})"
+                    raise self.to_backend_error(retried[-1], tries=tries, note=note) from exc
                 started = budget.stream_started and is_transient(exc)
                 note = ", in a streamed answer already under way (not retried)" if started else ""
                 raise self.to_backend_error(exc, tries=tries, note=note) from exc
