@@ -43,12 +43,23 @@ class CaseChoice:
     suite: str
     task: str
     best: int
-    oracle: float
-    prior: float
+    """The configuration best on the first half."""
+    prior_config: int
+    """The task prior's configuration."""
     chosen: dict[int, float]
     """Each configuration's score on the first half of the samples."""
     fresh: dict[int, float]
     """Each configuration's score on the second half."""
+
+    @property
+    def oracle(self) -> float:
+        """The chosen configuration's score on the fresh half."""
+        return self.fresh[self.best]
+
+    @property
+    def prior(self) -> float:
+        """The task prior's score on the fresh half."""
+        return self.fresh[self.prior_config]
 
 
 def choose(case: SuiteCase, plan: GridPlan, texts: dict[int, list[str]]) -> CaseChoice | None:
@@ -63,8 +74,7 @@ def choose(case: SuiteCase, plan: GridPlan, texts: dict[int, list[str]]) -> Case
         suite=case.id.split("-", 1)[0],
         task=case.task.value,
         best=best,
-        oracle=score_outputs(case, texts[best][half:]),
-        prior=score_outputs(case, texts[prior][half:]),
+        prior_config=prior,
         chosen=chosen,
         fresh={i: score_outputs(case, t[half:]) for i, t in texts.items()},
     )

@@ -55,12 +55,13 @@ class InvalidSettingsError(HAGError, ValueError):
         self.value = value
         self.bound = bound
         self.detail = detail
+        # Without a bound the value is wrong in shape (a missing field, a wrong type): the
+        # detail says how, and a missing field has no value to show.
+        message = f"{field}={value!r}" if bound or value is not None else field
         if bound:
-            message = f"{field}={value!r} is outside its bound {bound}"
-            if detail:
-                message = f"{message}: {detail}"
-        else:  # not a bound but a shape (a missing field, a wrong type): the detail says which
-            message = f"{field}={value!r}: {detail}" if value is not None else f"{field}: {detail}"
+            message += f" is outside its bound {bound}"
+        if detail:
+            message += f": {detail}"
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
