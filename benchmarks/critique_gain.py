@@ -40,7 +40,7 @@ def main() -> None:
     if any(row.critique for row in off) or not all(row.critique for row in on):
         raise SystemExit("OFF_DIR must hold --no-critique rows and ON_DIR --critique rows")
     rows = labelled(off, on)
-    proposers = sorted({row.proposer for row in off}, key=[r.proposer for r in off].index)
+    proposers = list(dict.fromkeys(row.proposer for row in off))  # in the run's order
     tasks = [OVERALL, *sorted({row.task for row in off})]
     print("| task | proposer | critique on - off [95% interval] | verdict | wins / ties / losses "
           "| attempts per run (on) | time per run, off -> on (s) |")  # fmt: skip

@@ -358,15 +358,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Start the upstream, the server and the bare proxy, run the phases, print the figures."""
     args = parse_args()
-    if args.upstream_port:  # the child process: serve the fake upstream
+    if args.upstream_port or args.proxy_port:  # a child process: the fake upstream or the proxy
         import uvicorn
 
-        uvicorn.run(upstream_app(), port=args.upstream_port, log_level="warning")  # type: ignore[arg-type]
-        return
-    if args.proxy_port:  # the child process: the bare pass-through to --base-url
-        import uvicorn
-
-        uvicorn.run(proxy_app(args.base_url), port=args.proxy_port, log_level="warning")  # type: ignore[arg-type]
+        app = upstream_app() if args.upstream_port else proxy_app(args.base_url)
+        port = args.upstream_port or args.proxy_port
+        uvicorn.run(app, port=port, log_level="warning")  # type: ignore[arg-type]
         return
     tmp = Path(tempfile.mkdtemp(prefix="serve_load_"))
     upstream: ServerProcess | None = None
