@@ -31,6 +31,7 @@ PROPOSERS: PluginRegistry[Any] = PluginRegistry(
         "oracle": "hag_agent.proposers.oracle:OracleProposer",
         "fixed": "hag_agent.proposers.fixed:FixedProposer",
         "min-p": "hag_agent.proposers.min_p:MinPProposer",
+        "fitted-prior": "hag_agent.proposers.fitted_prior:FittedPriorProposer",
     },
 )
 """Every proposer class by name (typed loosely here; `hag_agent.proposing.proposer_class` gives

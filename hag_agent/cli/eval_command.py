@@ -117,12 +117,17 @@ def differences_table(report: EvalReport) -> Table | None:
     default="default,random,prior,self",
     show_default=True,
     help="Comma-separated: default, random, prior, self, self-tuned, learned, oracle, fixed, "
-    "min-p, or a plugin's.",
+    "fitted-prior, min-p, or a plugin's.",
 )
 @file_option(
     "--search",
     "search_file",
     help="Search records (`hag-agent dataset search`) giving the oracle's configurations.",
+)
+@file_option(
+    "--priors",
+    "priors_file",
+    help="For fitted-prior: the per-task configurations from `hag-agent train prior`.",
 )
 @click.option(
     "--tuned-proposer",
@@ -166,8 +171,9 @@ def eval_command(
 ) -> None:
     """Compare proposers of decoding settings on a suite: default, random, prior, self, oracle.
 
-    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers, fixed, and
-    any plugin's proposer; a proposer's own options come from HAG_PROPOSER_OPTIONS, e.g.
+    Also self-tuned (--tuned-proposer) and learned (--head), the fine-tuned proposers,
+    fitted-prior (--priors: the best configuration per task kind on search data), fixed, and any
+    plugin's proposer; a proposer's own options come from HAG_PROPOSER_OPTIONS, e.g.
     '{"fixed": {"fixed_params": {"temperature": 0, ...}}}'.
 
     Every case runs once per proposer and seed, with the task pinned to the case's and critique
@@ -236,6 +242,7 @@ def _settings(options: dict[str, Any], context: HAGContext) -> EvalSettings:
         EvalSettings,
         proposers=names,
         search_file=options["search_file"],
+        priors_file=options["priors_file"],
         proposer_options={k: v for k, v in context.proposer_options.items() if k in names},
         **{k: options[k] for k in _SETTINGS_OPTIONS},
     )

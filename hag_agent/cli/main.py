@@ -17,6 +17,7 @@ from hag_agent.cli.run_command import run
 from hag_agent.cli.serve_command import serve
 from hag_agent.cli.train_command import train
 from hag_agent.cli.train_head_command import head
+from hag_agent.cli.train_prior_command import prior
 
 
 @click.group(cls=HAGGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +31,7 @@ cli.add_command(chat)
 cli.add_command(dataset)
 cli.add_command(eval_command)
 train.add_command(head)
+train.add_command(prior)
 cli.add_command(train)
 cli.add_command(graph)
 cli.add_command(serve)

@@ -1,7 +1,8 @@
 """Seeded generators of the suites where the decoding settings decide the score.
 
 A small model can list, repeat and continue text; how well it does depends on how it samples.
-Two of the suites share one task kind, chat, and want opposite settings from it:
+Three of the suites share one task kind, chat; repeat_exact and talk_at_length want opposite
+settings from it, and the prompt says which:
 
 - distinct_list: "List 6 different insects, one per line": greedy decoding repeats itself, so
   it wants sampling and a repetition penalty (metric distinct_items);
@@ -9,6 +10,10 @@ Two of the suites share one task kind, chat, and want opposite settings from it:
   It is the one exact rewrite SmolLM2-135M does under greedy decoding (replacing or dropping a
   word, capitals and hyphens it does not); the held-out copy_exact suite asks the same of
   hand-written sentences, so a proposer tuned on repeat_exact has seen that kind of request;
+- talk_at_length (chat): talk about an everyday topic in about 40, 60 or 80 words: a loop or
+  a cut answer scores low, so it wants sampling and a repetition penalty, the settings that
+  break repeat_exact (the penalty also counts the prompt's tokens, so it pushes a copy off the
+  sentence) (metric loop_free_length);
 - continuation (creative): continue a story opening in about 40, 60 or 80 words: a loop or a
   cut answer scores low, so it wants enough max_tokens and some sampling (metric
   loop_free_length).
@@ -69,6 +74,23 @@ OPENINGS: tuple[str, ...] = (
     "On the first morning of winter, {name} found a {thing} waiting on the doorstep.",
 )
 """Story openings for continuation; ``{name}`` and ``{thing}`` are filled in."""
+
+TALK_PROMPTS: tuple[str, ...] = (
+    "Tell me about {topic} in about {count} words.",
+    "In about {count} words, talk to me about {topic}.",
+    "Describe {topic} in about {count} words.",
+)
+"""The talk_at_length requests; no pattern of the rules classifier's other kinds matches them."""
+
+TALK_TOPICS: tuple[str, ...] = (
+    "a day at the beach", "a rainy afternoon at home", "a busy train station",
+    "your favourite kind of weather", "cooking dinner for friends", "a walk in the forest",
+    "a visit to the zoo", "learning to ride a bicycle", "a small town market",
+    "the first day of spring", "a long car journey", "a quiet library", "a birthday party",
+    "moving to a new house", "a snowy morning", "a football match", "a trip to the mountains",
+    "working in a garden", "a night at the cinema", "a picnic in the park",
+)  # fmt: skip
+"""Everyday topics of talk_at_length."""
 
 THINGS: tuple[str, ...] = (
     "box", "lantern", "map", "clock", "radio", "suitcase", "mirror", "key", "book", "compass",
@@ -133,6 +155,22 @@ def repeat_exact(n: int, seed: int = 0) -> list[SuiteCase]:
     return collect_distinct("repeat_exact", n, seed, draw)
 
 
+def talk_at_length(n: int, seed: int = 0) -> list[SuiteCase]:
+    """Talk about an everyday topic in about 40, 60 or 80 words; chat, loop_free_length."""
+
+    def draw(rng: random.Random) -> dict[str, object]:
+        count = rng.choice(CONTINUATION_LENGTHS)
+        prompt = rng.choice(TALK_PROMPTS).format(topic=rng.choice(TALK_TOPICS), count=count)
+        return {
+            "task": TaskKind.CHAT,
+            "prompt": prompt,
+            "count": count,
+            "metric": "loop_free_length",
+        }
+
+    return collect_distinct("talk_at_length", n, seed, draw)
+
+
 def continuation(n: int, seed: int = 0) -> list[SuiteCase]:
     """Continue a story opening in about 40, 60 or 80 words; creative, loop_free_length."""
 
@@ -156,10 +194,13 @@ __all__ = [
     "OPENINGS",
     "REPEAT_PROMPTS",
     "SENTENCE_PARTS",
+    "TALK_PROMPTS",
+    "TALK_TOPICS",
     "THINGS",
     "ListCategory",
     "continuation",
     "distinct_list",
     "load_list_categories",
     "repeat_exact",
+    "talk_at_length",
 ]

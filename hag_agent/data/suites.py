@@ -167,6 +167,16 @@ def _decoding_suites() -> list[SuiteSpec]:
             dg.repeat_exact,
         ),
         SuiteSpec(
+            "talk_at_length",
+            "Decoding decides: talk about an everyday topic in about 40, 60 or 80 words, "
+            "without loops",
+            TaskKind.CHAT,
+            "loop_free_length",
+            60,
+            dg.talk_at_length,
+            max_size=len(dg.TALK_PROMPTS) * len(dg.TALK_TOPICS) * len(dg.CONTINUATION_LENGTHS),
+        ),
+        SuiteSpec(
             "continuation",
             "Decoding decides: continue a story in about 40, 60 or 80 words, without loops",
             TaskKind.CREATIVE,

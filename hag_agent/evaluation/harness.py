@@ -76,6 +76,28 @@ def _oracle(
     return oracle_params(settings.search_file, cases, warn=warn)
 
 
+def _check_fitted_priors(
+    cases: Sequence[SuiteCase], settings: EvalSettings, warn: Callable[[str], None] | None
+) -> None:
+    """Read ``fitted-prior``'s file before any run, and warn when it was fitted on these cases.
+
+    Raises:
+        HAGInputError: The file is missing or is not a fitted-priors file.
+    """
+    if "fitted-prior" not in settings.proposers or settings.priors_file is None:
+        return
+    from hag_agent.data.fitted_priors import read_fitted_priors
+
+    fitted_on = set(read_fitted_priors(settings.priors_file).case_ids)
+    seen = [case.id for case in cases if case.id in fitted_on]
+    if seen and warn is not None:
+        warn(
+            f"fitted-prior was fitted on {len(seen)} of these {len(cases)} cases (e.g. "
+            f"{seen[0]}): its figures on them are in-sample; fit with the same --held-out and "
+            "--seed as `train sft` and evaluate with --cases-from its held_out.jsonl"
+        )
+
+
 class _Runs:
     """The runs of one evaluation: which are due, running one, and keeping its row."""
 
@@ -226,6 +248,7 @@ async def run_eval(
     setup = setup_digest(labels.backend, labels.backend_options, settings)
 
     warn = functools.partial(note, progress, STAGE)
+    _check_fitted_priors(cases, settings, warn)
     inputs = ProposerInputs(settings, _oracle(cases, settings, warn))
     runs = _Runs(settings, setup, inputs, folder / ROWS_FILE)
     jobs = runs.resume(cases, warn)

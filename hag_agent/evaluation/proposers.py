@@ -29,8 +29,9 @@ class ProposerInputs:
     """What a proposer's rows read beyond the case, so a row is redone when that changes.
 
     The head file's content (``learned``), the tuned adapter's content or served name
-    (``self-tuned``), the case's searched configuration (``oracle``), and any options given to
-    the proposer (``proposer_options``); nothing for the others, whose rows stay reusable.
+    (``self-tuned``), the fitted priors' content (``fitted-prior``), the case's searched
+    configuration (``oracle``), and any options given to the proposer (``proposer_options``);
+    nothing for the others, whose rows stay reusable.
     """
 
     def __init__(self, settings: EvalSettings, oracle: Mapping[str, HyperParams]) -> None:
@@ -38,6 +39,7 @@ class ProposerInputs:
         self._files = {
             "learned": file_digest(resolve_head(settings.head_path)),
             "self-tuned": file_digest(resolve_adapter(settings.tuned_proposer)),
+            "fitted-prior": file_digest(settings.priors_file),
         }
         self._oracle = oracle
         self._options = {

@@ -2,7 +2,8 @@
 
 Proposer names are the registry's (`hag_agent.proposing`), and each proposer's needs are
 checked here once, before any run: a head file for ``learned``, a search file for ``oracle``, a
-tuned proposer for ``self-tuned``, and any proposer's options against its settings type.
+fitted-priors file for ``fitted-prior``, a tuned proposer for ``self-tuned``, and any proposer's
+options against its settings type.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def _default_proposers() -> list[str]:
 _NEEDS: dict[str, tuple[str, str]] = {
     "learned": ("head_path", "a head file (--head FILE, from `train head`)"),
     "oracle": ("search_file", "--search FILE (from `hag-agent dataset search`)"),
+    "fitted-prior": ("priors_file", "--priors FILE (from `hag-agent train prior`)"),
     "self-tuned": (
         "tuned_proposer",
         "the tuned proposer (--tuned-proposer: a served model or a GGUF LoRA)",
@@ -57,6 +59,8 @@ class EvalSettings(BaseModel):
     """The fine-tuned proposer for ``self-tuned``: a served model name or a GGUF LoRA file."""
     search_file: Path | None = None
     """Search records giving proposer ``oracle`` each case's best configuration."""
+    priors_file: Path | None = None
+    """The per-task configurations of proposer ``fitted-prior`` (``hag-agent train prior``)."""
     proposer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """More options by proposer name (e.g. a plugin's), checked by its settings type."""
 

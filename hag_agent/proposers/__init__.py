@@ -8,7 +8,9 @@
   fine-tuned proposer);
 - `learned`: a learned head maps the prompt's embedding to a configuration (needs NumPy);
 - `oracle`: the best configuration a search found for the case;
-- `min_p`: ``min-p``, min-p sampling, a training-free adaptive baseline from the literature.
+- `min_p`: ``min-p``, min-p sampling, a training-free adaptive baseline from the literature;
+- `fitted_prior`: ``fitted-prior``, the configuration refitted per task kind on search records
+  (the strongest baseline that ignores the query).
 
 A plug-in layer: these modules may import the core, the contracts, the data formats and the
 learned head, never the search, jobs or front ends. Nothing here is imported until a proposer

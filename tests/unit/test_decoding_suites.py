@@ -8,6 +8,7 @@ import pytest
 
 from hag_agent.data import decoding_generators as dg
 from hag_agent.data.suites import make_suite
+from hag_agent.errors import HAGInputError
 from hag_agent.metrics import (
     distinct_items,
     list_items,
@@ -94,6 +95,24 @@ def test_continuation_cases_ask_for_their_length() -> None:
         found = re.search(r"in about (\d+) words: ", case.prompt)
         assert found and case.count == int(found.group(1))
         assert case.count in dg.CONTINUATION_LENGTHS
+
+
+def test_talk_cases_are_chat_requests_that_ask_for_their_length() -> None:
+    from hag_agent.classification import classify_by_rules
+    from hag_agent.tasks import TaskKind
+
+    cases = make_suite("talk_at_length", 180, seed=0)  # every prompt the generator can make
+    assert len({c.prompt for c in cases}) == 180
+    for case in cases:
+        found = re.search(r"(?:in )?about (\d+) words", case.prompt)
+        assert found and case.count == int(found.group(1)), case.prompt
+        assert any(topic in case.prompt for topic in dg.TALK_TOPICS), case.prompt
+        # The kind the graph's rules give the prompt is the case's: the chat prior serves both
+        # talk_at_length and repeat_exact, which want opposite settings.
+        assert case.task is TaskKind.CHAT
+        assert classify_by_rules(case.prompt)[0] is TaskKind.CHAT, case.prompt
+    with pytest.raises(HAGInputError, match="at most 180 cases"):
+        make_suite("talk_at_length", 181, seed=0)
 
 
 def test_identical_right_samples_of_an_exact_case_score_1() -> None:

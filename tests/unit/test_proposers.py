@@ -86,10 +86,11 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtins_are_listed_in_report_order() -> None:
-    assert proposer_names()[:9] == [
-        "default", "random", "prior", "self", "self-tuned", "learned", "oracle", "fixed", "min-p"
+    assert proposer_names()[:10] == [
+        "default", "random", "prior", "self", "self-tuned", "learned", "oracle", "fixed", "min-p",
+        "fitted-prior",
     ]  # fmt: skip
-    for name in proposer_names()[:9]:
+    for name in proposer_names()[:10]:
         assert proposer_class(name).name == name
 
 
@@ -99,7 +100,7 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         resolve_context({"proposer": "magic"})
     assert caught.value.field == "proposer"
-    names = "default, random, prior, self, self-tuned, learned, oracle, fixed, min-p"
+    names = "default, random, prior, self, self-tuned, learned, oracle, fixed, min-p, fitted-prior"
     assert names in str(caught.value)
 
 

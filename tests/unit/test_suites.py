@@ -28,7 +28,7 @@ from hag_agent.metrics import ONE_OF_MENTION_CREDIT, metric_value
 from hag_agent.tasks import TaskKind
 
 TRAINING_SUITES = ("coinflip", "last_letters", "arithmetic", "pig_latin", "translation", "keywords")
-DECODING_SUITES = ("distinct_list", "repeat_exact", "continuation")
+DECODING_SUITES = ("distinct_list", "repeat_exact", "talk_at_length", "continuation")
 HELD_OUT_SUITES = ("short_facts", "copy_exact", "chat_reply")
 SUITES = TRAINING_SUITES + DECODING_SUITES + HELD_OUT_SUITES
 
