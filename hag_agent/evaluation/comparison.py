@@ -26,8 +26,9 @@ from hag_agent.evaluation.rows import EvalRow
 OVERALL = "overall"
 """The aggregate over every task."""
 
-BASELINES = ("prior", "default")
-"""The proposers every other is compared with, where the evaluation ran them."""
+BASELINES = ("prior", "default", "fitted-prior")
+"""The proposers every other is compared with, where the evaluation ran them (``fitted-prior``:
+the best one configuration per task kind, which a per-query choice has to beat to pay)."""
 
 RESAMPLES = 2000
 """Bootstrap resamples per comparison."""

@@ -154,3 +154,8 @@ def test_every_proposer_is_compared_with_each_baseline_that_ran() -> None:
     assert not any(baseline == proposer for baseline, _, proposer in found)
     assert len(found) == 2 * 3 * 2  # two baselines x (overall + two tasks) x two others
     assert compare_all(rows, ["self", "random"], ["math"]) == []
+    fitted = rows + [
+        row(c, t, "fitted-prior", 0, 0.5) for c, t in (("a", "math"), ("b", "creative"))
+    ]
+    against = {c.baseline for c in compare_all(fitted, ["self", "fitted-prior"], ["math"])}
+    assert against == {"fitted-prior"}  # the refitted prior is a baseline too
