@@ -9,13 +9,14 @@ and per suite:
 - how many cases, and how many distinct best configurations they have;
 - the mean score of the task prior and of the per-case best ("oracle"), both on the fresh half;
 - the oracle's margin over the prior, with a 95% bootstrap interval over cases;
-- the best single configuration of each task kind in the group (chosen on the first halves of
-  all the kind's cases, scored on the fresh ones): what a per-task prior refitted on this data
-  reaches without any per-query choice.
+- the refitted prior: the best single configuration of each task kind (chosen on the first
+  halves of all the kind's cases, whatever the group, scored on the fresh ones), what a
+  per-task prior refitted on this data reaches without any per-query choice; and the oracle's
+  margin over it, with its interval. Only that margin is room for a per-query choice.
 
-A kind whose cases all want one configuration has one distinct best and a margin near 0: a
-per-task prior is then all a proposer can learn. Configurations some case lacks samples of are
-left out for that case.
+A kind whose cases all want one configuration has one distinct best and no margin over the
+refitted prior: a per-task prior is then all a proposer can learn. Configurations some case
+lacks samples of are left out for that case.
 
     python benchmarks/grid_signal.py SUITES --plan plan.json --samples-dir samples [--limit N]
 """
@@ -91,34 +92,37 @@ def best_fixed(choices: list[CaseChoice]) -> tuple[int, float]:
     return best, statistics.fmean(c.fresh[best] for c in choices)
 
 
-def refitted_prior(choices: list[CaseChoice], plan: GridPlan) -> str:
-    """``label#i: score``: the best single configuration per task kind, on the fresh halves."""
+def refitted_priors(choices: list[CaseChoice]) -> dict[str, int]:
+    """The best single configuration of each task kind, chosen over all the kind's cases."""
     by_task: dict[str, list[CaseChoice]] = defaultdict(list)
     for choice in choices:
         by_task[choice.task].append(choice)
-    fitted = {task: best_fixed(members) for task, members in sorted(by_task.items())}
-    if len(fitted) == 1:
-        (best, score), *_ = fitted.values()
-        return f"{plan.labels[best]}#{best}: {score:.3f}"
-    score = statistics.fmean(c.fresh[fitted[c.task][0]] for c in choices)
-    return f"one per kind: {score:.3f}"
+    return {task: best_fixed(members)[0] for task, members in sorted(by_task.items())}
 
 
-def report(group: str, choices: list[CaseChoice], plan: GridPlan) -> str:
-    """One table row: cases, distinct bests, prior and oracle on fresh seeds, the margin."""
-    margins = {f"c{i}": [c.oracle - c.prior] for i, c in enumerate(choices)}
+def margin(choices: list[CaseChoice], baseline: dict[str, float]) -> str:
+    """The oracle's mean margin over ``baseline`` (by case id) with its 95% bootstrap interval."""
+    margins = {f"c{i}": [c.oracle - baseline[f"c{i}"]] for i, c in enumerate(choices)}
     low, high = paired_interval(margins) if len(choices) >= 2 else (float("nan"),) * 2
+    mean = statistics.fmean(m for (m,) in margins.values())
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def report(group: str, choices: list[CaseChoice], plan: GridPlan, fitted: dict[str, int]) -> str:
+    """One table row: cases, distinct bests, the scores on fresh seeds, the oracle's margins."""
     bests: dict[str, int] = defaultdict(int)
     for choice in choices:
         bests[plan.labels[choice.best] + f"#{choice.best}"] += 1
     common = ", ".join(f"{name} x{n}" for name, n in sorted(bests.items(), key=lambda b: -b[1])[:3])
-    prior = statistics.fmean(c.prior for c in choices)
+    prior = {f"c{i}": c.prior for i, c in enumerate(choices)}
+    refit = {f"c{i}": c.fresh[fitted[c.task]] for i, c in enumerate(choices)}
+    configs = sorted({fitted[c.task] for c in choices})
+    labels = " + ".join(f"{plan.labels[i]}#{i}" for i in configs)
     oracle = statistics.fmean(c.oracle for c in choices)
-    fixed_text = refitted_prior(choices, plan)
     return (
-        f"| {group} | {len(choices)} | {len(bests)} | {prior:.3f} | {oracle:.3f} "
-        f"| {oracle - prior:+.3f} [{low:+.3f}, {high:+.3f}] "
-        f"| {fixed_text} | {common} |"
+        f"| {group} | {len(choices)} | {len(bests)} | {statistics.fmean(prior.values()):.3f} "
+        f"| {statistics.fmean(refit.values()):.3f} ({labels}) | {oracle:.3f} "
+        f"| {margin(choices, prior)} | {margin(choices, refit)} | {common} |"
     )
 
 
@@ -141,17 +145,21 @@ def main() -> None:
             choices.append(choice)
     sampled = f"{len(samples)} of {len(plan.configs)} configurations sampled"
     print(f"{len(choices)} cases, {sampled}, K = {plan.samples}")
-    columns = ("group", "cases", "distinct bests", "prior (fresh)", "oracle (fresh)")
-    print(f"| {' | '.join(columns)} | margin [95%] | best single configuration (fresh) "
-          "| commonest bests |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    columns = (
+        "group", "cases", "distinct bests", "prior (fresh)", "refitted prior (fresh)",
+        "oracle (fresh)", "oracle - prior [95%]", "oracle - refitted prior [95%]",
+        "commonest bests",
+    )  # fmt: skip
+    print(f"| {' | '.join(columns)} |")
+    print("|" + "---|" * len(columns))
+    fitted = refitted_priors(choices)
     for key in ("task", "suite"):
         groups: dict[str, list[CaseChoice]] = defaultdict(list)
         for choice in choices:
             groups[getattr(choice, key)].append(choice)
         for name, members in sorted(groups.items()):
-            print(report(f"{key} {name}", members, plan))
-    print(report("overall", choices, plan))
+            print(report(f"{key} {name}", members, plan, fitted))
+    print(report("overall", choices, plan, fitted))
 
 
 if __name__ == "__main__":
