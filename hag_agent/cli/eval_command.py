@@ -82,7 +82,7 @@ def report_table(report: EvalReport) -> Table:
 
 
 def differences_table(report: EvalReport) -> Table | None:
-    """Overall, each proposer against each baseline that ran (`BASELINES`), with the 95% interval."""
+    """Overall, each proposer against each baseline that ran, with the 95% interval."""
     from hag_agent.evaluation.comparison import OVERALL, format_difference, format_record
 
     overall = [c for c in report.comparisons if c.task == OVERALL]

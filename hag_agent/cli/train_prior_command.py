@@ -21,8 +21,7 @@ from hag_agent.training.sft_data import split_records
 
 SAMPLING_KEYS = tuple(key for key in HYPERPARAM_KEYS if key != "max_tokens")
 """The keys the table shows (a grid holds max_tokens; the proposer takes it from the prior)."""
-_SHORT = {"temperature": "temp", "repetition_penalty": "penalty"}
-_SHORT = {key: _SHORT.get(key, key) for key in SAMPLING_KEYS}
+_HEADERS = {"temperature": "temp", "repetition_penalty": "penalty"}
 
 
 def fits_table(priors: FittedPriors) -> Table:
@@ -33,7 +32,8 @@ def fits_table(priors: FittedPriors) -> Table:
     # No box: its column rules would push the ten columns past an 80-column terminal.
     table = Table(title="the best configuration per task kind (in-sample means)", box=None)
     table.add_column("task", no_wrap=True)
-    for column in ("cases", "configs", *_SHORT.values(), "mean", "prior"):
+    headers = (_HEADERS.get(key, key) for key in SAMPLING_KEYS)
+    for column in ("cases", "configs", *headers, "mean", "prior"):
         table.add_column(column, justify="right", no_wrap=True)
     for task, fit in priors.tasks.items():
         values = fit.params.model_dump()

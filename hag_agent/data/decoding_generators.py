@@ -12,8 +12,8 @@ settings from it, and the prompt says which:
   hand-written sentences, so a proposer tuned on repeat_exact has seen that kind of request;
 - talk_at_length (chat): talk about an everyday topic in about 40, 60 or 80 words: a loop or
   a cut answer scores low, so it wants sampling and a repetition penalty, the settings that
-  break repeat_exact (the penalty also counts the prompt's tokens, so it pushes a copy off the
-  sentence) (metric loop_free_length);
+  break repeat_exact (vLLM's penalty counts the prompt's tokens too, so it pushes a copy off
+  the sentence) (metric loop_free_length);
 - continuation (creative): continue a story opening in about 40, 60 or 80 words: a loop or a
   cut answer scores low, so it wants enough max_tokens and some sampling (metric
   loop_free_length).
