@@ -67,7 +67,8 @@ _STRATEGY_OPTIONS = (
         help="Who proposes the params (default: the backend's, the task prior unless a "
         "--proposer-model or --head is given): self, prior, fixed, learned, default, random, "
         'oracle (HAG_PROPOSER_OPTIONS=\'{"oracle": {"search_file": FILE}}\'), self-tuned, '
-        "fitted-prior, min-p, or a plugin's.",
+        'fitted-prior (HAG_PROPOSER_OPTIONS=\'{"fitted-prior": {"priors_file": FILE}}\'), min-p, '
+        "or a plugin's.",
     ),
     click.option(
         "--critic",

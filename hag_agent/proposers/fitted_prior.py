@@ -4,8 +4,10 @@ It reads a file from ``hag-agent train prior`` (once per process, again when it 
 each task kind, the one configuration with the best mean score over that kind's search cases.
 It ignores the query, as the shipped prior does, so it is the baseline a per-query proposer has
 to beat on the same data. A kind the file has no fit for, or a file that cannot be read, gets
-the shipped task prior, with the reason traced. The keys the search held (``max_tokens``) come
-from the task prior, as for the trained proposers.
+the shipped task prior, with the reason traced. A budget the search held (``max_tokens``) comes
+from the task prior, as for the trained proposers; every sampling value is the fitted
+configuration's own, even where the grid's other configurations held it (a grid scores the task
+prior with its own min_p, and that configuration can be the one fitted).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class FittedPriorProposer(Proposer):
         proposal = Proposal.uniform(
             fit.params.model_dump(), ParamSource.FIXED, reason, priors=str(path)
         )
-        return proposal.within(priors.scope, request.task)
+        why = "a budget the search held fixed"
+        return proposal.with_prior_for(priors.scope.budgets(), request.task, why)
         yield  # pragma: no cover - makes this function a generator
 
 

@@ -18,6 +18,7 @@ from hag_agent.data.fitted_priors import (
 )
 from hag_agent.data.search_records import ScoredConfig, SearchRecord
 from hag_agent.errors import HAGInputError
+from hag_agent.evaluation.proposers import ProposerInputs
 from hag_agent.evaluation.settings import EvalSettings
 from hag_agent.hyperparameters import HyperParams, ParamSource
 from hag_agent.tasks import TASK_PRIORS, TaskKind
@@ -26,7 +27,8 @@ from hag_agent.training.sft_data import split_records
 
 GREEDY = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
 HOT = {"temperature": 1.0, "top_p": 0.7, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.2}
-WARM = {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.0, "repetition_penalty": 1.1}
+WARM = {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1}
+"""The task prior of these records: the grid holds min_p at 0, the prior has its own."""
 
 
 def record(case_id: str, task: str, scores: dict[str, float], budget: int = 128) -> SearchRecord:
@@ -43,7 +45,8 @@ def record(case_id: str, task: str, scores: dict[str, float], budget: int = 128)
     ]
     best = max(evaluated, key=lambda e: e.score)
     base = search_record(case_id, task, f"prompt {case_id}", HyperParams(**best.params))
-    return base.model_copy(update={"evaluated": evaluated, "fixed": {"max_tokens": budget}})
+    fixed = {"max_tokens": budget, "min_p": 0.0}  # what a grid's records say they held
+    return base.model_copy(update={"evaluated": evaluated, "fixed": fixed})
 
 
 def test_each_kind_gets_the_configuration_best_on_average_not_any_cases_best() -> None:
@@ -62,7 +65,7 @@ def test_each_kind_gets_the_configuration_best_on_average_not_any_cases_best() -
     assert (chat.cases, chat.compared) == (3, 3)
     assert priors.tasks[TaskKind.CREATIVE].params.model_dump() == {**WARM, "max_tokens": 128}
     assert priors.case_ids == ["c1", "c2", "c3", "s1"] and priors.source == "abc"
-    assert priors.scope.fixed == {"max_tokens": 128}
+    assert priors.scope.fixed == {"max_tokens": 128, "min_p": 0.0}
 
 
 def test_only_configurations_scored_on_every_case_compete_and_ties_go_to_the_first() -> None:
@@ -125,6 +128,11 @@ def test_the_proposer_serves_the_kinds_fit_with_the_held_budget_from_the_prior(
     assert result.attempts[0].params == TASK_PRIORS[TaskKind.MATH]
     assert "no fit for math" in event.message and not event.data.get("fallback")
     # An unreadable file: the prior, recorded as a fallback.
+    # The fitted configuration is served as measured: the prior's own min_p is not replaced by
+    # the value the grid's other configurations held.
+    write_fitted_priors(fit_priors([record("c1", "creative", {"hot": 0.1, "warm": 0.9})]), path)
+    result, _ = run("Write a short poem about rain.", options)
+    assert result.attempts[0].params.model_dump() == {**WARM, "max_tokens": budget}
     path.write_text("not json", encoding="utf-8")
     result, event = run("Write a short poem about rain.", options)
     assert result.attempts[0].params == TASK_PRIORS[TaskKind.CREATIVE]
@@ -188,6 +196,10 @@ def test_the_evaluation_needs_the_file_and_warns_when_it_scores_fitted_cases(
     warnings.clear()
     _check_fitted_priors(cases[1:], settings, warnings.append)
     assert warnings == []
+    # A row of fitted-prior is redone when the file's content changes, as for a head file.
+    before = ProposerInputs(settings, {})("fitted-prior", cases[1].id)
+    write_fitted_priors(fit_priors([record(cases[0].id, "chat", {"hot": 0.5})]), path)
+    assert ProposerInputs(settings, {})("fitted-prior", cases[1].id) != before
     missing = EvalSettings(proposers=["fitted-prior"], priors_file=tmp_path / "none.json")
     with pytest.raises(HAGInputError, match="no such fitted-priors file"):
         _check_fitted_priors(cases, missing, warnings.append)
