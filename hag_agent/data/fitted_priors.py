@@ -48,7 +48,8 @@ class FittedPriors(BaseModel):
     tasks: dict[TaskKind, TaskFit]
     """The fit of each task kind the records hold."""
     scope: TrainingScope
-    """What the records held fixed (``max_tokens``, min_p): served from the task prior instead."""
+    """What the records held fixed (``max_tokens``, min_p); a held budget is served from the
+    task prior instead."""
     source: str = ""
     """The search file's sha256, when known."""
     case_ids: list[str] = Field(default_factory=list)
@@ -113,6 +114,8 @@ def _read(path: str, mtime_ns: int, size: int) -> FittedPriors:
     # Keyed by the file's mtime and size too, so a rewritten file is read again.
     try:
         return FittedPriors.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise HAGInputError(f"{path}: cannot read it: {exc}") from None
     except ValidationError as exc:
         where, message = first_error(exc, "file")
         raise HAGInputError(

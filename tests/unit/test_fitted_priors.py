@@ -98,6 +98,8 @@ def test_the_file_round_trips_and_a_bad_one_is_a_typed_error(tmp_path: Path) -> 
     bad.write_text('{"tasks": {"chat": 3}}', encoding="utf-8")
     with pytest.raises(HAGInputError, match=r"not a fitted-priors file .*`hag-agent train prior`"):
         read_fitted_priors(bad)
+    with pytest.raises(HAGInputError, match="cannot read it"):
+        read_fitted_priors(tmp_path / "sub")  # a folder
 
 
 def run(prompt: str, options: dict[str, Any]) -> Any:
